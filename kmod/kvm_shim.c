@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * kvm_shim.c - KVM internals used by vminsight.ko (Linux 6.1 and 6.12).
+ *
+ * Only exported KVM symbols are used: file_is_kvm, kvm_get_kvm,
+ * kvm_put_kvm, the kvm_x86_cache_reg static call and the kvm_entry
+ * tracepoint. Struct layouts come from the kernel headers the module is
+ * built against.
+ */
+#include <linux/kvm_host.h>
+#include <linux/tracepoint.h>
+#include <linux/err.h>
+
+#include "kvm_shim.h"
+#include "uapi/vminsight.h"
+
+/*
+ * KVM's trace.h is private, so the tracepoint is declared here. Both
+ * supported kernels (Debian 6.1.1xx and 6.12) pass a force_immediate_exit
+ * flag after the vCPU; older 6.1 builds passed only the vCPU, and the
+ * unused trailing argument is harmless on x86-64 either way.
+ */
+extern struct tracepoint __tracepoint_kvm_entry;
+
+static vmi_entry_probe_t entry_probe;
+
+static void vmi_kvm_entry_tp(void *data, struct kvm_vcpu *vcpu,
+			     bool force_immediate_exit)
+{
+	entry_probe(vcpu);
+}
+
+int vmi_kvm_entry_probe_register(vmi_entry_probe_t probe)
+{
+	entry_probe = probe;
+	return tracepoint_probe_register(&__tracepoint_kvm_entry,
+					 vmi_kvm_entry_tp, NULL);
+}
+
+void vmi_kvm_entry_probe_unregister(void)
+{
+	tracepoint_probe_unregister(&__tracepoint_kvm_entry,
+				    vmi_kvm_entry_tp, NULL);
+	/* No probe may still run once this returns. */
+	tracepoint_synchronize_unregister();
+}
+
+u32 vmi_kvm_max_vcpus(void)
+{
+	return KVM_MAX_VCPUS;
+}
+
+struct kvm *vmi_kvm_get_from_file(struct file *file)
+{
+	struct kvm *kvm;
+
+	if (!file_is_kvm(file))
+		return ERR_PTR(-EINVAL);
+	/* The open file pins the VM, so a plain get cannot race its end. */
+	kvm = file->private_data;
+	kvm_get_kvm(kvm);
+	return kvm;
+}
+
+void vmi_kvm_put(struct kvm *kvm)
+{
+	kvm_put_kvm(kvm);
+}
+
+bool vmi_kvm_is_orphaned(struct kvm *kvm)
+{
+	return refcount_read(&kvm->users_count) == 1;
+}
+
+u32 vmi_kvm_online_vcpus(struct kvm *kvm)
+{
+	return atomic_read(&kvm->online_vcpus);
+}
+
+u32 vmi_kvm_memslots(struct kvm *kvm, struct vmi_memslot *out, u32 max,
+		     u64 *generation)
+{
+	struct kvm_memory_slot *slot;
+	struct kvm_memslots *slots;
+	u32 n = 0;
+	int idx, bkt;
+
+	idx = srcu_read_lock(&kvm->srcu);
+	slots = kvm_memslots(kvm);
+	*generation = slots->generation;
+	kvm_for_each_memslot(slot, bkt, slots) {
+		if (slot->flags & KVM_MEMSLOT_INVALID)
+			continue;
+		if (n < max) {
+			out[n].gpa = (u64)slot->base_gfn << PAGE_SHIFT;
+			out[n].size = (u64)slot->npages << PAGE_SHIFT;
+			out[n].hva = slot->userspace_addr;
+			out[n].flags = slot->flags;
+			out[n].reserved = 0;
+		}
+		n++;
+	}
+	srcu_read_unlock(&kvm->srcu, idx);
+	return n;
+}
+
+struct kvm *vmi_vcpu_kvm(struct kvm_vcpu *vcpu)
+{
+	return vcpu->kvm;
+}
+
+u32 vmi_vcpu_index(struct kvm_vcpu *vcpu)
+{
+	return vcpu->vcpu_idx;
+}
+
+/* Same logic as KVM's private kvm_read_cr3(). */
+u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu)
+{
+	if (!test_bit(VCPU_EXREG_CR3, (unsigned long *)&vcpu->arch.regs_avail))
+		static_call(kvm_x86_cache_reg)(vcpu, VCPU_EXREG_CR3);
+	return vcpu->arch.cr3;
+}

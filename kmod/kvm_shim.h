@@ -1,0 +1,47 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * kvm_shim.h - every dependency on KVM internals, behind one small API.
+ *
+ * The rest of vminsight.ko never touches struct kvm or struct kvm_vcpu
+ * fields directly; a new kernel means revisiting kvm_shim.c only.
+ * Supported: Debian's 6.1 and 6.12 kernels.
+ */
+#ifndef VMI_KVM_SHIM_H
+#define VMI_KVM_SHIM_H
+
+#include <linux/types.h>
+
+struct file;
+struct kvm;
+struct kvm_vcpu;
+struct vmi_memslot;
+
+/* Largest vCPU index KVM can hand us; sizes per-vCPU state. */
+u32 vmi_kvm_max_vcpus(void);
+
+/* Take a reference on the VM behind a KVM VM file, or ERR_PTR. */
+struct kvm *vmi_kvm_get_from_file(struct file *file);
+void vmi_kvm_put(struct kvm *kvm);
+
+/* True when the caller's reference is the last one: QEMU is gone. */
+bool vmi_kvm_is_orphaned(struct kvm *kvm);
+u32 vmi_kvm_online_vcpus(struct kvm *kvm);
+
+/*
+ * Copy up to @max memslots of address space 0 into @out; returns how many
+ * slots exist (may exceed @max) and stores the memslot generation.
+ */
+u32 vmi_kvm_memslots(struct kvm *kvm, struct vmi_memslot *out, u32 max,
+		     u64 *generation);
+
+/* vCPU accessors, valid in the vCPU's own thread (tracepoint context). */
+struct kvm *vmi_vcpu_kvm(struct kvm_vcpu *vcpu);
+u32 vmi_vcpu_index(struct kvm_vcpu *vcpu);
+u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu);
+
+/* Tracepoint on every VM entry. */
+typedef void (*vmi_entry_probe_t)(struct kvm_vcpu *vcpu);
+int vmi_kvm_entry_probe_register(vmi_entry_probe_t probe);
+void vmi_kvm_entry_probe_unregister(void);
+
+#endif /* VMI_KVM_SHIM_H */

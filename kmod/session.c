@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * session.c - attach, detach, the session file, and CR3 change records.
+ *
+ * Sessions live in an RCU hash keyed by struct kvm: the VM-entry probe
+ * looks up its VM without locks; attach and detach serialise on a mutex.
+ * The kvm_entry probe is registered while at least one session exists, so
+ * a host with nothing attached pays nothing.
+ */
+#include <linux/anon_inodes.h>
+#include <linux/file.h>
+#include <linux/fs.h>
+#include <linux/hashtable.h>
+#include <linux/irq_work.h>
+#include <linux/ktime.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+
+#include "kvm_shim.h"
+#include "ring.h"
+#include "session.h"
+
+#define VMI_MAX_MEMSLOTS 512
+
+struct vmi_session {
+	struct hlist_node node;
+	struct kvm *kvm;
+	struct vmi_ring ring;
+	u64 *last_cr3;			/* indexed by vCPU index */
+	u32 max_vcpus;
+	atomic64_t cr3_samples;
+	wait_queue_head_t wq;
+	struct irq_work wake;		/* wake readers from any context */
+};
+
+static DEFINE_HASHTABLE(vmi_sessions, 6);
+static DEFINE_MUTEX(vmi_sessions_lock);
+static unsigned int vmi_nr_sessions;
+
+static struct vmi_session *vmi_session_find(struct kvm *kvm)
+{
+	struct vmi_session *s;
+
+	hash_for_each_possible_rcu(vmi_sessions, s, node, (unsigned long)kvm)
+		if (s->kvm == kvm)
+			return s;
+	return NULL;
+}
+
+void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
+{
+	struct vmi_record rec = { .type = VMI_REC_CR3,
+				  .flags = VMI_RECF_SAMPLED };
+	struct vmi_session *s;
+	u64 cr3, old;
+	u32 idx;
+
+	rcu_read_lock();
+	s = vmi_session_find(vmi_vcpu_kvm(vcpu));
+	if (!s)
+		goto out;
+	idx = vmi_vcpu_index(vcpu);
+	if (idx >= s->max_vcpus)
+		goto out;
+	atomic64_inc(&s->cr3_samples);
+	cr3 = vmi_vcpu_cr3(vcpu);
+	/* Only this vCPU's thread writes its slot. */
+	old = READ_ONCE(s->last_cr3[idx]);
+	if (old == cr3)
+		goto out;
+	WRITE_ONCE(s->last_cr3[idx], cr3);
+
+	rec.vcpu = idx;
+	rec.time_ns = ktime_get_ns();
+	rec.cr3.old_cr3 = old;
+	rec.cr3.new_cr3 = cr3;
+	vmi_ring_write(&s->ring, &rec);
+	irq_work_queue(&s->wake);
+out:
+	rcu_read_unlock();
+}
+
+static void vmi_session_wake(struct irq_work *work)
+{
+	struct vmi_session *s = container_of(work, struct vmi_session, wake);
+
+	wake_up_interruptible(&s->wq);
+}
+
+static void vmi_session_free(struct vmi_session *s)
+{
+	irq_work_sync(&s->wake);
+	vmi_ring_free(&s->ring);
+	kvfree(s->last_cr3);
+	if (s->kvm)
+		vmi_kvm_put(s->kvm);
+	kfree(s);
+}
+
+static int vmi_session_publish(struct vmi_session *s)
+{
+	int ret = 0;
+
+	mutex_lock(&vmi_sessions_lock);
+	if (vmi_session_find(s->kvm)) {
+		ret = -EBUSY;	/* one session per VM */
+		goto out;
+	}
+	if (!vmi_nr_sessions) {
+		ret = vmi_kvm_entry_probe_register(vmi_session_on_vm_entry);
+		if (ret)
+			goto out;
+	}
+	vmi_nr_sessions++;
+	hash_add_rcu(vmi_sessions, &s->node, (unsigned long)s->kvm);
+out:
+	mutex_unlock(&vmi_sessions_lock);
+	return ret;
+}
+
+static void vmi_session_unpublish(struct vmi_session *s)
+{
+	mutex_lock(&vmi_sessions_lock);
+	hash_del_rcu(&s->node);
+	if (!--vmi_nr_sessions)
+		vmi_kvm_entry_probe_unregister();	/* waits for probes */
+	mutex_unlock(&vmi_sessions_lock);
+	/* A probe that found this session has finished with it. */
+	synchronize_rcu();
+}
+
+static int vmi_session_release(struct inode *inode, struct file *file)
+{
+	struct vmi_session *s = file->private_data;
+
+	vmi_session_unpublish(s);
+	vmi_session_free(s);
+	return 0;
+}
+
+static int vmi_session_mmap(struct file *file, struct vm_area_struct *vma)
+{
+	struct vmi_session *s = file->private_data;
+
+	return vmi_ring_mmap(&s->ring, vma);
+}
+
+static __poll_t vmi_session_poll(struct file *file, poll_table *wait)
+{
+	struct vmi_session *s = file->private_data;
+	__poll_t mask = 0;
+
+	poll_wait(file, &s->wq, wait);
+	if (vmi_ring_has_data(&s->ring))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	if (vmi_kvm_is_orphaned(s->kvm))
+		mask |= EPOLLHUP;
+	return mask;
+}
+
+static long vmi_session_status(struct vmi_session *s, void __user *arg)
+{
+	struct vmi_status st = {};
+	unsigned long flags;
+
+	spin_lock_irqsave(&s->ring.lock, flags);
+	st.records = s->ring.head;
+	st.lost = s->ring.lost;
+	spin_unlock_irqrestore(&s->ring.lock, flags);
+	st.cr3_samples = atomic64_read(&s->cr3_samples);
+	st.nr_vcpus = vmi_kvm_online_vcpus(s->kvm);
+	if (vmi_kvm_is_orphaned(s->kvm))
+		st.flags |= VMI_STATUS_VM_DEAD;
+	return copy_to_user(arg, &st, sizeof(st)) ? -EFAULT : 0;
+}
+
+static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
+{
+	struct vmi_memslots req;
+	struct vmi_memslot *slots;
+	u32 max, n;
+	long ret = 0;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.reserved)
+		return -EINVAL;
+	max = min_t(u32, req.count, VMI_MAX_MEMSLOTS);
+	slots = kcalloc(max ?: 1, sizeof(*slots), GFP_KERNEL);
+	if (!slots)
+		return -ENOMEM;
+	n = vmi_kvm_memslots(s->kvm, slots, max, &req.generation);
+	if (copy_to_user(u64_to_user_ptr(req.slots), slots,
+			 (size_t)min(n, max) * sizeof(*slots)))
+		ret = -EFAULT;
+	req.count = n;
+	if (!ret && copy_to_user(arg, &req, sizeof(req)))
+		ret = -EFAULT;
+	kfree(slots);
+	return ret;
+}
+
+static long vmi_session_ioctl(struct file *file, unsigned int cmd,
+			      unsigned long arg)
+{
+	struct vmi_session *s = file->private_data;
+
+	switch (cmd) {
+	case VMI_IOC_STATUS:
+		return vmi_session_status(s, (void __user *)arg);
+	case VMI_IOC_MEMSLOTS:
+		return vmi_session_memslots(s, (void __user *)arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static const struct file_operations vmi_session_fops = {
+	.owner = THIS_MODULE,
+	.release = vmi_session_release,
+	.mmap = vmi_session_mmap,
+	.poll = vmi_session_poll,
+	.unlocked_ioctl = vmi_session_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = noop_llseek,
+};
+
+static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
+{
+	struct vmi_session *s;
+	struct file *vm_file;
+	int ret;
+
+	s = kzalloc(sizeof(*s), GFP_KERNEL);
+	if (!s)
+		return ERR_PTR(-ENOMEM);
+	init_waitqueue_head(&s->wq);
+	init_irq_work(&s->wake, vmi_session_wake);
+	atomic64_set(&s->cr3_samples, 0);
+
+	s->max_vcpus = vmi_kvm_max_vcpus();
+	s->last_cr3 = kvcalloc(s->max_vcpus, sizeof(u64), GFP_KERNEL);
+	ret = s->last_cr3 ? vmi_ring_init(&s->ring, a->data_pages) : -ENOMEM;
+	if (ret)
+		goto fail;
+
+	vm_file = fget(a->vm_fd);
+	if (!vm_file) {
+		ret = -EBADF;
+		goto fail;
+	}
+	s->kvm = vmi_kvm_get_from_file(vm_file);
+	fput(vm_file);
+	if (IS_ERR(s->kvm)) {
+		ret = PTR_ERR(s->kvm);
+		s->kvm = NULL;
+		goto fail;
+	}
+	return s;
+fail:
+	vmi_session_free(s);
+	return ERR_PTR(ret);
+}
+
+int vmi_session_attach(const struct vmi_attach *a)
+{
+	struct vmi_session *s;
+	int fd, ret;
+
+	if (a->flags || a->reserved)
+		return -EINVAL;
+	s = vmi_session_alloc(a);
+	if (IS_ERR(s))
+		return PTR_ERR(s);
+	ret = vmi_session_publish(s);
+	if (ret) {
+		vmi_session_free(s);
+		return ret;
+	}
+	fd = anon_inode_getfd("[vminsight-session]", &vmi_session_fops, s,
+			      O_RDWR | O_CLOEXEC);
+	if (fd < 0) {
+		vmi_session_unpublish(s);
+		vmi_session_free(s);
+	}
+	return fd;
+}
+
+void vmi_sessions_exit(void)
+{
+	/* Session files pin the module, so none can be left here. */
+	WARN_ON_ONCE(vmi_nr_sessions);
+}

@@ -1,0 +1,121 @@
+/* SPDX-License-Identifier: GPL-2.0 WITH Linux-syscall-note */
+/*
+ * vminsight.h - the only contract between vminsight.ko and userspace.
+ *
+ * Userspace opens /dev/vminsight (root only) and issues VMI_IOC_ATTACH with
+ * a file descriptor of a QEMU process's KVM VM (obtained with pidfd_getfd).
+ * The ioctl returns a new "session" file descriptor:
+ *   - mmap(session, 0, (1 + data_pages) * page size) maps the ring: one
+ *     header page (struct vmi_ring_header) followed by the data pages, an
+ *     array of fixed-size struct vmi_record;
+ *   - poll(session) reports POLLIN when records are waiting;
+ *   - ioctls on it query status and the guest memory map;
+ *   - close(session) detaches from the VM.
+ *
+ * Ring protocol (single producer side in the kernel, single consumer):
+ * data_head and data_tail count records since attach and never wrap. The
+ * kernel writes a record into slot (head % nr_records), then publishes it
+ * with a store-release of data_head. The reader load-acquires data_head,
+ * reads records [data_tail, data_head), then store-releases data_tail. When
+ * head - tail == nr_records the kernel drops the record and increments lost.
+ *
+ * Both sides compile this file; tests pin its layout.
+ */
+#ifndef _UAPI_VMINSIGHT_H
+#define _UAPI_VMINSIGHT_H
+
+#include <linux/types.h>
+#include <linux/ioctl.h>
+
+#define VMI_ABI_VERSION 1
+#define VMI_DEVICE_PATH "/dev/vminsight"
+
+/* Record types. */
+enum vmi_record_type {
+	VMI_REC_NONE = 0,
+	VMI_REC_CR3 = 1,	/* a vCPU's CR3 differs from the last one seen */
+};
+
+/* Record flags. */
+#define VMI_RECF_SAMPLED (1U << 0)	/* CR3 seen at a natural VM entry */
+
+struct vmi_record_cr3 {
+	__u64 old_cr3;		/* 0 on a vCPU's first record */
+	__u64 new_cr3;
+};
+
+/* Fixed-size record: 32-byte header, 96-byte payload. */
+struct vmi_record {
+	__u16 type;		/* enum vmi_record_type */
+	__u16 flags;		/* VMI_RECF_* */
+	__u32 vcpu;		/* vCPU index in the VM */
+	__u64 seq;		/* per-session sequence, counts lost ones too */
+	__u64 time_ns;		/* CLOCK_MONOTONIC of the host */
+	__u64 reserved;
+	union {
+		struct vmi_record_cr3 cr3;
+		__u64 raw[12];
+	};
+};
+
+#define VMI_RECORD_SIZE 128
+
+/* The header page at offset 0 of the session mapping. */
+struct vmi_ring_header {
+	__u32 version;		/* VMI_ABI_VERSION */
+	__u32 record_size;	/* VMI_RECORD_SIZE */
+	__u64 data_offset;	/* bytes from the mapping start to record 0 */
+	__u64 nr_records;	/* ring capacity, a power of two */
+	__u64 reserved0[5];
+	/* written by the kernel only; own cache line */
+	__u64 data_head;
+	__u64 lost;		/* records dropped because the ring was full */
+	__u64 reserved1[6];
+	/* written by userspace only; own cache line */
+	__u64 data_tail;
+	__u64 reserved2[7];
+};
+
+struct vmi_attach {
+	__s32 vm_fd;		/* fd of a KVM VM ("anon_inode:kvm-vm") */
+	__u32 data_pages;	/* ring data pages, power of two; 0: default */
+	__u32 flags;		/* none defined yet, must be 0 */
+	__u32 reserved;
+};
+
+/* Session state flags. */
+#define VMI_STATUS_VM_DEAD (1U << 0)	/* only this session holds the VM */
+
+struct vmi_status {
+	__u64 records;		/* records written to the ring */
+	__u64 lost;		/* records dropped */
+	__u64 cr3_samples;	/* VM entries examined */
+	__u32 nr_vcpus;		/* vCPUs the VM has now */
+	__u32 flags;		/* VMI_STATUS_* */
+	__u64 reserved[4];
+};
+
+/* One guest-physical range backed by QEMU's memory (KVM memslot). */
+struct vmi_memslot {
+	__u64 gpa;		/* guest-physical start */
+	__u64 size;		/* bytes */
+	__u64 hva;		/* start in the VM owner's (QEMU's) address space */
+	__u32 flags;		/* KVM_MEM_* of the slot */
+	__u32 reserved;
+};
+
+struct vmi_memslots {
+	__u32 count;		/* in: entries at slots; out: slots present */
+	__u32 reserved;
+	__u64 generation;	/* changes whenever the memory map changes */
+	__u64 slots;		/* user pointer to struct vmi_memslot[count] */
+};
+
+#define VMI_IOC_MAGIC 0xB7
+/* On /dev/vminsight: returns a session fd. */
+#define VMI_IOC_ATTACH		_IOW(VMI_IOC_MAGIC, 0x01, struct vmi_attach)
+/* On a session fd. */
+#define VMI_IOC_STATUS		_IOR(VMI_IOC_MAGIC, 0x10, struct vmi_status)
+#define VMI_IOC_MEMSLOTS	_IOWR(VMI_IOC_MAGIC, 0x11, struct vmi_memslots)
+
+#endif /* _UAPI_VMINSIGHT_H */
