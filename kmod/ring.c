@@ -33,6 +33,7 @@ int vmi_ring_init(struct vmi_ring *ring, u32 data_pages)
 	ring->nr_records = (u64)data_pages * PAGE_SIZE / VMI_RECORD_SIZE;
 	ring->head = 0;
 	ring->lost = 0;
+	ring->tail_cache = 0;
 	spin_lock_init(&ring->lock);
 
 	ring->hdr->version = VMI_ABI_VERSION;
@@ -50,7 +51,8 @@ void vmi_ring_free(struct vmi_ring *ring)
 
 int vmi_ring_mmap(struct vmi_ring *ring, struct vm_area_struct *vma)
 {
-	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start != ring->size)
+	/* A shorter mapping lets a reader map the header alone first. */
+	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start > ring->size)
 		return -EINVAL;
 	return remap_vmalloc_range(vma, ring->mem, 0);
 }
@@ -62,10 +64,18 @@ bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
 	bool ok;
 
 	spin_lock_irqsave(&ring->lock, flags);
-	/* Pairs with the reader's store-release: it is done with those slots. */
-	tail = smp_load_acquire(&ring->hdr->data_tail);
 	rec->seq = ring->head + ring->lost;
-	ok = ring->head - tail < ring->nr_records;
+	/*
+	 * Re-read the reader's tail only when the cached one says full, so
+	 * the shared cache line is not pulled over on every record. Pairs
+	 * with the reader's store-release: it is done with those slots.
+	 */
+	ok = ring->head - ring->tail_cache < ring->nr_records;
+	if (!ok) {
+		tail = smp_load_acquire(&ring->hdr->data_tail);
+		ring->tail_cache = tail;
+		ok = ring->head - tail < ring->nr_records;
+	}
 	if (ok) {
 		ring->records[ring->head & (ring->nr_records - 1)] = *rec;
 		ring->head++;

@@ -21,6 +21,7 @@ struct vmi_ring {
 	spinlock_t lock;		/* serialises producers (vCPUs) */
 	u64 head;			/* authoritative, never read back */
 	u64 lost;			/* likewise */
+	u64 tail_cache;			/* last data_tail read */
 };
 
 int vmi_ring_init(struct vmi_ring *ring, u32 data_pages);

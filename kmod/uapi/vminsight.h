@@ -5,9 +5,11 @@
  * Userspace opens /dev/vminsight (root only) and issues VMI_IOC_ATTACH with
  * a file descriptor of a QEMU process's KVM VM (obtained with pidfd_getfd).
  * The ioctl returns a new "session" file descriptor:
- *   - mmap(session, 0, (1 + data_pages) * page size) maps the ring: one
- *     header page (struct vmi_ring_header) followed by the data pages, an
- *     array of fixed-size struct vmi_record;
+ *   - mmap(session, offset 0) maps the ring: one header page (struct
+ *     vmi_ring_header) followed by the data pages, an array of fixed-size
+ *     struct vmi_record. Any length up to data_offset + nr_records *
+ *     record_size is accepted, so a reader can map the header page alone
+ *     to learn the geometry, then map the whole ring;
  *   - poll(session) reports POLLIN when records are waiting;
  *   - ioctls on it query status and the guest memory map;
  *   - close(session) detaches from the VM.

@@ -31,8 +31,8 @@ Status ImageMemory::read_phys(std::uint64_t gpa, std::span<std::byte> out) {
     }
     std::size_t done = 0;
     while (done < out.size()) {
-        ssize_t n = ::pread(fd_, out.data() + done, out.size() - done,
-                            static_cast<off_t>(gpa + done));
+        ssize_t n =
+            ::pread(fd_, out.data() + done, out.size() - done, static_cast<off_t>(gpa + done));
         if (n < 0 && errno == EINTR) continue;
         if (n < 0) return Error{Fault::kReadFailed, std::generic_category().message(errno)};
         if (n == 0) return Fault::kUnmapped;  // image shrank since open

@@ -1,5 +1,6 @@
 #include "vmi/page_walker.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -79,8 +80,8 @@ Status read_virt(GuestMemory& mem, std::uint64_t cr3, std::uint64_t va, std::spa
         if (!t) return std::move(t).error();
         // Stay inside the (possibly large) page that was just translated.
         const std::uint64_t room = t->page_size - (addr & (t->page_size - 1));
-        const std::size_t n = static_cast<std::size_t>(
-            std::min<std::uint64_t>(room, out.size() - done));
+        const std::size_t n =
+            static_cast<std::size_t>(std::min<std::uint64_t>(room, out.size() - done));
         if (auto st = mem.read_phys(t->pa, out.subspan(done, n)); !st) return st;
         done += n;
     }

@@ -15,7 +15,7 @@
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=kernels.sh
+# shellcheck source=scripts/lab/kernels.sh
 . "$LAB_DIR/kernels.sh"
 
 LAB_CACHE_ROOT=${VMI_LAB_CACHE:-/var/cache/vminsight-lab}
@@ -161,7 +161,9 @@ lab_build() {
 	done
 	abi=$(vmi_kernel_abi "$series")
 	kver=$(apt_version "linux-image-$abi")
-	[ -n "$kver" ] && [ "$kver" != "(none)" ] || die "no candidate for linux-image-$abi (apt-get update?)"
+	if [ -z "$kver" ] || [ "$kver" = "(none)" ]; then
+		die "no candidate for linux-image-$abi (apt-get update?)"
+	fi
 	qver=$(pkg_version qemu-system-x86)
 	bver=$(pkg_version busybox-static)
 	key="$abi-$(printf '%s|%s|%s' "$kver" "$qver" "$bver" | sha256sum | cut -c1-12)"

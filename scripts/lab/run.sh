@@ -14,7 +14,7 @@
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-# shellcheck source=build.sh
+# shellcheck source=scripts/lab/build.sh
 . "$LAB_DIR/build.sh" # for lab_build and lab_copy_ldd_libs
 
 KERNEL_CMDLINE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1"
@@ -42,7 +42,7 @@ parse_args() {
 		*) say "unknown argument: $1"; usage ;;
 		esac
 	done
-	[ -n "$series" ] && [ -n "$scenario" ] && [ -n "$out" ] || usage
+	if [ -z "$series" ] || [ -z "$scenario" ] || [ -z "$out" ]; then usage; fi
 	[[ "$timeout" =~ ^[0-9]+$ ]] || usage
 	[ -d "$scenario" ] || { say "no scenario directory $scenario"; exit 2; }
 	scenario=$(cd "$scenario" && pwd)
@@ -157,18 +157,19 @@ fail_setup() {
 	poweroff -f
 }
 
-for m in $(cat /lab/modules/modules.load); do
+while read -r m; do
 	insmod "/lab/modules/$m" || fail_setup "insmod $m"
-done
+done </lab/modules/modules.load
 [ -c /dev/kvm ] || fail_setup "no /dev/kvm after loading kvm modules"
-echo "lab-host: kvm modules loaded: $(cat /lab/modules/modules.load | tr '\n' ' ')"
+echo "lab-host: kvm modules loaded: $(tr '\n' ' ' </lab/modules/modules.load)"
 
 export LAB_GUEST_KERNEL=/lab/guest/vmlinuz LAB_GUEST_INITRD=/lab/guest/initrd.cpio
 export LAB_QEMU="/opt/qemu/bin/qemu-system-x86_64 -L /opt/qemu/share"
 export LAB_PAYLOAD=/lab/payload LAB_OUT=/lab/out LAB_SCENARIO=/scenario
-export KVER="$(uname -r)"
+KVER=$(uname -r)
+export KVER
 mkdir -p "$LAB_OUT" "$LAB_PAYLOAD"
-cd /scenario
+cd /scenario || fail_setup "no /scenario"
 
 if grep -qw vmi_lab_shell /proc/cmdline; then
 	cat <<MSG
@@ -231,7 +232,7 @@ make_cpio() {
 qemu_cmd() {
 	local append=$KERNEL_CMDLINE
 	[ "$shell" = 0 ] || append="$append vmi_lab_shell"
-	QEMU=(qemu-system-x86_64 -accel tcg -cpu qemu64,+svm,+npt -smp 2 -m 3072
+	QEMU=(qemu-system-x86_64 -accel tcg -cpu "qemu64,+svm,+npt" -smp 2 -m 3072
 		-nographic -no-reboot -nic none
 		-kernel "$cache/kernel/vmlinuz" -initrd "$work/host.cpio" -append "$append")
 	if [ "$shell" = 1 ]; then
@@ -243,7 +244,8 @@ qemu_cmd() {
 }
 
 result_line() {
-	tr -d '\r' <"$out/.lab/ttyS2.txt" 2>/dev/null | grep -m1 '^VMI-LAB-RESULT: ' || true
+	[ -f "$out/.lab/ttyS2.txt" ] || return 0
+	tr -d '\r' <"$out/.lab/ttyS2.txt" | grep -m1 '^VMI-LAB-RESULT: ' || true
 }
 
 # Wait for QEMU to exit, at most $timeout s; once a result is in, grant a
@@ -270,7 +272,7 @@ wait_qemu() {
 # Decode the ttyS1 stream into OUTDIR, checking each file's byte count.
 decode_artifacts() {
 	local raw=$out/.lab/ttyS1.raw line path size tmp=$out/.lab/b64 n=0
-	[ -f "$raw" ] || return 0
+	[ -s "$raw" ] || return 0
 	path=""
 	while IFS= read -r line; do
 		line=${line%$'\r'}
@@ -294,6 +296,12 @@ decode_artifacts() {
 	done <"$raw"
 	rm -f "$tmp"
 	say "artifacts: $n file(s) in $out"
+}
+
+# The first WARNING/BUG/Oops line says more than the panic line that follows.
+panic_reason() {
+	tr -d '\r' <"$out/host.log" |
+		grep -m1 -oE '(WARNING: |BUG: |Oops: |Kernel panic - ).*' || true
 }
 
 fail() {
@@ -336,11 +344,11 @@ main() {
 	res=$(result_line)
 	if [ -z "$res" ]; then
 		if grep -q 'Kernel panic' "$out/host.log" 2>/dev/null; then
-			fail "lab host panicked before reporting a result ($(grep -m1 -o 'Kernel panic.*' "$out/host.log" | tr -d '\r'))"
+			fail "lab host panicked before reporting a result: $(panic_reason)"
 		fi
 		fail "QEMU exited without a result on ttyS2 (see $out/.lab/qemu.stdout)"
 	fi
-	[ "$res" = "VMI-LAB-RESULT: PASS" ] || fail "${res#VMI-LAB-RESULT: } (scenario reported failure)"
+	[ "$res" = "VMI-LAB-RESULT: PASS" ] || fail "scenario reported ${res#VMI-LAB-RESULT: }"
 	run_check
 	say "PASS ($series, $((SECONDS - t0))s)"
 }

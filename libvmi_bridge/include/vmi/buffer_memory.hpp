@@ -13,7 +13,7 @@
 namespace vmi {
 
 class BufferMemory final : public GuestMemory {
-public:
+  public:
     using Page = std::array<std::byte, kPageSize>;
 
     /// Reads from pages never written fail with kUnmapped.
@@ -30,7 +30,7 @@ public:
 
     [[nodiscard]] std::size_t page_count() const noexcept { return pages_.size(); }
 
-private:
+  private:
     Page& page_for(std::uint64_t gpa);
     std::unordered_map<std::uint64_t, std::unique_ptr<Page>> pages_;  // frame number -> page
 };

@@ -18,7 +18,7 @@ inline constexpr std::uint64_t kPageMask = kPageSize - 1;
 inline constexpr std::size_t kMaxGuestString = 4096;
 
 class GuestMemory {
-public:
+  public:
     virtual ~GuestMemory() = default;
     GuestMemory() = default;
     GuestMemory(const GuestMemory&) = delete;

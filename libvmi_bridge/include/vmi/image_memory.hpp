@@ -10,7 +10,7 @@
 namespace vmi {
 
 class ImageMemory final : public GuestMemory {
-public:
+  public:
     /// Opens `path` read-only. Throws std::system_error if it cannot be opened (setup time,
     /// not the hot path).
     explicit ImageMemory(const std::string& path);
@@ -25,7 +25,7 @@ public:
     /// Size of the image when opened.
     [[nodiscard]] std::uint64_t size() const noexcept { return size_; }
 
-private:
+  private:
     int fd_ = -1;
     std::uint64_t size_ = 0;
 };

@@ -29,8 +29,8 @@ constexpr std::uint64_t kernel_pgd_from_cr3(std::uint64_t cr3) noexcept {
 /// True if `va` is canonical: 48-bit (4-level) or 57-bit (5-level, la57) sign extension.
 constexpr bool is_canonical(std::uint64_t va, bool la57) noexcept {
     const unsigned bits = la57 ? 57 : 48;
-    const auto sign_extended = static_cast<std::uint64_t>(
-        static_cast<std::int64_t>(va << (64 - bits)) >> (64 - bits));
+    const auto sign_extended =
+        static_cast<std::uint64_t>(static_cast<std::int64_t>(va << (64 - bits)) >> (64 - bits));
     return sign_extended == va;
 }
 

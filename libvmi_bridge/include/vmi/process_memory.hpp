@@ -20,8 +20,9 @@ struct Memslot {
     std::uint64_t hva = 0;
 };
 
+/// Needs ptrace access to the VMM (same uid and ptrace_scope permitting, or CAP_SYS_PTRACE).
 class ProcessMemory final : public GuestMemory {
-public:
+  public:
     /// Throws std::invalid_argument if the slots are invalid (see set_memslots).
     ProcessMemory(pid_t pid, std::vector<Memslot> slots);
 
@@ -36,7 +37,7 @@ public:
 
     [[nodiscard]] pid_t pid() const noexcept { return pid_; }
 
-private:
+  private:
     pid_t pid_;
     mutable std::shared_mutex mu_;
     std::vector<Memslot> slots_;  // sorted by gpa, non-overlapping

@@ -39,7 +39,7 @@ struct Error {
 /// Either a value or an Error. Minimal stand-in for C++23 std::expected.
 template <class T>
 class [[nodiscard]] Result {
-public:
+  public:
     Result(T value) : v_(std::in_place_index<0>, std::move(value)) {}  // NOLINT: implicit by design
     Result(Error err) : v_(std::in_place_index<1>, std::move(err)) {}  // NOLINT
     Result(Fault f) : v_(std::in_place_index<1>, Error{f, {}}) {}      // NOLINT
@@ -63,14 +63,14 @@ public:
 
     T value_or(T fallback) const& { return ok() ? value() : std::move(fallback); }
 
-private:
+  private:
     std::variant<T, Error> v_;
 };
 
 /// Success-or-error with no value.
 template <>
 class [[nodiscard]] Result<void> {
-public:
+  public:
     Result() = default;
     Result(Error err) : err_(std::move(err)), ok_(false) {}  // NOLINT
     Result(Fault f) : err_{f, {}}, ok_(false) {}             // NOLINT
@@ -81,7 +81,7 @@ public:
     Error&& error() && { return std::move(err_); }
     [[nodiscard]] Fault fault() const { return err_.fault; }
 
-private:
+  private:
     Error err_{Fault::kNotFound, {}};  // meaningless while ok_
     bool ok_ = true;
 };

@@ -1,0 +1,51 @@
+# VMInsight top-level entry point.
+#   make demo   boot the lab (real KVM in QEMU), attach to a guest, stream its process events
+#   make test   every test: unit tests, sanitizer unit tests, style checks, lab tests
+#   make bench  benchmark figures
+# Everything installs what it needs first (scripts/deps.sh) and builds out of tree in build/.
+
+SHELL := /bin/bash
+BUILD ?= build
+JOBS ?= $(shell nproc)
+KERNELS ?= 6.1 6.12
+LAB_KERNEL ?= 6.1
+DEPS_STAMP := $(BUILD)/.deps-ok
+
+.PHONY: all deps userspace kmod test unit-test sanitize-test lab-test demo bench lab-shell clean
+
+all: userspace kmod
+
+# deps.sh is idempotent but consults apt; run it once per build tree and when it changes.
+deps: $(DEPS_STAMP)
+$(DEPS_STAMP): scripts/deps.sh scripts/lab/kernels.sh
+	bash scripts/deps.sh
+	@mkdir -p $(BUILD) && touch $@
+
+userspace: deps
+	cmake -S . -B $(BUILD)/release -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake --build $(BUILD)/release -j$(JOBS)
+
+# vminsight.ko for every supported kernel, each in its own copy of kmod/ (kbuild writes
+# into the source directory).
+kmod: deps
+	@set -e; . scripts/lab/kernels.sh; for k in $(KERNELS); do \
+		abi=$$(vmi_kernel_abi $$k); out=$(abspath $(BUILD))/kmod/$$abi; \
+		mkdir -p $$out && cp -r kmod/. $$out/; \
+		$(MAKE) -s -C /usr/src/linux-headers-$$abi M=$$out modules; \
+		echo "kmod: $$out/vminsight.ko"; \
+	done
+
+test: deps
+	bash scripts/test.sh
+
+bench: userspace
+	bash scripts/bench.sh
+
+demo: deps
+	bash scripts/demo.sh
+
+lab-shell: userspace kmod
+	bash scripts/lab/run.sh --kernel $(LAB_KERNEL) --scenario tests/lab/scenarios/processes --out $(BUILD)/lab-shell --shell
+
+clean:
+	rm -rf $(BUILD)

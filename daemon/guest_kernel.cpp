@@ -1,0 +1,74 @@
+#include "guest_kernel.hpp"
+
+#include <stdexcept>
+
+#include "vmi/kaslr.hpp"
+#include "vmi/kernel_image.hpp"
+
+namespace vmid {
+namespace {
+
+template <class T>
+T must(vmi::Result<T> r, const std::string& what) {
+    if (!r) throw std::runtime_error(what + ": " + r.error().message());
+    return std::move(r).value();
+}
+
+std::vector<vmi::Memslot> to_bridge(const std::vector<GuestMemslot>& slots) {
+    std::vector<vmi::Memslot> out;
+    out.reserve(slots.size());
+    for (const auto& s : slots) out.push_back({s.gpa, s.size, s.hva});
+    return out;
+}
+
+}  // namespace
+
+GuestKernel::GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux)
+    : session_(session),
+      offsets_(must(must(vmi::BtfProfile::from_file(vmlinux), vmlinux).linux_offsets(), vmlinux)),
+      memory_(qemu_pid, {}) {
+    const auto syms = must(vmi::find_kernel_image_symbols(vmlinux, offsets_), vmlinux);
+    sym_text_ = syms.text_va;
+    sym_init_task_ = syms.init_task_va;
+}
+
+vmi::Status GuestKernel::refresh_memory() {
+    std::uint64_t gen = 0;
+    auto slots = session_.memslots(&gen);
+    if (gen == memslot_generation_) return {};
+    auto st = memory_.set_memslots(to_bridge(slots));
+    if (st) memslot_generation_ = gen;
+    return st;
+}
+
+// The first present page of the kernel image window is _text; init_task then names itself
+// "swapper", which tells a real kernel from boot-time page tables or garbage.
+vmi::Status GuestKernel::locate_kernel(std::uint64_t cr3) {
+    auto slide = vmi::find_kaslr_slide(memory_, cr3, false, sym_text_);
+    if (!slide) return slide.error();
+    vmi::LinuxGuest candidate(memory_, offsets_, sym_init_task_ + *slide);
+    auto procs = candidate.list_processes(cr3);
+    if (!procs) return procs.error();
+    if (procs->empty() || procs->front().comm.rfind("swapper", 0) != 0)
+        return vmi::Error{vmi::Fault::kNotFound, "init_task is not swapper: kernel not up yet"};
+    slide_ = *slide;
+    linux_.emplace(candidate);
+    return {};
+}
+
+vmi::Result<std::vector<GuestProcess>> GuestKernel::list(std::uint64_t cr3) {
+    if (auto st = refresh_memory(); !st) return st.error();
+    if (!linux_)
+        if (auto st = locate_kernel(cr3); !st) return st.error();
+    auto procs = linux_->list_processes(cr3);
+    if (!procs) return procs.error();
+    std::vector<GuestProcess> out;
+    out.reserve(procs->size());
+    for (const vmi::Process& p : *procs) {
+        if (p.pid == 0) continue;  // init_task, the idle task, is not a process
+        out.push_back({p.task_va, p.pid, p.ppid, p.comm, p.pgd_pa, p.start_time_ns});
+    }
+    return out;
+}
+
+}  // namespace vmid

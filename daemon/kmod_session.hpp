@@ -1,0 +1,45 @@
+// One attachment of vminsight.ko to a VM: the session fd, its mapped ring, its ioctls.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "ring_reader.hpp"
+#include "unique_fd.hpp"
+#include "vminsight.h"
+
+namespace vmid {
+
+struct KmodError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct GuestMemslot {
+    std::uint64_t gpa, size, hva;
+};
+
+class KmodSession {
+public:
+    /// Attaches to the VM behind `vm_fd` through `device` (normally /dev/vminsight).
+    KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages = 0);
+    ~KmodSession();
+    KmodSession(const KmodSession&) = delete;
+    KmodSession& operator=(const KmodSession&) = delete;
+
+    [[nodiscard]] int fd() const noexcept { return session_.get(); }
+    RingReader& ring() noexcept { return *ring_; }
+    [[nodiscard]] vmi_status status() const;
+    /// The VM's guest-physical memory map; `generation` changes when it does.
+    std::vector<GuestMemslot> memslots(std::uint64_t* generation = nullptr) const;
+
+private:
+    UniqueFd session_;
+    std::span<std::byte> mapping_;
+    std::optional<RingReader> ring_;
+};
+
+}  // namespace vmid

@@ -1,0 +1,33 @@
+// vminsightd command line.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace vmid {
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct Options {
+    pid_t qemu_pid = 0;
+    std::string vm_name;
+    std::string device = "/dev/vminsight";
+    std::string guest_kernel;  // vmlinux ELF of the guest kernel
+    std::string output = "-";
+    std::uint32_t ring_pages = 0;
+    std::chrono::milliseconds rescan_interval{500};
+    std::chrono::milliseconds rescan_min_gap{20};
+};
+
+/// Throws UsageError with a message naming the offending option.
+Options parse_options(const std::vector<std::string>& args);
+extern const char* const kUsage;
+
+}  // namespace vmid

@@ -1,0 +1,108 @@
+#include "process_tracker.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <unordered_set>
+
+#include "vmi/page_walker.hpp"
+
+namespace vmid {
+namespace {
+
+std::string hex(std::uint64_t v) {
+    char buf[19];
+    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+std::string utc_now() {
+    const auto now = std::chrono::system_clock::now();
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+    const std::time_t secs = static_cast<std::time_t>(us / 1000000);
+    std::tm tm{};
+    gmtime_r(&secs, &tm);
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
+    return buf;
+}
+
+}  // namespace
+
+ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name) : sink_(sink), vm_name_(std::move(vm_name)) {}
+
+const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
+    const auto it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
+    if (it == by_pgd_.end()) {
+        ++stats_.cr3_unresolved;
+        return nullptr;
+    }
+    ++stats_.cr3_resolved;
+    return &known_.at(it->second).proc;
+}
+
+void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host_time_ns) {
+    const GuestProcess& p = e.proc;
+    sink_.emit({
+        {"@timestamp", utc_now()},
+        {"event", {{"kind", "event"}, {"category", "process"}, {"action", action}}},
+        {"vm", {{"name", vm_name_}}},
+        {"process",
+         {{"pid", p.pid},
+          {"ppid", p.ppid},
+          {"name", p.comm},
+          {"cr3", hex(p.pgd)},
+          {"task", hex(p.task)},
+          {"start_time_ns", p.start_time_ns}}},
+        {"vminsight", {{"host_time_ns", host_time_ns}, {"first_seen_host_ns", e.first_seen_ns}}},
+    });
+}
+
+void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t host_time_ns) {
+    ++stats_.scans;
+    const char* start_action = first_listing_ ? "process-seen" : "process-started";
+    std::unordered_set<Key, KeyHash> present;
+    present.reserve(list.size());
+    for (const GuestProcess& p : list) {
+        const Key key{p.task, p.start_time_ns};
+        present.insert(key);
+        auto [it, inserted] = known_.try_emplace(key);
+        Entry& e = it->second;
+        if (inserted) {
+            e.proc = p;
+            e.first_seen_ns = host_time_ns;
+            emit(start_action, e, host_time_ns);
+        } else {
+            e.misses = 0;
+            e.proc.comm = p.comm;  // exec renames a process in place
+            e.proc.ppid = p.ppid;  // reparenting to init or a subreaper
+            if (e.proc.pgd != p.pgd) by_pgd_.erase(e.proc.pgd);
+            e.proc.pgd = p.pgd;
+        }
+        if (p.pgd) by_pgd_[p.pgd] = key;
+    }
+    for (auto it = known_.begin(); it != known_.end();) {
+        Entry& e = it->second;
+        if (present.contains(it->first) || ++e.misses < 2) {
+            ++it;
+            continue;
+        }
+        emit("process-exited", e, host_time_ns);
+        const auto pg = by_pgd_.find(e.proc.pgd);
+        if (pg != by_pgd_.end() && pg->second == it->first) by_pgd_.erase(pg);
+        it = known_.erase(it);
+    }
+    first_listing_ = false;
+}
+
+void ProcessTracker::finish(std::uint64_t host_time_ns, const std::string& reason) {
+    // The processes did not exit: we stop watching. One event says so for all of them.
+    known_.clear();
+    by_pgd_.clear();
+    sink_.emit({{"@timestamp", utc_now()},
+                {"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-detached"}, {"reason", reason}}},
+                {"vm", {{"name", vm_name_}}},
+                {"vminsight", {{"host_time_ns", host_time_ns}}}});
+}
+
+}  // namespace vmid

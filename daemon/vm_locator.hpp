@@ -1,0 +1,26 @@
+// Finds the KVM VM behind a QEMU process and duplicates its VM fd into this process.
+#pragma once
+
+#include <sys/types.h>
+
+#include <stdexcept>
+
+#include "unique_fd.hpp"
+
+namespace vmid {
+
+struct LocateError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+struct LocatedVm {
+    UniqueFd pidfd;  // readable when QEMU exits
+    UniqueFd vm_fd;  // our duplicate of QEMU's "anon_inode:kvm-vm" fd
+    int remote_fd = -1;
+};
+
+/// pidfd_open(pid), then the fd in /proc/<pid>/fd linking to "anon_inode:kvm-vm", duplicated
+/// with pidfd_getfd (needs ptrace rights over QEMU). Throws LocateError naming the pid.
+LocatedVm locate_vm(pid_t qemu_pid);
+
+}  // namespace vmid

@@ -1,0 +1,58 @@
+// Monitors one VM: waits on the ring, on QEMU's exit and on a rescan timer, all in one
+// Boost.Asio io_context; names processes and emits their events.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include "event_sink.hpp"
+#include "guest_kernel.hpp"
+#include "kmod_session.hpp"
+#include "options.hpp"
+#include "process_tracker.hpp"
+#include "vm_locator.hpp"
+
+namespace vmid {
+
+class VmMonitor {
+public:
+    VmMonitor(boost::asio::io_context& io, const Options& opts, EventSink& sink);
+    void start();
+    /// Drain what is left, report every process gone, detach.
+    void stop(const std::string& reason);
+    [[nodiscard]] bool stopped() const noexcept { return stopped_; }
+
+private:
+    void wait_ring();
+    void on_ring();
+    void wait_qemu();
+    void wait_timer();
+    void request_scan();
+    void scan(std::uint64_t cr3);
+    void report_stats();
+
+    boost::asio::io_context& io_;
+    Options opts_;
+    EventSink& sink_;
+    LocatedVm vm_;
+    KmodSession session_;
+    GuestKernel guest_;
+    ProcessTracker tracker_;
+    boost::asio::posix::stream_descriptor ring_fd_;
+    boost::asio::posix::stream_descriptor qemu_fd_;
+    boost::asio::steady_timer timer_;
+    boost::asio::steady_timer scan_soon_;
+    bool scan_pending_ = false;
+    bool stopped_ = false;
+    std::uint64_t last_cr3_ = 0;        // newest CR3 from the ring
+    std::uint64_t walk_cr3_ = 0;        // CR3 of the last successful walk
+    std::uint64_t records_ = 0;
+    std::chrono::steady_clock::time_point last_scan_{};
+};
+
+}  // namespace vmid

@@ -1,0 +1,68 @@
+// Struct layout of the guest kernel from its BTF (CONFIG_DEBUG_INFO_BTF): no per-kernel
+// profile file needed.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "vmi/result.hpp"
+
+struct btf;  // libbpf; kept out of the public interface
+
+namespace vmi {
+
+/// A resolved struct member. Offsets are absolute within the named struct, already summed
+/// through any anonymous struct/union nesting.
+struct MemberInfo {
+    std::uint64_t offset = 0;  // bytes
+    std::uint64_t size = 0;    // bytes
+};
+
+/// Offsets used by the Linux model (LinuxGuest). All values in bytes.
+struct LinuxOffsets {
+    std::uint64_t task_struct_size = 0;
+    std::uint64_t task_tasks = 0;  // struct list_head, `next` at +0
+    std::uint64_t task_pid = 0;    // pid_t (4 bytes)
+    std::uint64_t task_tgid = 0;   // pid_t (4 bytes)
+    std::uint64_t task_comm = 0;   // char[task_comm_size]
+    std::uint64_t task_comm_size = 0;
+    std::uint64_t task_real_parent = 0;  // struct task_struct*
+    std::uint64_t task_mm = 0;           // struct mm_struct*
+    std::uint64_t task_flags = 0;        // unsigned int
+    std::uint64_t task_start_time = 0;   // u64, ns
+    std::uint64_t mm_pgd = 0;            // pgd_t*
+};
+
+class BtfProfile {
+  public:
+    /// Parses an ELF vmlinux with a .BTF section or a raw BTF file (e.g. /sys/kernel/btf/vmlinux).
+    static Result<BtfProfile> from_file(const std::string& path);
+    /// Parses a raw BTF blob (magic 0xEB9F), e.g. one copied out of guest memory.
+    static Result<BtfProfile> from_blob(std::span<const std::byte> blob);
+
+    /// Struct size in bytes; kNotFound if no struct of that name.
+    [[nodiscard]] Result<std::uint64_t> struct_size(std::string_view struct_name) const;
+
+    /// Finds `member` in struct `struct_name`, descending into anonymous struct/union members
+    /// (bounded depth and member visits -> kLimitExceeded). kNotFound errors name
+    /// "struct.member"; bitfield members are kInvalidFormat (not byte addressable).
+    [[nodiscard]] Result<MemberInfo> member(std::string_view struct_name,
+                                            std::string_view member_name) const;
+
+    /// All offsets the Linux model needs, with size sanity checks (pid 4 bytes, pointers 8, ...).
+    [[nodiscard]] Result<LinuxOffsets> linux_offsets() const;
+
+  private:
+    struct BtfDeleter {
+        void operator()(struct btf* b) const noexcept;
+    };
+    explicit BtfProfile(std::unique_ptr<struct btf, BtfDeleter> b) : btf_(std::move(b)) {}
+
+    std::unique_ptr<struct btf, BtfDeleter> btf_;
+};
+
+}  // namespace vmi

@@ -1,0 +1,65 @@
+// Linux guest model: lists processes by walking init_task.tasks in guest memory.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "vmi/btf_profile.hpp"
+#include "vmi/guest_memory.hpp"
+#include "vmi/result.hpp"
+
+namespace vmi {
+
+/// One thread-group leader as seen in guest memory.
+struct Process {
+    std::uint64_t task_va = 0;  // struct task_struct*
+    std::int32_t pid = 0;       // tgid (the user-visible PID)
+    std::int32_t ppid = -1;     // real_parent->tgid; -1 if real_parent was unreadable
+    std::string comm;           // <= 16 chars, non-printables replaced by '?'
+    std::uint64_t mm_va = 0;    // struct mm_struct*; 0 for kernel threads
+    std::uint64_t pgd_pa = 0;   // physical address of mm->pgd; 0 if no mm or unreadable
+    std::uint64_t start_time_ns = 0;
+    std::uint32_t flags = 0;  // PF_* flags
+};
+
+class LinuxGuest {
+  public:
+    /// Hard cap on list entries: a real guest has far fewer processes than this.
+    static constexpr std::size_t kMaxTasks = std::size_t{1} << 16;
+    /// comm is TASK_COMM_LEN (16) bytes; never read more whatever BTF says.
+    static constexpr std::size_t kMaxComm = 16;
+
+    /// `mem` must outlive this object. `init_task_va` is the slid address of init_task.
+    /// `max_tasks` lowers the list bound (clamped to kMaxTasks).
+    LinuxGuest(GuestMemory& mem, LinuxOffsets offsets, std::uint64_t init_task_va,
+               bool la57 = false, std::size_t max_tasks = kMaxTasks);
+
+    /// Walks the circular init_task.tasks list (init_task itself comes first, pid 0), reading
+    /// kernel memory through kernel_pgd_from_cr3(any_cr3). Bounded by max_tasks entries.
+    /// Errors: the list's own faults (unreadable task, bad `next` pointer -> kBadPointer, a loop
+    /// not through the head -> kCycle, too long -> kLimitExceeded, offsets spanning more than
+    /// 64 KiB -> kInvalidFormat). Faults on a task's secondary pointers (real_parent, mm,
+    /// mm->pgd) do not abort the walk: a process may be exiting while we read; those fields
+    /// are set to their "unknown" values (ppid -1, pgd_pa 0).
+    [[nodiscard]] Result<std::vector<Process>> list_processes(std::uint64_t any_cr3) const;
+
+  private:
+    GuestMemory* mem_;
+    LinuxOffsets off_;
+    std::uint64_t init_task_va_;
+    bool la57_;
+    std::size_t max_tasks_;
+};
+
+/// The process whose address space `cr3` belongs to, or nullptr. Prefers an exact match of
+/// pgd_from_cr3(cr3); otherwise matches with bit 12 cleared on both sides, which pairs a KPTI
+/// user CR3 (kernel PGD + 4 KiB) with mm->pgd.
+const Process* find_by_cr3(std::span<const Process> processes, std::uint64_t cr3);
+
+/// Replaces bytes outside printable ASCII with '?' and stops at the first NUL.
+std::string sanitize_comm(std::span<const std::byte> raw);
+
+}  // namespace vmi

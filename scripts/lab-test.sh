@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Run one lab scenario against one lab kernel: build vminsight.ko for that kernel, stage the
+# daemon, the guest kernel image it reads and the scenario's static guest programs, then
+# boot the lab (scripts/lab/run.sh). Expects the userspace build in $BUILD/release.
+# Usage: scripts/lab-test.sh KERNEL SCENARIO_DIR [OUTDIR] [-- run.sh options]
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${BUILD:-$root/build}
+case "$build" in /*) ;; *) build=$root/$build ;; esac
+kernel=$1 scenario=$(cd "$2" && pwd)
+name=$(basename "$scenario")
+out=${3:-$build/lab-out/$kernel-$name}
+shift $(($# < 3 ? $# : 3))
+[ "${1:-}" = -- ] && shift
+
+# shellcheck source=lab/kernels.sh
+. "$root/scripts/lab/kernels.sh"
+abi=$(vmi_kernel_abi "$kernel")
+cache=$(bash "$root/scripts/lab/build.sh" --kernel "$kernel" | tail -n1)
+
+make -s -C "$root" kmod KERNELS="$kernel" BUILD="$build" >/dev/null
+
+# The guest kernel image the daemon reads: BTF for struct layouts, .data for init_task.
+vmlinux=$build/lab/vmlinux-$abi
+if [ ! -s "$vmlinux" ] || [ "$cache/kernel/vmlinuz" -nt "$vmlinux" ]; then
+	mkdir -p "$build/lab"
+	"$root/scripts/extract-vmlinux.sh" "$cache/kernel/vmlinuz" "$vmlinux.full"
+	objcopy -j .text -j .data -j .BTF --set-section-flags .text=alloc "$vmlinux.full" "$vmlinux" 2>/dev/null
+	rm -f "$vmlinux.full"
+fi
+
+payload=$build/lab/payload-$kernel
+rm -rf "$payload" && mkdir -p "$payload"
+cp "$build/kmod/$abi/vminsight.ko" "$payload/"
+strip -o "$payload/vminsightd" "$build/release/daemon/vminsightd"
+cp "$vmlinux" "$payload/vmlinux"
+
+stage=$build/lab/stage/$kernel-$name
+rm -rf "$stage" && mkdir -p "$(dirname "$stage")"
+cp -r "$scenario" "$stage"
+mkdir -p "$stage/guest-files/bin"
+for src in "$root"/tests/lab/guest/*.c; do
+	gcc -static -Os -Wall -Werror -o "$stage/guest-files/bin/$(basename "$src" .c)" "$src"
+done
+
+mkdir -p "$(dirname "$out")"
+VMI_LAB_PAYLOAD=$payload bash "$root/scripts/lab/run.sh" --kernel "$kernel" --scenario "$stage" --out "$out" "$@"

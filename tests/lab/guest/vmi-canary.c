@@ -1,0 +1,23 @@
+// A do-nothing guest process with a distinctive name, for lab scenarios.
+// Usage: vmi-canary [CHILD_PATH]  — with CHILD_PATH, also fork and exec it as a child.
+// Prints "CANARY-CHILD <pid>" for the child it started, then sleeps until killed.
+#include <stdio.h>
+#include <unistd.h>
+
+int main(int argc, char **argv)
+{
+	if (argc > 1) {
+		pid_t pid = fork();
+
+		if (pid == 0) {
+			char *const child_argv[] = { argv[1], NULL };
+
+			execv(argv[1], child_argv);
+			_exit(127);
+		}
+		printf("CANARY-CHILD %d\n", (int)pid);
+		fflush(stdout);
+	}
+	for (;;)
+		pause();
+}

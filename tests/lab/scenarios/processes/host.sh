@@ -1,0 +1,124 @@
+#!/bin/sh
+# Lab host side of the walking-skeleton scenario. Each step appends "STEP name PASS|FAIL
+# detail" to $LAB_OUT/steps.txt; the run fails if any step fails. Waits are bounded polls
+# on a condition, never a fixed sleep standing in for one.
+set -u
+out=$LAB_OUT
+P=$LAB_PAYLOAD
+steps=$out/steps.txt
+: >"$steps"
+failed=0
+
+step() { # step NAME PASS|FAIL DETAIL
+	echo "STEP $1 $2 ${3:-}" | tee -a "$steps"
+	[ "$2" = PASS ] || failed=1
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
+wait_for() {
+	n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		n=$((n - 1))
+		sleep 0.1
+	done
+	return 1
+}
+
+uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+has_vm_fd() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:kvm-vm'; }
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+in_file() { grep -q "$2" "$1" 2>/dev/null; }
+canaries_in() { # every canary comm printed by the guest appears in events file $1
+	for c in $(sed -n 's/.*comm=\(vmi-canary-[0-9a-f]*\).*/\1/p' "$out/guest.log"); do
+		grep -q "\"name\":\"$c\"" "$1" || return 1
+	done
+	grep -q 'comm=vmi-canary' "$out/guest.log"
+}
+heartbeats() { grep -c HEARTBEAT "$out/guest.log"; }
+beating() { [ "$(heartbeats)" -gt "$1" ]; }
+
+start_guest() { # start_guest LOG: starts QEMU, sets $qemu
+	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 2 -nographic -no-reboot \
+		-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
+		-append "console=ttyS0 quiet panic=-1" -serial "file:$1" \
+		-monitor none -display none </dev/null >"$1.qemu" 2>&1 &
+	qemu=$!
+}
+
+start_daemon() { # start_daemon EVENTS: starts vminsightd on $qemu, sets $daemon
+	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --guest-kernel "$P/vmlinux" \
+		--output "$1" --rescan-interval-ms 200 \
+		2>>"$out/daemon.err" &
+	daemon=$!
+}
+
+insmod "$P/vminsight.ko" && [ -c /dev/vminsight ] &&
+	step load PASS "mode $(stat -c %a /dev/vminsight)" || step load FAIL "insmod"
+[ "$(stat -c %a /dev/vminsight)" = 600 ] && step device-root-only PASS || step device-root-only FAIL
+
+# 1. Attach while the guest boots; its canaries must show up with pid, ppid and name.
+t0=$(uptime_ms)
+start_guest "$out/guest.log"
+wait_for 30 has_vm_fd "$qemu" || step qemu-vm FAIL "no KVM VM fd in qemu"
+start_daemon "$out/events.jsonl"
+echo "qemu_start_ms=$t0" >"$out/metrics.txt"
+if wait_for 60 in_file "$out/events.jsonl" '"action":"process-'; then
+	echo "first_event_ms=$(uptime_ms)" >>"$out/metrics.txt"
+fi
+wait_for 240 in_file "$out/guest.log" GUEST-SCENARIO-DONE &&
+	step guest-scenario PASS || step guest-scenario FAIL "guest did not finish its scenario"
+wait_for 30 canaries_in "$out/events.jsonl" &&
+	step canaries-seen PASS || step canaries-seen FAIL "not every canary reached the events"
+
+# 2. rmmod while attached is refused; nothing breaks.
+if rmmod vminsight 2>"$out/rmmod-attached.err"; then
+	step rmmod-while-attached FAIL "rmmod succeeded under an attached session"
+else
+	alive "$daemon" && [ -c /dev/vminsight ] && step rmmod-while-attached PASS "$(cat "$out/rmmod-attached.err")" ||
+		step rmmod-while-attached FAIL "daemon or device gone"
+fi
+
+# 3. Detach (daemon stops): clean detach event, guest keeps running.
+kill -TERM "$daemon"
+wait_for 20 dead "$daemon" && wait "$daemon"
+rc=$?
+hb=$(heartbeats)
+if [ "$rc" = 0 ] && in_file "$out/events.jsonl" '"reason":"daemon-stopped"' && wait_for 20 beating "$hb"; then
+	step detach PASS
+else
+	step detach FAIL "daemon rc=$rc"
+fi
+
+# 4. Re-attach to the running guest: its processes are seen again.
+start_daemon "$out/events-reattach.jsonl"
+wait_for 60 canaries_in "$out/events-reattach.jsonl" && step reattach PASS || step reattach FAIL
+
+# 5. QEMU killed while attached: the daemon notices, detaches and exits by itself.
+kill -KILL "$qemu"
+wait_for 30 dead "$daemon" && wait "$daemon"
+rc=$?
+in_file "$out/events-reattach.jsonl" '"reason":"qemu-exited"' && [ "$rc" = 0 ] &&
+	step qemu-killed-while-attached PASS || step qemu-killed-while-attached FAIL "daemon rc=$rc"
+wait "$qemu" 2>/dev/null
+
+# 6. Daemon killed -9 while attached: the kernel detaches on close; rmmod then succeeds.
+start_guest "$out/guest2.log"
+wait_for 30 has_vm_fd "$qemu"
+start_daemon "$out/events-killed.jsonl"
+wait_for 60 in_file "$out/events-killed.jsonl" vm-attached
+kill -KILL "$daemon"
+wait "$daemon" 2>/dev/null
+if rmmod vminsight; then
+	step rmmod-after-daemon-killed PASS
+else
+	step rmmod-after-daemon-killed FAIL "module still busy"
+fi
+alive "$qemu" && step guest-survives PASS || step guest-survives FAIL "qemu died"
+kill -KILL "$qemu"
+wait "$qemu" 2>/dev/null
+
+dmesg >"$out/dmesg.txt"
+exit "$failed"

@@ -1,0 +1,269 @@
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "bridge_test_support.hpp"
+#include "vmi/linux_model.hpp"
+#include "vmi/page_walker.hpp"
+
+namespace vmi {
+namespace {
+
+using test::k2M;
+using test::k4K;
+using test::PageTableBuilder;
+
+// Offsets shaped like a 6.x kernel (fields spread over more than one page).
+LinuxOffsets offsets() {
+    LinuxOffsets o;
+    o.task_struct_size = 0x2600;
+    o.task_flags = 0x2c;
+    o.task_tasks = 0x4d0;
+    o.task_mm = 0x520;
+    o.task_pid = 0x5a0;
+    o.task_tgid = 0x5a4;
+    o.task_real_parent = 0x5b0;
+    o.task_start_time = 0x6d0;
+    o.task_comm = 0x738;
+    o.task_comm_size = 16;
+    o.mm_pgd = 0x48;
+    return o;
+}
+
+constexpr std::uint64_t kDirectMap = 0xffff'8880'0000'0000ULL;   // page_offset_base
+constexpr std::uint64_t kInitTaskVa = 0xffff'ffff'82a1'2940ULL;  // in the kernel image
+constexpr std::uint64_t kInitTaskPa = 0x0300'0000ULL + 0x940;
+
+struct FakeTask {
+    std::int32_t tgid;
+    std::string comm;      // raw bytes, up to 16, written without NUL if 16 long
+    std::uint64_t pgd_pa;  // 0: kernel thread
+    std::uint32_t flags;
+    std::uint64_t start_time;
+    std::size_t parent;  // index into the task vector
+};
+
+// A guest with init_task in the kernel image and other tasks/mm in the direct map, all reached
+// through one set of kernel page tables.
+class SyntheticGuest {
+  public:
+    SyntheticGuest() : pt_(mem_, false) {
+        // Direct map of the first 64 MiB with 2 MiB pages.
+        for (std::uint64_t pa = 0; pa < 64 * k2M / 2; pa += k2M) pt_.map(kDirectMap + pa, pa, k2M);
+        // Kernel image: init_task's pages with 4 KiB pages.
+        pt_.map_range(kInitTaskVa & ~(k4K - 1), kInitTaskPa & ~(k4K - 1), 4 * k4K);
+    }
+
+    // Task i>0 lives at pa 0x40'0000 + i*0x2800 (not page aligned: fields straddle pages).
+    static std::uint64_t task_pa(std::size_t i) {
+        return i == 0 ? kInitTaskPa : 0x40'0000 + i * 0x2800;
+    }
+    static std::uint64_t task_va(std::size_t i) {
+        return i == 0 ? kInitTaskVa : kDirectMap + task_pa(i);
+    }
+    static std::uint64_t mm_pa(std::size_t i) { return 0x80'0000 + i * k4K; }
+
+    void build(const std::vector<FakeTask>& tasks) {
+        const LinuxOffsets o = offsets();
+        for (std::size_t i = 0; i < tasks.size(); ++i) {
+            const FakeTask& t = tasks[i];
+            const std::uint64_t pa = task_pa(i);
+            mem_.write_u32(pa + o.task_flags, t.flags);
+            mem_.write_u32(pa + o.task_pid, static_cast<std::uint32_t>(t.tgid));
+            mem_.write_u32(pa + o.task_tgid, static_cast<std::uint32_t>(t.tgid));
+            mem_.write_u64(pa + o.task_real_parent, task_va(t.parent));
+            mem_.write_u64(pa + o.task_start_time, t.start_time);
+            std::string comm = t.comm;
+            comm.resize(16, '\0');
+            mem_.write(pa + o.task_comm, std::as_bytes(std::span(comm)));
+            const std::size_t next = (i + 1) % tasks.size();
+            mem_.write_u64(pa + o.task_tasks, task_va(next) + o.task_tasks);
+            mem_.write_u64(pa + o.task_tasks + 8,
+                           task_va((i + tasks.size() - 1) % tasks.size()) + o.task_tasks);
+            if (t.pgd_pa != 0) {
+                const std::uint64_t mm = mm_pa(i);
+                mem_.write_u64(pa + o.task_mm, kDirectMap + mm);
+                mem_.write_u64(mm + o.mm_pgd, kDirectMap + t.pgd_pa);
+            } else {
+                mem_.write_u64(pa + o.task_mm, 0);
+            }
+        }
+    }
+
+    void set_next(std::size_t i, std::uint64_t value) {
+        mem_.write_u64(task_pa(i) + offsets().task_tasks, value);
+    }
+
+    BufferMemory& mem() { return mem_; }
+    [[nodiscard]] std::uint64_t cr3() const { return pt_.cr3(); }
+
+  private:
+    BufferMemory mem_;
+    PageTableBuilder pt_;
+};
+
+std::vector<FakeTask> four_tasks() {
+    return {
+        {0, "swapper/0", 0, 0x00200000, 0, 0},
+        {1, "systemd", 0x0a0'0000, 0x00400100, 1'000'000, 0},
+        {2, "kthreadd", 0, 0x00208040, 2'000'000, 0},
+        {1234, std::string("ba\x01sh\xff", 6), 0x0a0'2000, 0x00400000, 9'000'000'000, 1},
+        {77, "averyveryverylon", 0x0a0'4000, 0, 42, 3},  // exactly 16 bytes, no NUL
+    };
+}
+
+TEST(BridgeLinuxModel, ListsTasksWithPidsParentsCommsAndPgds) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    LinuxGuest guest(g.mem(), offsets(), kInitTaskVa);
+    // Pass a KPTI-style user CR3 (bit 12 + PCID): kernel memory must still be reachable.
+    auto list = guest.list_processes(g.cr3() | 0x1000 | 0x7);
+    ASSERT_TRUE(list.ok()) << list.error().message();
+    ASSERT_EQ(list->size(), 5U);
+    const auto& p = *list;
+
+    EXPECT_EQ(p[0].task_va, kInitTaskVa);
+    EXPECT_EQ(p[0].pid, 0);
+    EXPECT_EQ(p[0].ppid, 0);
+    EXPECT_EQ(p[0].comm, "swapper/0");
+    EXPECT_EQ(p[0].mm_va, 0U);
+    EXPECT_EQ(p[0].pgd_pa, 0U);
+
+    EXPECT_EQ(p[1].pid, 1);
+    EXPECT_EQ(p[1].ppid, 0);
+    EXPECT_EQ(p[1].comm, "systemd");
+    EXPECT_EQ(p[1].mm_va, kDirectMap + SyntheticGuest::mm_pa(1));
+    EXPECT_EQ(p[1].pgd_pa, 0x0a0'0000U);
+    EXPECT_EQ(p[1].flags, 0x00400100U);
+    EXPECT_EQ(p[1].start_time_ns, 1'000'000U);
+
+    EXPECT_EQ(p[2].comm, "kthreadd");
+    EXPECT_EQ(p[2].pgd_pa, 0U);
+
+    EXPECT_EQ(p[3].pid, 1234);
+    EXPECT_EQ(p[3].ppid, 1);
+    EXPECT_EQ(p[3].comm, "ba?sh?");
+    EXPECT_EQ(p[3].pgd_pa, 0x0a0'2000U);
+    EXPECT_EQ(p[3].start_time_ns, 9'000'000'000U);
+    EXPECT_EQ(p[3].task_va, SyntheticGuest::task_va(3));
+
+    EXPECT_EQ(p[4].pid, 77);
+    EXPECT_EQ(p[4].ppid, 1234);
+    EXPECT_EQ(p[4].comm, "averyveryverylon");
+}
+
+TEST(BridgeLinuxModel, FindByCr3MatchesKernelAndKptiUserCr3) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3());
+    ASSERT_TRUE(list.ok()) << list.error().message();
+
+    const Process* k = find_by_cr3(*list, 0x0a0'2000 | 0x3);                   // kernel CR3 + PCID
+    const Process* u = find_by_cr3(*list, 0x0a0'3000 | 0x803 | (1ULL << 63));  // user CR3
+    ASSERT_NE(k, nullptr);
+    ASSERT_NE(u, nullptr);
+    EXPECT_EQ(k->pid, 1234);
+    EXPECT_EQ(u->pid, 1234);
+    EXPECT_EQ(find_by_cr3(*list, 0x0a0'0000)->pid, 1);
+    EXPECT_EQ(find_by_cr3(*list, 0x0b0'0000), nullptr);
+    EXPECT_EQ(find_by_cr3(*list, 0), nullptr);  // kernel threads (pgd_pa 0) never match
+}
+
+TEST(BridgeLinuxModel, FindByCr3PrefersExactMatch) {
+    std::vector<Process> ps(2);
+    ps[0].pid = 10;
+    ps[0].pgd_pa = 0x5000;
+    ps[1].pid = 11;
+    ps[1].pgd_pa = 0x4000;
+    EXPECT_EQ(find_by_cr3(ps, 0x4000)->pid, 11);
+    EXPECT_EQ(find_by_cr3(ps, 0x5000)->pid, 10);
+}
+
+TEST(BridgeLinuxModel, CycleNotThroughHeadIsBoundedError) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    // bash -> systemd again: never returns to init_task.
+    g.set_next(3, SyntheticGuest::task_va(1) + offsets().task_tasks);
+    auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3());
+    ASSERT_FALSE(list.ok());
+    EXPECT_EQ(list.fault(), Fault::kCycle);
+}
+
+TEST(BridgeLinuxModel, SelfLoopIsCycle) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    g.set_next(2, SyntheticGuest::task_va(2) + offsets().task_tasks);
+    EXPECT_EQ(LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3()).fault(),
+              Fault::kCycle);
+}
+
+TEST(BridgeLinuxModel, WildPointersAreErrors) {
+    const std::pair<std::uint64_t, Fault> cases[] = {
+        {0, Fault::kBadPointer},                            // NULL
+        {0x4141'4141'4141'4141ULL, Fault::kBadPointer},     // user half, non-canonical
+        {0xffff'ffff'ffff'fff8ULL, Fault::kBadPointer},     // wraps when reading the task
+        {kDirectMap + 0x3f00'0000ULL, Fault::kNotPresent},  // beyond the direct map
+        {kDirectMap + 0x40'0000 + 3, Fault::kBadPointer},   // misaligned
+    };
+    for (const auto& [next, fault] : cases) {
+        SyntheticGuest g;
+        g.build(four_tasks());
+        g.set_next(1, next);
+        auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3());
+        ASSERT_FALSE(list.ok()) << std::hex << next;
+        EXPECT_EQ(list.fault(), fault) << std::hex << next << " " << list.error().message();
+    }
+}
+
+TEST(BridgeLinuxModel, MappedButMissingRamIsReadError) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    // Mapped by the direct map (2 MiB page) but no RAM behind it in the BufferMemory.
+    g.set_next(1, kDirectMap + 0x1e0'0000 + offsets().task_tasks);
+    auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3());
+    ASSERT_FALSE(list.ok());
+    EXPECT_EQ(list.fault(), Fault::kUnmapped);
+}
+
+TEST(BridgeLinuxModel, BadParentOrMmDegradesFieldsOnly) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    const LinuxOffsets o = offsets();
+    g.mem().write_u64(SyntheticGuest::task_pa(3) + o.task_real_parent, 0xdead'beef);
+    g.mem().write_u64(SyntheticGuest::mm_pa(4) + o.mm_pgd, kDirectMap + 0x3f00'0000ULL);
+    auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa).list_processes(g.cr3());
+    ASSERT_TRUE(list.ok()) << list.error().message();
+    ASSERT_EQ(list->size(), 5U);
+    EXPECT_EQ((*list)[3].ppid, -1);
+    EXPECT_EQ((*list)[3].pgd_pa, 0x0a0'2000U);
+    EXPECT_NE((*list)[4].mm_va, 0U);
+    EXPECT_EQ((*list)[4].pgd_pa, 0U);
+}
+
+TEST(BridgeLinuxModel, ListLongerThanLimitIsError) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    auto list = LinuxGuest(g.mem(), offsets(), kInitTaskVa, false, 3).list_processes(g.cr3());
+    ASSERT_FALSE(list.ok());
+    EXPECT_EQ(list.fault(), Fault::kLimitExceeded);
+    EXPECT_TRUE(LinuxGuest(g.mem(), offsets(), kInitTaskVa, false, 5).list_processes(g.cr3()).ok());
+}
+
+TEST(BridgeLinuxModel, AbsurdOffsetsAreRejected) {
+    SyntheticGuest g;
+    g.build(four_tasks());
+    LinuxOffsets o = offsets();
+    o.task_comm = 1ULL << 40;
+    auto list = LinuxGuest(g.mem(), o, kInitTaskVa).list_processes(g.cr3());
+    EXPECT_EQ(list.fault(), Fault::kInvalidFormat);
+}
+
+TEST(BridgeLinuxModel, SanitizeComm) {
+    const char raw[] = {'a', '\t', 'b', '\x7f', 'c', '\0', 'z'};
+    EXPECT_EQ(sanitize_comm(std::as_bytes(std::span(raw))), "a?b?c");
+}
+
+}  // namespace
+}  // namespace vmi

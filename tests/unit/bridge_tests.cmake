@@ -1,0 +1,17 @@
+# Unit tests of libvmi_bridge. include()d from tests/CMakeLists.txt; paths are relative to
+# this file so the include site does not matter.
+find_package(GTest REQUIRED)
+include(GoogleTest)
+
+add_executable(bridge_tests
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_memory_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_page_walker_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_btf_profile_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_system_map_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_kaslr_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_linux_model_test.cpp
+)
+target_include_directories(bridge_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+# libbpf directly too: the BTF tests build synthetic BTF with libbpf's writer API.
+target_link_libraries(bridge_tests PRIVATE vmi_bridge PkgConfig::LIBBPF GTest::gtest_main)
+gtest_discover_tests(bridge_tests)

@@ -1,0 +1,31 @@
+#include "options.hpp"
+
+#include <gtest/gtest.h>
+
+using vmid::parse_options;
+using vmid::UsageError;
+
+TEST(Options, ParsesAFullCommandLine) {
+    auto o = parse_options({"--qemu-pid", "123", "--guest-kernel", "k", "--ring-pages", "64",
+                            "--rescan-interval-ms", "250", "--output", "/tmp/x"});
+    EXPECT_EQ(o.qemu_pid, 123);
+    EXPECT_EQ(o.vm_name, "qemu-123");
+    EXPECT_EQ(o.ring_pages, 64u);
+    EXPECT_EQ(o.rescan_interval.count(), 250);
+    EXPECT_EQ(o.output, "/tmp/x");
+}
+
+TEST(Options, ErrorsNameTheOption) {
+    auto msg = [](std::vector<std::string> a) {
+        try {
+            parse_options(a);
+        } catch (const UsageError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(msg({"--qemu-pid", "12x"}), "--qemu-pid: '12x' is not a number in [1, 4194304]");
+    EXPECT_EQ(msg({"--qemu-pid", "1"}), "--guest-kernel is required");
+    EXPECT_EQ(msg({"--bogus"}), "unknown option --bogus");
+    EXPECT_EQ(msg({"--qemu-pid"}), "--qemu-pid: missing value");
+}

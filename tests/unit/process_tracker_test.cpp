@@ -1,0 +1,97 @@
+#include "process_tracker.hpp"
+
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace {
+
+struct CaptureSink final : vmid::EventSink {
+    std::vector<nlohmann::json> events;
+    void emit(const nlohmann::json& e) override { events.push_back(e); }
+    std::vector<std::string> actions() const {
+        std::vector<std::string> out;
+        for (const auto& e : events) out.push_back(e["event"]["action"].get<std::string>() + ":" +
+                                                   std::to_string(e["process"]["pid"].get<int>()));
+        return out;
+    }
+};
+
+vmid::GuestProcess proc(int pid, int ppid, const char* comm, std::uint64_t pgd) {
+    return {0xffff888000000000ULL + static_cast<std::uint64_t>(pid) * 0x1000, pid, ppid, comm, pgd, 1000u + pid};
+}
+
+}  // namespace
+
+TEST(ProcessTracker, FirstListingIsSeenLaterOnesStart) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    t.apply({proc(1, 0, "init", 0x1000), proc(2, 0, "kthreadd", 0)}, 1);
+    t.apply({proc(1, 0, "init", 0x1000), proc(2, 0, "kthreadd", 0), proc(42, 1, "vmi-canary-ab", 0x5000)}, 2);
+    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:1", "process-seen:2", "process-started:42"}));
+    const auto& e = sink.events.back();
+    EXPECT_EQ(e["vm"]["name"], "vm1");
+    EXPECT_EQ(e["process"]["name"], "vmi-canary-ab");
+    EXPECT_EQ(e["process"]["ppid"], 1);
+    EXPECT_EQ(e["process"]["cr3"], "0x5000");
+}
+
+TEST(ProcessTracker, ExitNeedsTwoListingsInARow) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    t.apply({proc(1, 0, "init", 0x1000), proc(7, 1, "sh", 0x7000)}, 1);
+    t.apply({proc(1, 0, "init", 0x1000)}, 2);                       // one torn walk
+    t.apply({proc(1, 0, "init", 0x1000), proc(7, 1, "sh", 0x7000)}, 3);  // back again
+    t.apply({proc(1, 0, "init", 0x1000)}, 4);
+    EXPECT_EQ(sink.events.size(), 2u);
+    t.apply({proc(1, 0, "init", 0x1000)}, 5);
+    ASSERT_EQ(sink.events.size(), 3u);
+    EXPECT_EQ(sink.actions().back(), "process-exited:7");
+    EXPECT_EQ(t.resolve(0x7000), nullptr);
+}
+
+TEST(ProcessTracker, ResolvesCr3IncludingKptiUserAndPcidBits) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    t.apply({proc(1, 0, "init", 0x1000), proc(9, 1, "nginx", 0x24000)}, 1);
+    ASSERT_NE(t.resolve(0x24000), nullptr);
+    EXPECT_EQ(t.resolve(0x24000)->pid, 9);
+    EXPECT_EQ(t.resolve(0x25000 | 0x3)->pid, 9);  // KPTI user PGD (+4 KiB) with PCID 3
+    EXPECT_EQ(t.resolve(0x99000), nullptr);
+    EXPECT_EQ(t.stats().cr3_resolved, 3u);
+    EXPECT_EQ(t.stats().cr3_unresolved, 1u);
+}
+
+TEST(ProcessTracker, PidReuseIsANewProcess) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    auto a = proc(5, 1, "old", 0x5000);
+    auto b = a;
+    b.comm = "new";
+    b.start_time_ns += 77;  // same task slot and pid, later start: another process
+    t.apply({a}, 1);
+    t.apply({b}, 2);
+    t.apply({b}, 3);
+    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:5", "process-started:5", "process-exited:5"}));
+}
+
+TEST(ProcessTracker, GuestBytesCannotBreakTheJsonLine) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    t.apply({proc(3, 1, "a\"b\n\xff", 0x3000)}, 1);
+    const std::string line = sink.events[0].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    EXPECT_EQ(line.find('\n'), std::string::npos);
+    EXPECT_TRUE(nlohmann::json::accept(line));
+}
+
+TEST(ProcessTracker, DetachIsOneEventNotFakeExits) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    t.apply({proc(1, 0, "init", 0x1000), proc(2, 1, "sh", 0x2000)}, 1);
+    t.finish(2, "daemon-stopped");
+    ASSERT_EQ(sink.events.size(), 3u);
+    EXPECT_EQ(sink.events.back()["event"]["action"], "vm-detached");
+    EXPECT_EQ(sink.events.back()["event"]["reason"], "daemon-stopped");
+    EXPECT_EQ(t.size(), 0u);
+    EXPECT_EQ(t.resolve(0x2000), nullptr);
+}

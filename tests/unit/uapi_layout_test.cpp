@@ -1,0 +1,41 @@
+// Pins the kernel/userspace contract: any change to these numbers breaks the ABI.
+#include <cstddef>
+
+#include <gtest/gtest.h>
+
+#include "vminsight.h"
+
+TEST(UapiLayout, RecordIsFixed128Bytes) {
+    EXPECT_EQ(sizeof(vmi_record), 128u);
+    EXPECT_EQ(VMI_RECORD_SIZE, 128);
+    EXPECT_EQ(offsetof(vmi_record, type), 0u);
+    EXPECT_EQ(offsetof(vmi_record, flags), 2u);
+    EXPECT_EQ(offsetof(vmi_record, vcpu), 4u);
+    EXPECT_EQ(offsetof(vmi_record, seq), 8u);
+    EXPECT_EQ(offsetof(vmi_record, time_ns), 16u);
+    EXPECT_EQ(offsetof(vmi_record, cr3), 32u);
+    EXPECT_EQ(offsetof(vmi_record, cr3.old_cr3), 32u);
+    EXPECT_EQ(offsetof(vmi_record, cr3.new_cr3), 40u);
+    EXPECT_EQ(offsetof(vmi_record, raw), 32u);
+}
+
+TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {
+    EXPECT_EQ(offsetof(vmi_ring_header, version), 0u);
+    EXPECT_EQ(offsetof(vmi_ring_header, record_size), 4u);
+    EXPECT_EQ(offsetof(vmi_ring_header, data_offset), 8u);
+    EXPECT_EQ(offsetof(vmi_ring_header, nr_records), 16u);
+    EXPECT_EQ(offsetof(vmi_ring_header, data_head), 64u);
+    EXPECT_EQ(offsetof(vmi_ring_header, lost), 72u);
+    EXPECT_EQ(offsetof(vmi_ring_header, data_tail), 128u);
+    EXPECT_EQ(sizeof(vmi_ring_header), 192u);
+}
+
+TEST(UapiLayout, IoctlStructsAndNumbers) {
+    EXPECT_EQ(sizeof(vmi_attach), 16u);
+    EXPECT_EQ(sizeof(vmi_status), 64u);
+    EXPECT_EQ(sizeof(vmi_memslot), 32u);
+    EXPECT_EQ(sizeof(vmi_memslots), 24u);
+    EXPECT_EQ(VMI_IOC_ATTACH, 0x4010B701u);
+    EXPECT_EQ(VMI_IOC_STATUS, 0x8040B710u);
+    EXPECT_EQ(VMI_IOC_MEMSLOTS, 0xC018B711u);
+}
