@@ -9,7 +9,9 @@ namespace vmid {
 JsonLineSink::JsonLineSink(const std::string& path) : out_(stdout), owned_(false) {
     if (path != "-") {
         out_ = std::fopen(path.c_str(), "ae");
-        if (!out_) throw std::runtime_error("cannot open event output " + path + ": " + std::strerror(errno));
+        if (!out_)
+            throw std::runtime_error("cannot open event output " + path + ": " +
+                                     std::strerror(errno));
         owned_ = true;
     }
 }

@@ -9,7 +9,7 @@
 namespace vmid {
 
 class EventSink {
-public:
+  public:
     virtual ~EventSink() = default;
     virtual void emit(const nlohmann::json& event) = 0;
 };
@@ -17,7 +17,7 @@ public:
 /// One JSON object per line, flushed per line so a reader tailing the file sees it at once.
 /// Guest strings may hold any bytes: invalid UTF-8 is replaced, never allowed to break a line.
 class JsonLineSink final : public EventSink {
-public:
+  public:
     /// `path` "-" is standard output.
     explicit JsonLineSink(const std::string& path);
     ~JsonLineSink() override;
@@ -25,7 +25,7 @@ public:
     JsonLineSink& operator=(const JsonLineSink&) = delete;
     void emit(const nlohmann::json& event) override;
 
-private:
+  private:
     std::FILE* out_;
     bool owned_;
 };

@@ -18,7 +18,7 @@
 namespace vmid {
 
 class GuestKernel final : public ProcessSource {
-public:
+  public:
     /// Throws std::runtime_error naming the file when the profile cannot be built.
     GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux);
 
@@ -27,7 +27,7 @@ public:
     /// Slide found, or nothing yet (the guest kernel may not be up).
     [[nodiscard]] std::optional<std::uint64_t> kaslr_slide() const { return slide_; }
 
-private:
+  private:
     vmi::Status refresh_memory();
     vmi::Status locate_kernel(std::uint64_t cr3);
 

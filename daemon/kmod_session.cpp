@@ -33,7 +33,8 @@ KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t dat
     const auto* hdr = static_cast<const vmi_ring_header*>(h);
     const std::uint64_t bytes = hdr->data_offset + hdr->nr_records * hdr->record_size;
     ::munmap(h, page);
-    if (bytes > (std::uint64_t{1} << 31)) throw KmodError("ring header announces an implausible size");
+    if (bytes > (std::uint64_t{1} << 31))
+        throw KmodError("ring header announces an implausible size");
     const std::size_t size = (bytes + page - 1) / page * page;
     void* m = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED, session_.get(), 0);
     if (m == MAP_FAILED) fail("mmap ring");
@@ -66,7 +67,8 @@ std::vector<GuestMemslot> KmodSession::memslots(std::uint64_t* generation) const
     if (req.count > raw.size()) throw KmodError("VMI_IOC_MEMSLOTS: memory map keeps growing");
     if (generation) *generation = req.generation;
     std::vector<GuestMemslot> out;
-    for (std::uint32_t i = 0; i < req.count; ++i) out.push_back({raw[i].gpa, raw[i].size, raw[i].hva});
+    for (std::uint32_t i = 0; i < req.count; ++i)
+        out.push_back({raw[i].gpa, raw[i].size, raw[i].hva});
     return out;
 }
 

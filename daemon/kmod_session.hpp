@@ -23,7 +23,7 @@ struct GuestMemslot {
 };
 
 class KmodSession {
-public:
+  public:
     /// Attaches to the VM behind `vm_fd` through `device` (normally /dev/vminsight).
     KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages = 0);
     ~KmodSession();
@@ -36,7 +36,7 @@ public:
     /// The VM's guest-physical memory map; `generation` changes when it does.
     std::vector<GuestMemslot> memslots(std::uint64_t* generation = nullptr) const;
 
-private:
+  private:
     UniqueFd session_;
     std::span<std::byte> mapping_;
     std::optional<RingReader> ring_;

@@ -28,7 +28,8 @@ int main(int argc, char** argv) {
             if (!ec) monitor.stop("daemon-stopped");
         });
         monitor.start();
-        std::fprintf(stderr, "vminsightd: attached to qemu pid %d (%s)\n", opts.qemu_pid, opts.vm_name.c_str());
+        std::fprintf(stderr, "vminsightd: attached to qemu pid %d (%s)\n", opts.qemu_pid,
+                     opts.vm_name.c_str());
         while (!monitor.stopped() && io.run_one()) {
         }
         return 0;

@@ -34,15 +34,22 @@ Options parse_options(const std::vector<std::string>& args) {
             if (i + 1 >= args.size()) throw UsageError(a + ": missing value");
             return args[++i];
         };
-        if (a == "--qemu-pid") o.qemu_pid = number<pid_t>(a, value(), 1, 1 << 22);
-        else if (a == "--vm-name") o.vm_name = value();
-        else if (a == "--device") o.device = value();
-        else if (a == "--guest-kernel") o.guest_kernel = value();
-        else if (a == "--output") o.output = value();
-        else if (a == "--ring-pages") o.ring_pages = number<std::uint32_t>(a, value(), 1, 8192);
+        if (a == "--qemu-pid")
+            o.qemu_pid = number<pid_t>(a, value(), 1, 1 << 22);
+        else if (a == "--vm-name")
+            o.vm_name = value();
+        else if (a == "--device")
+            o.device = value();
+        else if (a == "--guest-kernel")
+            o.guest_kernel = value();
+        else if (a == "--output")
+            o.output = value();
+        else if (a == "--ring-pages")
+            o.ring_pages = number<std::uint32_t>(a, value(), 1, 8192);
         else if (a == "--rescan-interval-ms")
             o.rescan_interval = std::chrono::milliseconds(number<int>(a, value(), 10, 60000));
-        else throw UsageError("unknown option " + a);
+        else
+            throw UsageError("unknown option " + a);
     }
     if (!o.qemu_pid) throw UsageError("--qemu-pid is required");
     if (o.guest_kernel.empty()) throw UsageError("--guest-kernel is required");

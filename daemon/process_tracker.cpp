@@ -17,19 +17,22 @@ std::string hex(std::uint64_t v) {
 
 std::string utc_now() {
     const auto now = std::chrono::system_clock::now();
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
+    const auto us =
+        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
     const std::time_t secs = static_cast<std::time_t>(us / 1000000);
     std::tm tm{};
     gmtime_r(&secs, &tm);
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-                  tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<long long>(us % 1000000));
+    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
+                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                  static_cast<long long>(us % 1000000));
     return buf;
 }
 
 }  // namespace
 
-ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name) : sink_(sink), vm_name_(std::move(vm_name)) {}
+ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name)
+    : sink_(sink), vm_name_(std::move(vm_name)) {}
 
 const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
     const auto it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
@@ -53,7 +56,8 @@ void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host
           {"name", p.comm},
           {"cr3", hex(p.pgd)},
           {"task", hex(p.task)},
-          {"start_time_ns", p.start_time_ns}}},
+          {"start_time_ns", p.start_time_ns},
+          {"kernel_thread", p.kernel_thread}}},
         {"vminsight", {{"host_time_ns", host_time_ns}, {"first_seen_host_ns", e.first_seen_ns}}},
     });
 }
@@ -99,10 +103,12 @@ void ProcessTracker::finish(std::uint64_t host_time_ns, const std::string& reaso
     // The processes did not exit: we stop watching. One event says so for all of them.
     known_.clear();
     by_pgd_.clear();
-    sink_.emit({{"@timestamp", utc_now()},
-                {"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-detached"}, {"reason", reason}}},
-                {"vm", {{"name", vm_name_}}},
-                {"vminsight", {{"host_time_ns", host_time_ns}}}});
+    sink_.emit(
+        {{"@timestamp", utc_now()},
+         {"event",
+          {{"kind", "event"}, {"category", "host"}, {"action", "vm-detached"}, {"reason", reason}}},
+         {"vm", {{"name", vm_name_}}},
+         {"vminsight", {{"host_time_ns", host_time_ns}}}});
 }
 
 }  // namespace vmid

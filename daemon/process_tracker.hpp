@@ -13,16 +13,17 @@
 namespace vmid {
 
 struct GuestProcess {
-    std::uint64_t task = 0;           // task_struct address (guest virtual)
-    std::int32_t pid = 0;             // tgid
+    std::uint64_t task = 0;  // task_struct address (guest virtual)
+    std::int32_t pid = 0;    // tgid
     std::int32_t ppid = 0;
     std::string comm;
     std::uint64_t pgd = 0;            // guest-physical mm->pgd, 0 for kernel threads
     std::uint64_t start_time_ns = 0;  // guest boot-relative
+    bool kernel_thread = false;
 };
 
 class ProcessSource {
-public:
+  public:
     virtual ~ProcessSource() = default;
     /// Lists the guest's processes, reading kernel memory through `cr3`'s page tables.
     virtual vmi::Result<std::vector<GuestProcess>> list(std::uint64_t cr3) = 0;
@@ -33,7 +34,7 @@ struct TrackerStats {
 };
 
 class ProcessTracker {
-public:
+  public:
     ProcessTracker(EventSink& sink, std::string vm_name);
 
     /// Name the process whose address space `cr3` is; nullptr if none known (yet).
@@ -51,7 +52,7 @@ public:
     [[nodiscard]] const TrackerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] std::size_t size() const noexcept { return known_.size(); }
 
-private:
+  private:
     struct Key {
         std::uint64_t task, start;
         bool operator==(const Key&) const = default;

@@ -6,7 +6,8 @@
 namespace vmid {
 
 RingReader::RingReader(std::span<std::byte> mapping) {
-    if (mapping.size() < sizeof(vmi_ring_header)) throw RingCorrupt("ring mapping smaller than its header");
+    if (mapping.size() < sizeof(vmi_ring_header))
+        throw RingCorrupt("ring mapping smaller than its header");
     hdr_ = reinterpret_cast<vmi_ring_header*>(mapping.data());
     if (hdr_->version != VMI_ABI_VERSION)
         throw RingCorrupt("ring ABI version " + std::to_string(hdr_->version) + ", expected " +

@@ -18,7 +18,7 @@ struct RingCorrupt : std::runtime_error {
 };
 
 class RingReader {
-public:
+  public:
     /// `mapping` is the whole session mapping: header page then records.
     /// Throws RingCorrupt when the header does not describe a valid ring of that size.
     explicit RingReader(std::span<std::byte> mapping);
@@ -36,7 +36,7 @@ public:
     [[nodiscard]] std::uint64_t consumed() const noexcept { return tail_; }
     [[nodiscard]] std::uint64_t capacity() const noexcept { return nr_; }
 
-private:
+  private:
     std::uint64_t load_head() const;
     void store_tail(std::uint64_t tail);
 
@@ -52,8 +52,8 @@ template <class F>
 std::size_t RingReader::drain(F&& on_record, std::size_t max) {
     const std::uint64_t head = load_head();
     if (head - tail_ > nr_)
-        throw RingCorrupt("ring head " + std::to_string(head) + " is more than a ring ahead of tail " +
-                          std::to_string(tail_));
+        throw RingCorrupt("ring head " + std::to_string(head) +
+                          " is more than a ring ahead of tail " + std::to_string(tail_));
     std::size_t n = 0;
     while (tail_ != head && n < max) {
         const vmi_record rec = records_[tail_ & (nr_ - 1)];

@@ -19,13 +19,17 @@ std::string errno_text() { return std::strerror(errno); }
 
 // Direct syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C" and does not link from C++.
 int pidfd_open(pid_t pid) { return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)); }
-int pidfd_getfd(int pidfd, int fd) { return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0)); }
+int pidfd_getfd(int pidfd, int fd) {
+    return static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd, fd, 0));
+}
 
 int find_vm_fd(pid_t pid) {
     const fs::path dir = "/proc/" + std::to_string(pid) + "/fd";
     std::error_code ec;
     fs::directory_iterator it(dir, ec);
-    if (ec) throw LocateError("qemu pid " + std::to_string(pid) + ": cannot list " + dir.string() + ": " + ec.message());
+    if (ec)
+        throw LocateError("qemu pid " + std::to_string(pid) + ": cannot list " + dir.string() +
+                          ": " + ec.message());
     for (const auto& entry : it) {
         const auto target = fs::read_symlink(entry.path(), ec);
         if (ec || target != "anon_inode:kvm-vm") continue;
@@ -34,7 +38,8 @@ int find_vm_fd(pid_t pid) {
         auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), fd);
         if (err == std::errc() && p == name.data() + name.size()) return fd;
     }
-    throw LocateError("qemu pid " + std::to_string(pid) + " holds no KVM VM fd (is it running with KVM?)");
+    throw LocateError("qemu pid " + std::to_string(pid) +
+                      " holds no KVM VM fd (is it running with KVM?)");
 }
 
 }  // namespace

@@ -13,7 +13,8 @@ namespace {
 std::uint64_t monotonic_ns() {
     timespec ts{};
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL + static_cast<std::uint64_t>(ts.tv_nsec);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+           static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -44,11 +45,12 @@ void VmMonitor::start() {
 }
 
 void VmMonitor::wait_ring() {
-    ring_fd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec || stopped_) return;
-        on_ring();
-        wait_ring();
-    });
+    ring_fd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                        [this](const boost::system::error_code& ec) {
+                            if (ec || stopped_) return;
+                            on_ring();
+                            wait_ring();
+                        });
 }
 
 void VmMonitor::on_ring() {
@@ -63,10 +65,11 @@ void VmMonitor::on_ring() {
 }
 
 void VmMonitor::wait_qemu() {
-    qemu_fd_.async_wait(asio::posix::stream_descriptor::wait_read, [this](const boost::system::error_code& ec) {
-        if (ec || stopped_) return;
-        stop("qemu-exited");
-    });
+    qemu_fd_.async_wait(asio::posix::stream_descriptor::wait_read,
+                        [this](const boost::system::error_code& ec) {
+                            if (ec || stopped_) return;
+                            stop("qemu-exited");
+                        });
 }
 
 void VmMonitor::wait_timer() {
@@ -121,18 +124,19 @@ void VmMonitor::stop(const std::string& reason) {
 void VmMonitor::report_stats() {
     const vmi_status st = session_.status();
     const TrackerStats& t = tracker_.stats();
-    sink_.emit({{"event", {{"kind", "metric"}, {"category", "host"}, {"action", "vm-monitor-stats"}}},
-                {"vm", {{"name", opts_.vm_name}}},
-                {"vminsight",
-                 {{"records_read", records_},
-                  {"records_written", st.records},
-                  {"records_lost_kernel", st.lost},
-                  {"records_lost_seen", session_.ring().seq_gaps()},
-                  {"vm_entries_sampled", st.cr3_samples},
-                  {"scans", t.scans},
-                  {"scans_failed", t.failed_scans},
-                  {"cr3_resolved", t.cr3_resolved},
-                  {"cr3_unresolved", t.cr3_unresolved}}}});
+    sink_.emit(
+        {{"event", {{"kind", "metric"}, {"category", "host"}, {"action", "vm-monitor-stats"}}},
+         {"vm", {{"name", opts_.vm_name}}},
+         {"vminsight",
+          {{"records_read", records_},
+           {"records_written", st.records},
+           {"records_lost_kernel", st.lost},
+           {"records_lost_seen", session_.ring().seq_gaps()},
+           {"vm_entries_sampled", st.cr3_samples},
+           {"scans", t.scans},
+           {"scans_failed", t.failed_scans},
+           {"cr3_resolved", t.cr3_resolved},
+           {"cr3_unresolved", t.cr3_unresolved}}}});
 }
 
 }  // namespace vmid

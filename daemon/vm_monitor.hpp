@@ -20,14 +20,14 @@
 namespace vmid {
 
 class VmMonitor {
-public:
+  public:
     VmMonitor(boost::asio::io_context& io, const Options& opts, EventSink& sink);
     void start();
     /// Drain what is left, report every process gone, detach.
     void stop(const std::string& reason);
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
 
-private:
+  private:
     void wait_ring();
     void on_ring();
     void wait_qemu();
@@ -49,8 +49,8 @@ private:
     boost::asio::steady_timer scan_soon_;
     bool scan_pending_ = false;
     bool stopped_ = false;
-    std::uint64_t last_cr3_ = 0;        // newest CR3 from the ring
-    std::uint64_t walk_cr3_ = 0;        // CR3 of the last successful walk
+    std::uint64_t last_cr3_ = 0;  // newest CR3 from the ring
+    std::uint64_t walk_cr3_ = 0;  // CR3 of the last successful walk
     std::uint64_t records_ = 0;
     std::chrono::steady_clock::time_point last_scan_{};
 };

@@ -17,15 +17,14 @@ struct Decoded {
 
 void decode(const vmi_record& rec, Decoded& d) {
     switch (rec.type) {
-    case VMI_REC_CR3:
-        d.cr3_sum += rec.cr3.new_cr3 ^ rec.cr3.old_cr3;
-        ++d.cr3;
-        break;
-    default:
-        ++d.other;
+        case VMI_REC_CR3:
+            d.cr3_sum += rec.cr3.new_cr3 ^ rec.cr3.old_cr3;
+            ++d.cr3;
+            break;
+        default:
+            ++d.other;
     }
 }
-
 
 // One core: fill the ring, then time only the reader draining and decoding it.
 double single_core_rate(std::uint64_t rounds) {
@@ -35,7 +34,8 @@ double single_core_rate(std::uint64_t rounds) {
     double secs = 0;
     std::uint64_t read = 0;
     for (std::uint64_t r = 0; r < rounds; ++r) {
-        for (std::uint64_t i = 0; i < 8192; ++i) ring.write(vmitest::RingProducer::cr3(0, i, r + i));
+        for (std::uint64_t i = 0; i < 8192; ++i)
+            ring.write(vmitest::RingProducer::cr3(0, i, r + i));
         const auto t0 = std::chrono::steady_clock::now();
         read += reader.drain([&](const vmi_record& rec) { decode(rec, d); });
         secs += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -51,13 +51,15 @@ double concurrent_rate(std::uint64_t n, std::uint64_t& retries) {
     std::thread producer([&] {
         std::uint64_t i = 0;
         while (i < n)
-            if (ring.write(vmitest::RingProducer::cr3(static_cast<std::uint32_t>(i & 3), i, i + 1))) ++i;
+            if (ring.write(vmitest::RingProducer::cr3(static_cast<std::uint32_t>(i & 3), i, i + 1)))
+                ++i;
     });
     Decoded d;
     std::uint64_t read = 0;
     const auto t0 = std::chrono::steady_clock::now();
     while (read < n) read += reader.drain([&](const vmi_record& rec) { decode(rec, d); });
-    const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double secs =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     producer.join();
     retries = ring.lost();
     return d.cr3 == n ? static_cast<double>(n) / secs : 0;
@@ -67,10 +69,13 @@ double concurrent_rate(std::uint64_t n, std::uint64_t& retries) {
 
 int main() {
     const double one = single_core_rate(2000);
-    std::printf("ring-read-1core: %.1f million records/s read and decoded (target >= 5)\n", one / 1e6);
+    std::printf("ring-read-1core: %.1f million records/s read and decoded (target >= 5)\n",
+                one / 1e6);
     std::uint64_t retries = 0;
     const double two = concurrent_rate(20'000'000, retries);
-    std::printf("ring-read-live: %.1f million records/s with a concurrent producer (full-ring retries %llu)\n",
-                two / 1e6, static_cast<unsigned long long>(retries));
+    std::printf(
+        "ring-read-live: %.1f million records/s with a concurrent producer (full-ring retries "
+        "%llu)\n",
+        two / 1e6, static_cast<unsigned long long>(retries));
     return one > 0 && two > 0 ? 0 : 1;
 }

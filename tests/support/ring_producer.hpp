@@ -8,15 +8,15 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
-#include <span>
 #include <new>
+#include <span>
 
 #include "vminsight.h"
 
 namespace vmitest {
 
 class RingProducer {
-public:
+  public:
     explicit RingProducer(std::uint64_t nr_records, std::size_t page = 4096)
         : size_(page + nr_records * sizeof(vmi_record)),
           mem_(static_cast<std::byte*>(std::aligned_alloc(page, size_)), &std::free) {
@@ -60,7 +60,7 @@ public:
     [[nodiscard]] std::uint64_t lost() const { return lost_; }
     [[nodiscard]] std::uint64_t written() const { return head_; }
 
-private:
+  private:
     std::size_t size_;
     std::unique_ptr<std::byte, decltype(&std::free)> mem_;
     vmi_ring_header* hdr_;

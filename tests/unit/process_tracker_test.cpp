@@ -11,14 +11,20 @@ struct CaptureSink final : vmid::EventSink {
     void emit(const nlohmann::json& e) override { events.push_back(e); }
     std::vector<std::string> actions() const {
         std::vector<std::string> out;
-        for (const auto& e : events) out.push_back(e["event"]["action"].get<std::string>() + ":" +
-                                                   std::to_string(e["process"]["pid"].get<int>()));
+        for (const auto& e : events)
+            out.push_back(e["event"]["action"].get<std::string>() + ":" +
+                          std::to_string(e["process"]["pid"].get<int>()));
         return out;
     }
 };
 
 vmid::GuestProcess proc(int pid, int ppid, const char* comm, std::uint64_t pgd) {
-    return {0xffff888000000000ULL + static_cast<std::uint64_t>(pid) * 0x1000, pid, ppid, comm, pgd, 1000u + pid};
+    return {0xffff888000000000ULL + static_cast<std::uint64_t>(pid) * 0x1000,
+            pid,
+            ppid,
+            comm,
+            pgd,
+            1000u + pid};
 }
 
 }  // namespace
@@ -27,8 +33,11 @@ TEST(ProcessTracker, FirstListingIsSeenLaterOnesStart) {
     CaptureSink sink;
     vmid::ProcessTracker t(sink, "vm1");
     t.apply({proc(1, 0, "init", 0x1000), proc(2, 0, "kthreadd", 0)}, 1);
-    t.apply({proc(1, 0, "init", 0x1000), proc(2, 0, "kthreadd", 0), proc(42, 1, "vmi-canary-ab", 0x5000)}, 2);
-    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:1", "process-seen:2", "process-started:42"}));
+    t.apply({proc(1, 0, "init", 0x1000), proc(2, 0, "kthreadd", 0),
+             proc(42, 1, "vmi-canary-ab", 0x5000)},
+            2);
+    EXPECT_EQ(sink.actions(),
+              (std::vector<std::string>{"process-seen:1", "process-seen:2", "process-started:42"}));
     const auto& e = sink.events.back();
     EXPECT_EQ(e["vm"]["name"], "vm1");
     EXPECT_EQ(e["process"]["name"], "vmi-canary-ab");
@@ -40,7 +49,7 @@ TEST(ProcessTracker, ExitNeedsTwoListingsInARow) {
     CaptureSink sink;
     vmid::ProcessTracker t(sink, "vm1");
     t.apply({proc(1, 0, "init", 0x1000), proc(7, 1, "sh", 0x7000)}, 1);
-    t.apply({proc(1, 0, "init", 0x1000)}, 2);                       // one torn walk
+    t.apply({proc(1, 0, "init", 0x1000)}, 2);                            // one torn walk
     t.apply({proc(1, 0, "init", 0x1000), proc(7, 1, "sh", 0x7000)}, 3);  // back again
     t.apply({proc(1, 0, "init", 0x1000)}, 4);
     EXPECT_EQ(sink.events.size(), 2u);
@@ -72,14 +81,16 @@ TEST(ProcessTracker, PidReuseIsANewProcess) {
     t.apply({a}, 1);
     t.apply({b}, 2);
     t.apply({b}, 3);
-    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:5", "process-started:5", "process-exited:5"}));
+    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:5", "process-started:5",
+                                                        "process-exited:5"}));
 }
 
 TEST(ProcessTracker, GuestBytesCannotBreakTheJsonLine) {
     CaptureSink sink;
     vmid::ProcessTracker t(sink, "vm1");
     t.apply({proc(3, 1, "a\"b\n\xff", 0x3000)}, 1);
-    const std::string line = sink.events[0].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    const std::string line =
+        sink.events[0].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     EXPECT_EQ(line.find('\n'), std::string::npos);
     EXPECT_TRUE(nlohmann::json::accept(line));
 }

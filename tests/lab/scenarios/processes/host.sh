@@ -41,10 +41,11 @@ heartbeats() { grep -c HEARTBEAT "$out/guest.log"; }
 beating() { [ "$(heartbeats)" -gt "$1" ]; }
 
 start_guest() { # start_guest LOG: starts QEMU, sets $qemu
-	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 2 -nographic -no-reboot \
+	# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
+	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
 		-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
 		-append "console=ttyS0 quiet panic=-1" -serial "file:$1" \
-		-monitor none -display none </dev/null >"$1.qemu" 2>&1 &
+		</dev/null >"$1.qemu" 2>&1 &
 	qemu=$!
 }
 

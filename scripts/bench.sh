@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make bench: print VMInsight's performance figures, one per line.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${BUILD:-build}
+bin=$build/release/tests/bench
+
+"$bin/ring_bench"
+"$bin/memory_bench"
+
+# Lab boot-to-first-event: from starting the guest's QEMU to the daemon's first process
+# event, both on the lab host's clock (metrics.txt of the processes scenario).
+for k in ${VMI_KERNELS:-6.1}; do
+	out=$build/lab-out/bench-$k
+	bash scripts/lab-test.sh "$k" tests/lab/scenarios/processes "$out" >"$out.log" 2>&1 ||
+		{ echo "lab-boot-to-first-event ($k): lab run failed, see $out.log"; exit 1; }
+	start=$(sed -n 's/^qemu_start_ms=\([0-9]*\)$/\1/p' "$out/metrics.txt")
+	first=$(sed -n 's/^first_event_ms=\([0-9]*\)$/\1/p' "$out/metrics.txt")
+	echo "lab-boot-to-first-event ($k): $((first - start)) ms from guest QEMU start to the first process event (nested KVM under TCG)"
+done

@@ -1,0 +1,34 @@
+#!/usr/bin/env python3
+"""Render vminsightd JSON events (console lines "EV <json>") and demo notes ("DEMO ...")
+as a readable live view. Anything else on the console is skipped."""
+import json
+import sys
+
+SYMBOL = {"process-started": "+", "process-seen": "=", "process-exited": "-"}
+
+for raw in sys.stdin:
+    line = raw.rstrip("\r\n")
+    if line.startswith("DEMO "):
+        print(f"  [lab] {line[5:]}")
+        continue
+    at = line.find("EV {")
+    if at < 0:
+        continue
+    try:
+        ev = json.loads(line[at + 3:])
+    except json.JSONDecodeError:
+        continue
+    action = ev.get("event", {}).get("action", "?")
+    vm = ev.get("vm", {}).get("name", "?")
+    p = ev.get("process")
+    if p and p.get("kernel_thread") and "--all" not in sys.argv:
+        continue  # kernel threads: shown with --all
+    if p:
+        print(f"  {vm}  {SYMBOL.get(action, '?')} {action:<16} pid {p['pid']:>5}  ppid {p['ppid']:>5}  "
+              f"cr3 {p['cr3']:<10} {p['name']}")
+    elif action == "vm-monitor-stats":
+        s = ev.get("vminsight", {})
+        print(f"  {vm}  stats: {s.get('records_read')} CR3 records read, {s.get('records_lost_kernel')} lost, "
+              f"{s.get('scans')} task-list walks")
+    else:
+        print(f"  {vm}  * {action} {ev.get('event', {}).get('reason', '')}")

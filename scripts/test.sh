@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# make test: every test VMInsight has, ending with one "N passed, M failed" line.
+#   unit tests (GoogleTest via ctest), the same under ASan+UBSan, formatting, the kernel
+#   module built against each supported kernel, and the lab scenarios on each lab kernel.
+# VMI_TEST_LAB=0 skips the lab (it needs a few minutes of TCG time).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+build=${BUILD:-build}
+jobs=$(nproc)
+passed=0 failed=0
+summary=()
+
+note() { # note NAME STATUS
+	summary+=("$2 $1")
+	if [ "$2" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
+}
+
+step() { # step NAME COMMAND...: one test that passes when COMMAND does
+	local name=$1
+	shift
+	echo "=== $name"
+	if "$@"; then note "$name" PASS; else note "$name" FAIL; fi
+}
+
+ctest_suite() { # ctest_suite NAME BUILD_DIR CMAKE_ARGS...: configure, build, count each test
+	local name=$1 dir=$2 log
+	shift 2
+	echo "=== $name"
+	if ! cmake -S . -B "$dir" "$@" >"$dir.configure.log" 2>&1; then
+		cat "$dir.configure.log"
+		note "$name-configure" FAIL
+		return
+	fi
+	if ! cmake --build "$dir" -j"$jobs"; then
+		note "$name-build" FAIL
+		return
+	fi
+	log=$(mktemp)
+	(cd "$dir" && ctest --output-on-failure -j"$jobs") | tee "$log"
+	local line total bad
+	line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$log" | tail -n1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		note "$name" FAIL
+		return
+	fi
+	bad=$(sed -E 's/.*tests passed, ([0-9]+) tests? failed.*/\1/' <<<"$line")
+	total=$(sed -E 's/.* out of ([0-9]+).*/\1/' <<<"$line")
+	passed=$((passed + total - bad))
+	failed=$((failed + bad))
+	summary+=("$([ "$bad" = 0 ] && echo PASS || echo FAIL) $name ($((total - bad))/$total)")
+}
+
+mkdir -p "$build"
+ctest_suite unit "$build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
+ctest_suite unit-asan-ubsan "$build/asan" -DCMAKE_BUILD_TYPE=Debug -DVMI_SANITIZE=ON
+
+step clang-format bash scripts/check-format.sh
+for k in ${VMI_KERNELS:-6.1 6.12}; do
+	step "kmod-build-$k" make -s kmod KERNELS="$k" BUILD="$build"
+done
+
+if [ "${VMI_TEST_LAB:-1}" != 0 ]; then
+	for k in ${VMI_KERNELS:-6.1 6.12}; do
+		for s in tests/lab/scenarios/*/; do
+			[ "$(basename "$s")" = demo ] && continue
+			step "lab-$k-$(basename "$s")" bash scripts/lab-test.sh "$k" "$s"
+		done
+	done
+fi
+
+echo
+printf '%s\n' "${summary[@]}"
+echo "$passed passed, $failed failed"
+[ "$failed" = 0 ]
