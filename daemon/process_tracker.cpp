@@ -35,7 +35,10 @@ ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name)
     : sink_(sink), vm_name_(std::move(vm_name)) {}
 
 const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
-    const auto it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
+    // Exact first (without PTI a PGD is only 4 KiB aligned, so bit 12 can be real); then a
+    // KPTI user CR3, whose PGD is the kernel one (mm->pgd) plus 4 KiB.
+    auto it = by_pgd_.find(vmi::pgd_from_cr3(cr3));
+    if (it == by_pgd_.end()) it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
     if (it == by_pgd_.end()) {
         ++stats_.cr3_unresolved;
         return nullptr;
@@ -44,9 +47,10 @@ const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
     return &known_.at(it->second).proc;
 }
 
-void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host_time_ns) {
+void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host_time_ns,
+                          const std::string& previous_name) {
     const GuestProcess& p = e.proc;
-    sink_.emit({
+    nlohmann::json ev = {
         {"@timestamp", utc_now()},
         {"event", {{"kind", "event"}, {"category", "process"}, {"action", action}}},
         {"vm", {{"name", vm_name_}}},
@@ -59,7 +63,9 @@ void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host
           {"start_time_ns", p.start_time_ns},
           {"kernel_thread", p.kernel_thread}}},
         {"vminsight", {{"host_time_ns", host_time_ns}, {"first_seen_host_ns", e.first_seen_ns}}},
-    });
+    };
+    if (!previous_name.empty()) ev["process"]["previous_name"] = previous_name;
+    sink_.emit(ev);
 }
 
 void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t host_time_ns) {
@@ -78,10 +84,17 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
             emit(start_action, e, host_time_ns);
         } else {
             e.misses = 0;
-            e.proc.comm = p.comm;  // exec renames a process in place
-            e.proc.ppid = p.ppid;  // reparenting to init or a subreaper
+            // exec gives the task a new address space (a kernel thread becoming init too);
+            // a new name alone is prctl(PR_SET_NAME). An address space going away is exit.
+            const bool exec = p.pgd != 0 && p.pgd != e.proc.pgd;
+            const bool renamed = p.comm != e.proc.comm;
             if (e.proc.pgd != p.pgd) by_pgd_.erase(e.proc.pgd);
-            e.proc.pgd = p.pgd;
+            const std::string previous = e.proc.comm;
+            e.proc = p;
+            if (exec)
+                emit("process-exec", e, host_time_ns, previous);
+            else if (renamed)
+                emit("process-renamed", e, host_time_ns, previous);
         }
         if (p.pgd) by_pgd_[p.pgd] = key;
     }

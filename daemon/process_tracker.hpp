@@ -41,8 +41,9 @@ class ProcessTracker {
     const GuestProcess* resolve(std::uint64_t cr3);
 
     /// Apply one complete listing. New processes become events ("seen" on the first listing,
-    /// "start" later); a process is reported gone only after two listings in a row miss it,
-    /// so one torn walk of a live list never invents an exit.
+    /// "start" later); a new address space is an exec, a new name alone a rename; a process is
+    /// reported gone only after two listings in a row miss it, so one torn walk of a live list
+    /// never invents an exit.
     void apply(const std::vector<GuestProcess>& list, std::uint64_t host_time_ns);
     void scan_failed() { ++stats_.failed_scans; }
 
@@ -65,7 +66,8 @@ class ProcessTracker {
         std::uint64_t first_seen_ns = 0;
         unsigned misses = 0;
     };
-    void emit(const char* action, const Entry& e, std::uint64_t host_time_ns);
+    void emit(const char* action, const Entry& e, std::uint64_t host_time_ns,
+              const std::string& previous_name = {});
 
     EventSink& sink_;
     std::string vm_name_;

@@ -67,11 +67,11 @@ bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
 	rec->seq = ring->head + ring->lost;
 	/*
 	 * Re-read the reader's tail only when the cached one says full, so
-	 * the shared cache line is not pulled over on every record. Pairs
-	 * with the reader's store-release: it is done with those slots.
+	 * the shared cache line is not pulled over on every record.
 	 */
 	ok = ring->head - ring->tail_cache < ring->nr_records;
 	if (!ok) {
+		/* Pairs with the reader's store-release: it is done with those slots. */
 		tail = smp_load_acquire(&ring->hdr->data_tail);
 		ring->tail_cache = tail;
 		ok = ring->head - tail < ring->nr_records;

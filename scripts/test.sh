@@ -57,6 +57,7 @@ ctest_suite unit "$build/release" -DCMAKE_BUILD_TYPE=RelWithDebInfo
 ctest_suite unit-asan-ubsan "$build/asan" -DCMAKE_BUILD_TYPE=Debug -DVMI_SANITIZE=ON
 
 step clang-format bash scripts/check-format.sh
+step checkpatch bash scripts/checkpatch.sh
 for k in ${VMI_KERNELS:-6.1 6.12}; do
 	step "kmod-build-$k" make -s kmod KERNELS="$k" BUILD="$build"
 done

@@ -26,6 +26,7 @@
 #ifndef _UAPI_VMINSIGHT_H
 #define _UAPI_VMINSIGHT_H
 
+#include <linux/const.h>
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
@@ -39,7 +40,7 @@ enum vmi_record_type {
 };
 
 /* Record flags. */
-#define VMI_RECF_SAMPLED (1U << 0)	/* CR3 seen at a natural VM entry */
+#define VMI_RECF_SAMPLED _BITUL(0)	/* CR3 seen at a natural VM entry */
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
@@ -86,7 +87,7 @@ struct vmi_attach {
 };
 
 /* Session state flags. */
-#define VMI_STATUS_VM_DEAD (1U << 0)	/* only this session holds the VM */
+#define VMI_STATUS_VM_DEAD _BITUL(0)	/* only this session holds the VM */
 
 struct vmi_status {
 	__u64 records;		/* records written to the ring */

@@ -18,7 +18,8 @@ namespace vmitest {
 class RingProducer {
   public:
     explicit RingProducer(std::uint64_t nr_records, std::size_t page = 4096)
-        : size_(page + nr_records * sizeof(vmi_record)),
+        : size_((page + nr_records * sizeof(vmi_record) + page - 1) / page *
+                page),  // aligned_alloc wants whole pages
           mem_(static_cast<std::byte*>(std::aligned_alloc(page, size_)), &std::free) {
         if (!mem_) throw std::bad_alloc();
         std::fill_n(mem_.get(), size_, std::byte{0});

@@ -106,3 +106,35 @@ TEST(ProcessTracker, DetachIsOneEventNotFakeExits) {
     EXPECT_EQ(t.size(), 0u);
     EXPECT_EQ(t.resolve(0x2000), nullptr);
 }
+
+TEST(ProcessTracker, NewAddressSpaceIsExecNewNameAloneIsRename) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    auto child = proc(93, 91, "vmi-canary-a2", 0x5000);  // forked, not yet exec'd
+    t.apply({child}, 1);
+    child.comm = "vmi-canary-a3";
+    child.pgd = 0x9000;  // execve: new mm
+    t.apply({child}, 2);
+    child.comm = "worker";  // prctl(PR_SET_NAME): same mm
+    t.apply({child}, 3);
+    t.apply({child}, 4);  // nothing changed: no event
+    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:93", "process-exec:93",
+                                                        "process-renamed:93"}));
+    EXPECT_EQ(sink.events[1]["process"]["name"], "vmi-canary-a3");
+    EXPECT_EQ(sink.events[1]["process"]["previous_name"], "vmi-canary-a2");
+    EXPECT_EQ(sink.events[1]["process"]["cr3"], "0x9000");
+    ASSERT_NE(t.resolve(0x9000), nullptr);  // bit 12 set: a 4 KiB-aligned PGD (no PTI)
+    EXPECT_EQ(t.resolve(0x9000)->comm, "worker");
+    EXPECT_EQ(t.resolve(0x5000), nullptr);
+}
+
+TEST(ProcessTracker, KernelThreadThatExecsInitIsAnExec) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    auto init = proc(1, 0, "swapper/0", 0);
+    t.apply({init}, 1);
+    init.comm = "init";
+    init.pgd = 0x1000;
+    t.apply({init}, 2);
+    EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:1", "process-exec:1"}));
+}
