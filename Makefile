@@ -44,8 +44,9 @@ bench: userspace
 demo: deps
 	bash scripts/demo.sh
 
-lab-shell: userspace kmod
-	bash scripts/lab/run.sh --kernel $(LAB_KERNEL) --scenario tests/lab/scenarios/processes --out $(BUILD)/lab-shell --shell
+# An interactive lab host with the module, daemon and processes scenario staged in it.
+lab-shell: userspace
+	bash scripts/lab-test.sh $(LAB_KERNEL) tests/lab/scenarios/processes $(BUILD)/lab-shell -- --shell
 
 clean:
 	rm -rf $(BUILD)

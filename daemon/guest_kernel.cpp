@@ -68,7 +68,7 @@ vmi::Result<std::vector<GuestProcess>> GuestKernel::list(std::uint64_t cr3) {
         if (p.pid == 0) continue;  // init_task, the idle task, is not a process
         constexpr std::uint32_t kPfKthread = 0x00200000;  // PF_KTHREAD, stable since 2.6
         out.push_back({p.task_va, p.pid, p.ppid, p.comm, p.pgd_pa, p.start_time_ns,
-                       (p.flags & kPfKthread) != 0});
+                       (p.flags & kPfKthread) != 0, p.exec_id});
     }
     return out;
 }

@@ -84,10 +84,11 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
             emit(start_action, e, host_time_ns);
         } else {
             e.misses = 0;
-            // exec gives the task a new address space (a kernel thread becoming init too);
-            // a new name alone is prctl(PR_SET_NAME). An address space going away is exit.
-            const bool exec = p.pgd != 0 && p.pgd != e.proc.pgd;
-            const bool renamed = p.comm != e.proc.comm;
+            // The guest counts execs itself (self_exec_id, bumped right after the new name is
+            // set), so a listing taken mid-exec (new mm, old name) is no exec yet. A new name
+            // with the same count is prctl(PR_SET_NAME).
+            const bool exec = p.exec_id != e.proc.exec_id;
+            const bool renamed = !exec && p.comm != e.proc.comm;
             if (e.proc.pgd != p.pgd) by_pgd_.erase(e.proc.pgd);
             const std::string previous = e.proc.comm;
             e.proc = p;

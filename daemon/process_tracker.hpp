@@ -20,6 +20,7 @@ struct GuestProcess {
     std::uint64_t pgd = 0;            // guest-physical mm->pgd, 0 for kernel threads
     std::uint64_t start_time_ns = 0;  // guest boot-relative
     bool kernel_thread = false;
+    std::uint64_t exec_id = 0;  // the guest's self_exec_id: +1 per execve
 };
 
 class ProcessSource {

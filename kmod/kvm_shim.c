@@ -45,9 +45,14 @@ void vmi_kvm_entry_probe_unregister(void)
 	tracepoint_synchronize_unregister();
 }
 
-u32 vmi_kvm_max_vcpus(void)
+u32 vmi_kvm_max_vcpus(struct kvm *kvm)
 {
-	return KVM_MAX_VCPUS;
+	return kvm->max_vcpus;
+}
+
+u32 vmi_kvm_max_memslots(void)
+{
+	return KVM_USER_MEM_SLOTS;
 }
 
 struct kvm *vmi_kvm_get_from_file(struct file *file)
@@ -87,9 +92,10 @@ u32 vmi_kvm_memslots(struct kvm *kvm, struct vmi_memslot *out, u32 max,
 
 	idx = srcu_read_lock(&kvm->srcu);
 	slots = kvm_memslots(kvm);
-	*generation = slots->generation;
+	/* Mid-update, KVM sets a flag bit in the generation; report it stable. */
+	*generation = slots->generation & ~KVM_MEMSLOT_GEN_UPDATE_IN_PROGRESS;
 	kvm_for_each_memslot(slot, bkt, slots) {
-		if (slot->flags & KVM_MEMSLOT_INVALID)
+		if (slot->flags & KVM_MEMSLOT_INVALID || slot->id >= KVM_USER_MEM_SLOTS)
 			continue;
 		if (n < max) {
 			out[n].gpa = (u64)slot->base_gfn << PAGE_SHIFT;
@@ -114,10 +120,19 @@ u32 vmi_vcpu_index(struct kvm_vcpu *vcpu)
 	return vcpu->vcpu_idx;
 }
 
-/* Same logic as KVM's private kvm_read_cr3(). */
+/*
+ * Same logic as KVM's private kvm_read_cr3(). SVM never marks CR3
+ * unavailable (its cache_reg would treat CR3 as a bug); VMX with EPT does,
+ * and reads it from the loaded VMCS.
+ */
 u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu)
 {
 	if (!test_bit(VCPU_EXREG_CR3, (unsigned long *)&vcpu->arch.regs_avail))
 		static_call(kvm_x86_cache_reg)(vcpu, VCPU_EXREG_CR3);
 	return vcpu->arch.cr3;
+}
+
+bool vmi_vcpu_in_nested_guest(struct kvm_vcpu *vcpu)
+{
+	return vcpu->arch.hflags & HF_GUEST_MASK;
 }

@@ -16,8 +16,10 @@ struct kvm;
 struct kvm_vcpu;
 struct vmi_memslot;
 
-/* Largest vCPU index KVM can hand us; sizes per-vCPU state. */
-u32 vmi_kvm_max_vcpus(void);
+/* Largest vCPU index + 1 this VM can have; sizes per-vCPU state. */
+u32 vmi_kvm_max_vcpus(struct kvm *kvm);
+/* Most memslots vmi_kvm_memslots() can report. */
+u32 vmi_kvm_max_memslots(void);
 
 /* Take a reference on the VM behind a KVM VM file, or ERR_PTR. */
 struct kvm *vmi_kvm_get_from_file(struct file *file);
@@ -28,8 +30,9 @@ bool vmi_kvm_is_orphaned(struct kvm *kvm);
 u32 vmi_kvm_online_vcpus(struct kvm *kvm);
 
 /*
- * Copy up to @max memslots of address space 0 into @out; returns how many
- * slots exist (may exceed @max) and stores the memslot generation.
+ * Copy up to @max user memslots of address space 0 into @out; returns how
+ * many exist (may exceed @max) and stores the memslot generation. KVM's
+ * private slots (APIC page, TSS) are not guest RAM and are left out.
  */
 u32 vmi_kvm_memslots(struct kvm *kvm, struct vmi_memslot *out, u32 max,
 		     u64 *generation);
@@ -38,6 +41,8 @@ u32 vmi_kvm_memslots(struct kvm *kvm, struct vmi_memslot *out, u32 max,
 struct kvm *vmi_vcpu_kvm(struct kvm_vcpu *vcpu);
 u32 vmi_vcpu_index(struct kvm_vcpu *vcpu);
 u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu);
+/* True while the vCPU runs a nested (L2) guest: its CR3 is not the VM's. */
+bool vmi_vcpu_in_nested_guest(struct kvm_vcpu *vcpu);
 
 /* Tracepoint on every VM entry. */
 typedef void (*vmi_entry_probe_t)(struct kvm_vcpu *vcpu);

@@ -34,7 +34,7 @@ int vmi_ring_init(struct vmi_ring *ring, u32 data_pages)
 	ring->head = 0;
 	ring->lost = 0;
 	ring->tail_cache = 0;
-	spin_lock_init(&ring->lock);
+	raw_spin_lock_init(&ring->lock);
 
 	ring->hdr->version = VMI_ABI_VERSION;
 	ring->hdr->record_size = VMI_RECORD_SIZE;
@@ -54,6 +54,9 @@ int vmi_ring_mmap(struct vmi_ring *ring, struct vm_area_struct *vma)
 	/* A shorter mapping lets a reader map the header alone first. */
 	if (vma->vm_pgoff != 0 || vma->vm_end - vma->vm_start > ring->size)
 		return -EINVAL;
+	/* A private copy would hide the reader's tail from us. */
+	if (!(vma->vm_flags & VM_SHARED) || (vma->vm_flags & VM_EXEC))
+		return -EPERM;
 	return remap_vmalloc_range(vma, ring->mem, 0);
 }
 
@@ -63,7 +66,7 @@ bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
 	u64 tail;
 	bool ok;
 
-	spin_lock_irqsave(&ring->lock, flags);
+	raw_spin_lock_irqsave(&ring->lock, flags);
 	rec->seq = ring->head + ring->lost;
 	/*
 	 * Re-read the reader's tail only when the cached one says full, so
@@ -85,7 +88,7 @@ bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
 		ring->lost++;
 		WRITE_ONCE(ring->hdr->lost, ring->lost);
 	}
-	spin_unlock_irqrestore(&ring->lock, flags);
+	raw_spin_unlock_irqrestore(&ring->lock, flags);
 	return ok;
 }
 

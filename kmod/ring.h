@@ -18,7 +18,7 @@ struct vmi_ring {
 	struct vmi_record *records;
 	u64 nr_records;			/* power of two */
 	size_t size;			/* bytes mapped */
-	spinlock_t lock;		/* serialises producers (vCPUs) */
+	raw_spinlock_t lock;		/* producers (vCPUs), IRQs off; RT-safe */
 	u64 head;			/* authoritative, never read back */
 	u64 lost;			/* likewise */
 	u64 tail_cache;			/* last data_tail read */

@@ -7,6 +7,8 @@
  * The kvm_entry probe is registered while at least one session exists, so
  * a host with nothing attached pays nothing.
  */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
 #include <linux/anon_inodes.h>
 #include <linux/file.h>
 #include <linux/fs.h>
@@ -24,28 +26,39 @@
 #include "ring.h"
 #include "session.h"
 
-#define VMI_MAX_MEMSLOTS 512
+/*
+ * Address-space identity of a CR3: PCID (bits 0-11) and KPTI's bit 12 vary
+ * per CPU and per kernel entry without a process switch.
+ */
+#define VMI_CR3_AS_MASK (~(u64)0x1fff)
+
+/* Written only by its vCPU's thread; one cache line each, no false sharing. */
+struct vmi_vcpu_state {
+	u64 last_cr3;
+	u64 samples;
+} ____cacheline_aligned;
 
 struct vmi_session {
 	struct hlist_node node;
 	struct kvm *kvm;
 	struct vmi_ring ring;
-	u64 *last_cr3;			/* indexed by vCPU index */
+	struct vmi_vcpu_state *vcpus;	/* indexed by vCPU index */
 	u32 max_vcpus;
-	atomic64_t cr3_samples;
 	wait_queue_head_t wq;
-	struct irq_work wake;		/* wake readers from any context */
+	struct irq_work wake;		/* lazy: no self-IPI right before entry */
 };
 
 static DEFINE_HASHTABLE(vmi_sessions, 6);
 static DEFINE_MUTEX(vmi_sessions_lock);
 static unsigned int vmi_nr_sessions;
 
+/* Under rcu_read_lock() (the probe) or vmi_sessions_lock (attach). */
 static struct vmi_session *vmi_session_find(struct kvm *kvm)
 {
 	struct vmi_session *s;
 
-	hash_for_each_possible_rcu(vmi_sessions, s, node, (unsigned long)kvm)
+	hash_for_each_possible_rcu(vmi_sessions, s, node, (unsigned long)kvm,
+				   lockdep_is_held(&vmi_sessions_lock))
 		if (s->kvm == kvm)
 			return s;
 	return NULL;
@@ -55,6 +68,7 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 {
 	struct vmi_record rec = { .type = VMI_REC_CR3,
 				  .flags = VMI_RECF_SAMPLED };
+	struct vmi_vcpu_state *st;
 	struct vmi_session *s;
 	u64 cr3, old;
 	u32 idx;
@@ -64,15 +78,16 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	if (!s)
 		goto out;
 	idx = vmi_vcpu_index(vcpu);
-	if (idx >= s->max_vcpus)
+	/* A nested (L2) guest's CR3 belongs to no process of this VM. */
+	if (idx >= s->max_vcpus || vmi_vcpu_in_nested_guest(vcpu))
 		goto out;
-	atomic64_inc(&s->cr3_samples);
+	st = &s->vcpus[idx];
+	WRITE_ONCE(st->samples, st->samples + 1);
 	cr3 = vmi_vcpu_cr3(vcpu);
-	/* Only this vCPU's thread writes its slot. */
-	old = READ_ONCE(s->last_cr3[idx]);
-	if (old == cr3)
+	old = st->last_cr3;
+	if (!((old ^ cr3) & VMI_CR3_AS_MASK))
 		goto out;
-	WRITE_ONCE(s->last_cr3[idx], cr3);
+	WRITE_ONCE(st->last_cr3, cr3);
 
 	rec.vcpu = idx;
 	rec.time_ns = ktime_get_ns();
@@ -95,7 +110,7 @@ static void vmi_session_free(struct vmi_session *s)
 {
 	irq_work_sync(&s->wake);
 	vmi_ring_free(&s->ring);
-	kvfree(s->last_cr3);
+	kvfree(s->vcpus);
 	if (s->kvm)
 		vmi_kvm_put(s->kvm);
 	kfree(s);
@@ -166,12 +181,14 @@ static long vmi_session_status(struct vmi_session *s, void __user *arg)
 {
 	struct vmi_status st = {};
 	unsigned long flags;
+	u32 i;
 
-	spin_lock_irqsave(&s->ring.lock, flags);
+	raw_spin_lock_irqsave(&s->ring.lock, flags);
 	st.records = s->ring.head;
 	st.lost = s->ring.lost;
-	spin_unlock_irqrestore(&s->ring.lock, flags);
-	st.cr3_samples = atomic64_read(&s->cr3_samples);
+	raw_spin_unlock_irqrestore(&s->ring.lock, flags);
+	for (i = 0; i < s->max_vcpus; i++)
+		st.cr3_samples += READ_ONCE(s->vcpus[i].samples);
 	st.nr_vcpus = vmi_kvm_online_vcpus(s->kvm);
 	if (vmi_kvm_is_orphaned(s->kvm))
 		st.flags |= VMI_STATUS_VM_DEAD;
@@ -189,8 +206,8 @@ static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
 		return -EFAULT;
 	if (req.reserved)
 		return -EINVAL;
-	max = min_t(u32, req.count, VMI_MAX_MEMSLOTS);
-	slots = kcalloc(max ?: 1, sizeof(*slots), GFP_KERNEL);
+	max = min_t(u32, req.count, vmi_kvm_max_memslots());
+	slots = kvcalloc(max ?: 1, sizeof(*slots), GFP_KERNEL);
 	if (!slots)
 		return -ENOMEM;
 	n = vmi_kvm_memslots(s->kvm, slots, max, &req.generation);
@@ -200,7 +217,7 @@ static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
 	req.count = n;
 	if (!ret && copy_to_user(arg, &req, sizeof(req)))
 		ret = -EFAULT;
-	kfree(slots);
+	kvfree(slots);
 	return ret;
 }
 
@@ -239,12 +256,9 @@ static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
 	if (!s)
 		return ERR_PTR(-ENOMEM);
 	init_waitqueue_head(&s->wq);
-	init_irq_work(&s->wake, vmi_session_wake);
-	atomic64_set(&s->cr3_samples, 0);
+	s->wake = IRQ_WORK_INIT_LAZY(vmi_session_wake);
 
-	s->max_vcpus = vmi_kvm_max_vcpus();
-	s->last_cr3 = kvcalloc(s->max_vcpus, sizeof(u64), GFP_KERNEL);
-	ret = s->last_cr3 ? vmi_ring_init(&s->ring, a->data_pages) : -ENOMEM;
+	ret = vmi_ring_init(&s->ring, a->data_pages);
 	if (ret)
 		goto fail;
 
@@ -258,6 +272,12 @@ static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
 	if (IS_ERR(s->kvm)) {
 		ret = PTR_ERR(s->kvm);
 		s->kvm = NULL;
+		goto fail;
+	}
+	s->max_vcpus = vmi_kvm_max_vcpus(s->kvm);
+	s->vcpus = kvcalloc(s->max_vcpus, sizeof(*s->vcpus), GFP_KERNEL);
+	if (!s->vcpus) {
+		ret = -ENOMEM;
 		goto fail;
 	}
 	return s;
@@ -292,6 +312,17 @@ int vmi_session_attach(const struct vmi_attach *a)
 
 void vmi_sessions_exit(void)
 {
-	/* Session files pin the module, so none can be left here. */
-	WARN_ON_ONCE(vmi_nr_sessions);
+	/*
+	 * Session files pin the module, so only a forced unload (rmmod -f,
+	 * unsupported) gets here with sessions. At least stop the probe from
+	 * jumping into freed module text on the next VM entry.
+	 */
+	mutex_lock(&vmi_sessions_lock);
+	if (vmi_nr_sessions) {
+		pr_err("forced unload with %u sessions attached\n",
+		       vmi_nr_sessions);
+		vmi_kvm_entry_probe_unregister();
+		vmi_nr_sessions = 0;
+	}
+	mutex_unlock(&vmi_sessions_lock);
 }

@@ -10,9 +10,17 @@
  *     struct vmi_record. Any length up to data_offset + nr_records *
  *     record_size is accepted, so a reader can map the header page alone
  *     to learn the geometry, then map the whole ring;
- *   - poll(session) reports POLLIN when records are waiting;
+ *   - poll(session) reports POLLIN when records are waiting (woken lazily,
+ *     within a tick, so recording never costs the vCPU an extra exit), and
+ *     POLLHUP once the VM has no other user; nothing wakes a sleeper when
+ *     QEMU dies, so watch QEMU's pidfd or poll with a timeout;
  *   - ioctls on it query status and the guest memory map;
- *   - close(session) detaches from the VM.
+ *   - the session ends (detach) when the last reference goes: close() and
+ *     munmap() of every ring mapping, which holds the file too.
+ *
+ * CR3 records mark a change of address space: values that differ only in
+ * PCID (bits 0-11) or KPTI's bit 12 are not recorded; records carry the raw
+ * CR3. Entries of a nested (L2) guest are not recorded.
  *
  * Ring protocol (single producer side in the kernel, single consumer):
  * data_head and data_tail count records since attach and never wrap. The

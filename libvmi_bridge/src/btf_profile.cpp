@@ -124,6 +124,7 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
         {"task_struct", "mm", &o.task_mm, 8},
         {"task_struct", "flags", &o.task_flags, 4},
         {"task_struct", "start_time", &o.task_start_time, 8},
+        {"task_struct", "self_exec_id", &o.task_self_exec_id, 8},
         {"mm_struct", "pgd", &o.mm_pgd, 8},
     };
     for (const Want& w : wants) {
@@ -136,6 +137,13 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
         }
         *w.dst = m->offset;
         if (w.dst == &o.task_comm) o.task_comm_size = m->size;
+    }
+    // Optional: a missing or odd cred layout only costs the uid column.
+    auto cred = member("task_struct", "cred");
+    auto uid = member("cred", "uid");
+    if (cred && uid && cred->size == 8 && uid->size == 4 && cred->offset != 0 && uid->offset != 0) {
+        o.task_cred = cred->offset;
+        o.cred_uid = uid->offset;
     }
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,

@@ -32,8 +32,9 @@ struct Span {
 
 Span task_span(const LinuxOffsets& o, std::uint64_t comm_len) {
     const std::pair<std::uint64_t, std::uint64_t> fields[] = {
-        {o.task_tasks, 8},       {o.task_pid, 4}, {o.task_tgid, 4},  {o.task_comm, comm_len},
-        {o.task_real_parent, 8}, {o.task_mm, 8},  {o.task_flags, 4}, {o.task_start_time, 8},
+        {o.task_tasks, 8},       {o.task_pid, 4},         {o.task_tgid, 4},
+        {o.task_comm, comm_len}, {o.task_real_parent, 8}, {o.task_mm, 8},
+        {o.task_flags, 4},       {o.task_start_time, 8},  {o.task_self_exec_id, 8},
     };
     Span s{UINT64_MAX, 0};
     for (const auto& [off, len] : fields) {
@@ -92,6 +93,7 @@ Result<std::vector<Process>> LinuxGuest::list_processes(std::uint64_t any_cr3) c
         p.comm = sanitize_comm(std::span(buf).subspan(field(off_.task_comm), comm_len));
         p.mm_va = load<std::uint64_t>(buf, field(off_.task_mm));
         p.start_time_ns = load<std::uint64_t>(buf, field(off_.task_start_time));
+        p.exec_id = load<std::uint64_t>(buf, field(off_.task_self_exec_id));
         p.flags = load<std::uint32_t>(buf, field(off_.task_flags));
 
         const auto parent = load<std::uint64_t>(buf, field(off_.task_real_parent));
@@ -104,6 +106,15 @@ Result<std::vector<Process>> LinuxGuest::list_processes(std::uint64_t any_cr3) c
             range_fits(p.mm_va, off_.mm_pgd + 8)) {
             if (auto pgd = read_virt_u64(*mem_, kcr3, p.mm_va + off_.mm_pgd, la57_)) {
                 p.pgd_pa = translate(*mem_, kcr3, *pgd, la57_).value_or(0);
+            }
+        }
+        if (off_.task_cred != 0 && off_.cred_uid != 0 && range_fits(task, off_.task_cred + 8)) {
+            auto cred = read_virt_u64(*mem_, kcr3, task + off_.task_cred, la57_);
+            if (cred && plausible_kernel_ptr(*cred, la57_) &&
+                range_fits(*cred, off_.cred_uid + 4)) {
+                if (auto uid = read_virt_u32(*mem_, kcr3, *cred + off_.cred_uid, la57_)) {
+                    p.uid = *uid;
+                }
             }
         }
         out.push_back(std::move(p));

@@ -27,7 +27,8 @@ using BtfPtr = std::unique_ptr<struct btf, BtfFree>;
 //     unsigned int __state@0; unsigned int flags@4;
 //     union { struct { u64 pad@0; struct list_head tasks@8; }; u64 alias; }@16 -> tasks@24
 //     pid_t pid@48; pid_t tgid@52; task_struct* real_parent@56; mm_struct* mm@64;
-//     u64 start_time@72; char comm[16]@80; unsigned in_execve:1 @96 (bitfield)
+//     u64 start_time@72; char comm[16]@80; unsigned in_execve:1 @96 (bitfield);
+//     u64 self_exec_id@104
 //   }
 std::vector<std::byte> build_btf(bool with_pgd) {
     BtfPtr b(btf__new_empty());
@@ -73,6 +74,7 @@ std::vector<std::byte> build_btf(bool with_pgd) {
     btf__add_field(p, "start_time", u64, 72 * 8, 0);
     btf__add_field(p, "comm", comm, 80 * 8, 0);
     btf__add_field(p, "in_execve", u32, 96 * 8, 1);
+    btf__add_field(p, "self_exec_id", u64, 104 * 8, 0);
 
     std::uint32_t size = 0;
     const void* raw = btf__raw_data(p, &size);
@@ -102,6 +104,7 @@ TEST(BridgeBtfProfile, SyntheticBtfResolvesNestedMembers) {
     EXPECT_EQ(off->task_real_parent, 56U);
     EXPECT_EQ(off->task_mm, 64U);
     EXPECT_EQ(off->task_start_time, 72U);
+    EXPECT_EQ(off->task_self_exec_id, 104U);
     EXPECT_EQ(off->task_comm, 80U);
     EXPECT_EQ(off->task_comm_size, 16U);
     EXPECT_EQ(off->mm_pgd, 16U);  // 8 (anon struct) + 8

@@ -26,6 +26,7 @@ LinuxOffsets offsets() {
     o.task_tgid = 0x5a4;
     o.task_real_parent = 0x5b0;
     o.task_start_time = 0x6d0;
+    o.task_self_exec_id = 0x8a8;
     o.task_comm = 0x738;
     o.task_comm_size = 16;
     o.mm_pgd = 0x48;
@@ -75,6 +76,7 @@ class SyntheticGuest {
             mem_.write_u32(pa + o.task_tgid, static_cast<std::uint32_t>(t.tgid));
             mem_.write_u64(pa + o.task_real_parent, task_va(t.parent));
             mem_.write_u64(pa + o.task_start_time, t.start_time);
+            mem_.write_u64(pa + o.task_self_exec_id, t.start_time / 1000 + 7);  // distinct per task
             std::string comm = t.comm;
             comm.resize(16, '\0');
             mem_.write(pa + o.task_comm, std::as_bytes(std::span(comm)));
@@ -138,6 +140,7 @@ TEST(BridgeLinuxModel, ListsTasksWithPidsParentsCommsAndPgds) {
     EXPECT_EQ(p[1].pgd_pa, 0x0a0'0000U);
     EXPECT_EQ(p[1].flags, 0x00400100U);
     EXPECT_EQ(p[1].start_time_ns, 1'000'000U);
+    EXPECT_EQ(p[1].exec_id, 1'007U);
 
     EXPECT_EQ(p[2].comm, "kthreadd");
     EXPECT_EQ(p[2].pgd_pa, 0U);

@@ -107,17 +107,20 @@ TEST(ProcessTracker, DetachIsOneEventNotFakeExits) {
     EXPECT_EQ(t.resolve(0x2000), nullptr);
 }
 
-TEST(ProcessTracker, NewAddressSpaceIsExecNewNameAloneIsRename) {
+TEST(ProcessTracker, ExecIsTheGuestsExecCountNewNameAloneIsRename) {
     CaptureSink sink;
     vmid::ProcessTracker t(sink, "vm1");
     auto child = proc(93, 91, "vmi-canary-a2", 0x5000);  // forked, not yet exec'd
     t.apply({child}, 1);
-    child.comm = "vmi-canary-a3";
-    child.pgd = 0x9000;  // execve: new mm
+    child.pgd = 0x9000;  // mid-execve: new mm, old name, exec not counted yet
+    child.comm = "vmi-canary-a2";
     t.apply({child}, 2);
-    child.comm = "worker";  // prctl(PR_SET_NAME): same mm
+    child.comm = "vmi-canary-a3";
+    child.exec_id = 1;  // execve done
     t.apply({child}, 3);
-    t.apply({child}, 4);  // nothing changed: no event
+    child.comm = "worker";  // prctl(PR_SET_NAME): same exec count
+    t.apply({child}, 4);
+    t.apply({child}, 5);  // nothing changed: no event
     EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:93", "process-exec:93",
                                                         "process-renamed:93"}));
     EXPECT_EQ(sink.events[1]["process"]["name"], "vmi-canary-a3");
@@ -135,6 +138,7 @@ TEST(ProcessTracker, KernelThreadThatExecsInitIsAnExec) {
     t.apply({init}, 1);
     init.comm = "init";
     init.pgd = 0x1000;
+    init.exec_id = 1;
     t.apply({init}, 2);
     EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:1", "process-exec:1"}));
 }

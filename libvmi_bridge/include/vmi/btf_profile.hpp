@@ -30,11 +30,15 @@ struct LinuxOffsets {
     std::uint64_t task_tgid = 0;   // pid_t (4 bytes)
     std::uint64_t task_comm = 0;   // char[task_comm_size]
     std::uint64_t task_comm_size = 0;
-    std::uint64_t task_real_parent = 0;  // struct task_struct*
-    std::uint64_t task_mm = 0;           // struct mm_struct*
-    std::uint64_t task_flags = 0;        // unsigned int
-    std::uint64_t task_start_time = 0;   // u64, ns
-    std::uint64_t mm_pgd = 0;            // pgd_t*
+    std::uint64_t task_real_parent = 0;   // struct task_struct*
+    std::uint64_t task_mm = 0;            // struct mm_struct*
+    std::uint64_t task_flags = 0;         // unsigned int
+    std::uint64_t task_start_time = 0;    // u64, ns
+    std::uint64_t task_self_exec_id = 0;  // u64, +1 per execve (since 5.7)
+    std::uint64_t mm_pgd = 0;             // pgd_t*
+    // Optional (0 = not known, e.g. a BTF without struct cred): effective credentials.
+    std::uint64_t task_cred = 0;  // const struct cred*
+    std::uint64_t cred_uid = 0;   // kuid_t (u32 val)
 };
 
 class BtfProfile {

@@ -22,7 +22,9 @@ struct Process {
     std::uint64_t mm_va = 0;    // struct mm_struct*; 0 for kernel threads
     std::uint64_t pgd_pa = 0;   // physical address of mm->pgd; 0 if no mm or unreadable
     std::uint64_t start_time_ns = 0;
-    std::uint32_t flags = 0;  // PF_* flags
+    std::uint64_t exec_id = 0;  // self_exec_id: changes exactly when the task execs
+    std::uint32_t flags = 0;    // PF_* flags
+    std::int64_t uid = -1;      // cred->uid; -1 if the offsets lack cred or it was unreadable
 };
 
 class LinuxGuest {
