@@ -10,6 +10,8 @@ add_executable(bridge_tests
   ${CMAKE_CURRENT_LIST_DIR}/bridge_system_map_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_kaslr_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_linux_model_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_kernel_discovery_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_elf_core_test.cpp
 )
 target_include_directories(bridge_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 # libbpf directly too: the BTF tests build synthetic BTF with libbpf's writer API.
