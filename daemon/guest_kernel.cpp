@@ -1,8 +1,10 @@
 #include "guest_kernel.hpp"
 
+#include <cstdio>
 #include <stdexcept>
 
 #include "vmi/kaslr.hpp"
+#include "vmi/kernel_discovery.hpp"
 #include "vmi/kernel_image.hpp"
 
 namespace vmid {
@@ -24,9 +26,9 @@ std::vector<vmi::Memslot> to_bridge(const std::vector<GuestMemslot>& slots) {
 }  // namespace
 
 GuestKernel::GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux)
-    : session_(session),
-      offsets_(must(must(vmi::BtfProfile::from_file(vmlinux), vmlinux).linux_offsets(), vmlinux)),
-      memory_(qemu_pid, {}) {
+    : session_(session), from_file_(!vmlinux.empty()), memory_(qemu_pid, {}) {
+    if (!from_file_) return;
+    offsets_ = must(must(vmi::BtfProfile::from_file(vmlinux), vmlinux).linux_offsets(), vmlinux);
     const auto syms = must(vmi::find_kernel_image_symbols(vmlinux, offsets_), vmlinux);
     sym_text_ = syms.text_va;
     sym_init_task_ = syms.init_task_va;
@@ -41,9 +43,36 @@ vmi::Status GuestKernel::refresh_memory() {
     return st;
 }
 
-// The first present page of the kernel image window is _text; init_task then names itself
-// "swapper", which tells a real kernel from boot-time page tables or garbage.
 vmi::Status GuestKernel::locate_kernel(std::uint64_t cr3) {
+    return from_file_ ? locate_from_file(cr3) : discover(cr3);
+}
+
+// Zero configuration: the kernel's BTF and init_task are found in guest memory. While the
+// guest kernel is not up yet this fails; retry at most once a second (it scans the image).
+vmi::Status GuestKernel::discover(std::uint64_t cr3) {
+    const auto now = std::chrono::steady_clock::now();
+    if (now < next_discovery_)
+        return vmi::Error{vmi::Fault::kNotFound, "guest kernel not found yet"};
+    next_discovery_ = now + std::chrono::seconds(1);
+    auto prof = vmi::discover_kernel(memory_, cr3);
+    if (!prof) return prof.error();
+    offsets_ = prof->offsets;
+    linux_.emplace(memory_, offsets_, prof->init_task_va);
+    char text[19], init[19];
+    std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(prof->text_va));
+    std::snprintf(init, sizeof init, "0x%llx", static_cast<unsigned long long>(prof->init_task_va));
+    report_ = nlohmann::json{
+        {"source", "guest-memory"},
+        {"text", text},
+        {"init_task", init},
+        {"btf_bytes", prof->btf_size},
+        {"discovery_ms", std::chrono::duration<double, std::milli>(prof->total_time).count()}};
+    return {};
+}
+
+// From a vmlinux file: the first present page of the kernel image window is _text; init_task
+// then names itself "swapper", which tells a real kernel from boot-time page tables or garbage.
+vmi::Status GuestKernel::locate_from_file(std::uint64_t cr3) {
     auto slide = vmi::find_kaslr_slide(memory_, cr3, false, sym_text_);
     if (!slide) return slide.error();
     vmi::LinuxGuest candidate(memory_, offsets_, sym_init_task_ + *slide);
@@ -51,8 +80,8 @@ vmi::Status GuestKernel::locate_kernel(std::uint64_t cr3) {
     if (!procs) return procs.error();
     if (procs->empty() || procs->front().comm.rfind("swapper", 0) != 0)
         return vmi::Error{vmi::Fault::kNotFound, "init_task is not swapper: kernel not up yet"};
-    slide_ = *slide;
     linux_.emplace(candidate);
+    report_ = nlohmann::json{{"source", "vmlinux"}};
     return {};
 }
 

@@ -1,12 +1,15 @@
 // The guest's Linux kernel as the daemon sees it: guest RAM read from QEMU through the
-// module's memory map, struct offsets from the guest kernel's BTF, _text and init_task from
-// its vmlinux image, and the KASLR slide found in the guest's own page tables on first use.
+// module's memory map; struct offsets from the kernel's own BTF and init_task found in guest
+// memory (zero configuration), or, for kernels without BTF in memory, from a vmlinux file.
 #pragma once
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
+
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "kmod_session.hpp"
@@ -19,25 +22,30 @@ namespace vmid {
 
 class GuestKernel final : public ProcessSource {
   public:
-    /// Throws std::runtime_error naming the file when the profile cannot be built.
+    /// `vmlinux` may be empty: the profile then comes from guest memory. With a file, throws
+    /// std::runtime_error naming it when the profile cannot be built.
     GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux);
 
     vmi::Result<std::vector<GuestProcess>> list(std::uint64_t cr3) override;
 
-    /// Slide found, or nothing yet (the guest kernel may not be up).
-    [[nodiscard]] std::optional<std::uint64_t> kaslr_slide() const { return slide_; }
+    /// How the profile was found, once it was (for the attach report).
+    [[nodiscard]] const std::optional<nlohmann::json>& profile_report() const { return report_; }
 
   private:
     vmi::Status refresh_memory();
     vmi::Status locate_kernel(std::uint64_t cr3);
+    vmi::Status locate_from_file(std::uint64_t cr3);
+    vmi::Status discover(std::uint64_t cr3);
 
     const KmodSession& session_;
+    bool from_file_ = false;
     vmi::LinuxOffsets offsets_;
     std::uint64_t sym_text_ = 0, sym_init_task_ = 0;
+    std::chrono::steady_clock::time_point next_discovery_{};
     vmi::ProcessMemory memory_;
     std::uint64_t memslot_generation_ = ~std::uint64_t{0};
-    std::optional<std::uint64_t> slide_;
     std::optional<vmi::LinuxGuest> linux_;
+    std::optional<nlohmann::json> report_;
 };
 
 }  // namespace vmid

@@ -53,6 +53,13 @@ vmi_status KmodSession::status() const {
     return st;
 }
 
+void KmodSession::set_traps(std::uint32_t flags, const vmi_kvm_layout& layout) {
+    vmi_traps req{};
+    req.flags = flags;
+    req.layout = layout;
+    if (::ioctl(session_.get(), VMI_IOC_SET_TRAPS, &req) < 0) fail("VMI_IOC_SET_TRAPS");
+}
+
 std::vector<GuestMemslot> KmodSession::memslots(std::uint64_t* generation) const {
     std::vector<vmi_memslot> raw(16);
     vmi_memslots req{};

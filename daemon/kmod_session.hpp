@@ -33,6 +33,8 @@ class KmodSession {
     [[nodiscard]] int fd() const noexcept { return session_.get(); }
     RingReader& ring() noexcept { return *ring_; }
     [[nodiscard]] vmi_status status() const;
+    /// Requests traps (VMI_TRAP_*) with the KVM layout the module needs to set them.
+    void set_traps(std::uint32_t flags, const vmi_kvm_layout& layout);
     /// The VM's guest-physical memory map; `generation` changes when it does.
     std::vector<GuestMemslot> memslots(std::uint64_t* generation = nullptr) const;
 

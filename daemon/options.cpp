@@ -5,12 +5,13 @@
 namespace vmid {
 
 const char* const kUsage =
-    "usage: vminsightd --qemu-pid PID --guest-kernel VMLINUX\n"
+    "usage: vminsightd --qemu-pid PID [--guest-kernel VMLINUX]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
-    "                  [--ring-pages N] [--rescan-interval-ms N]\n"
+    "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
-    "per guest process seen, started or exited. VMLINUX is the guest kernel's ELF image\n"
-    "(scripts/extract-vmlinux.sh turns a vmlinuz into one): its BTF gives struct layouts.\n";
+    "per guest process seen, started, exec'd or exited. The guest kernel is understood from\n"
+    "its own memory (its BTF); --guest-kernel gives a vmlinux ELF instead, for kernels\n"
+    "without BTF (scripts/extract-vmlinux.sh turns a vmlinuz into one).\n";
 
 namespace {
 
@@ -44,7 +45,11 @@ Options parse_options(const std::vector<std::string>& args) {
             o.guest_kernel = value();
         else if (a == "--output")
             o.output = value();
-        else if (a == "--ring-pages")
+        else if (a == "--cr3-exiting") {
+            const std::string& v = value();
+            if (v != "on" && v != "off") throw UsageError(a + ": '" + v + "' is not on or off");
+            o.cr3_exiting = v == "on";
+        } else if (a == "--ring-pages")
             o.ring_pages = number<std::uint32_t>(a, value(), 1, 8192);
         else if (a == "--rescan-interval-ms")
             o.rescan_interval = std::chrono::milliseconds(number<int>(a, value(), 10, 60000));
@@ -52,7 +57,6 @@ Options parse_options(const std::vector<std::string>& args) {
             throw UsageError("unknown option " + a);
     }
     if (!o.qemu_pid) throw UsageError("--qemu-pid is required");
-    if (o.guest_kernel.empty()) throw UsageError("--guest-kernel is required");
     if (o.vm_name.empty()) o.vm_name = "qemu-" + std::to_string(o.qemu_pid);
     return o;
 }

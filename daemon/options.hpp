@@ -19,9 +19,10 @@ struct Options {
     pid_t qemu_pid = 0;
     std::string vm_name;
     std::string device = "/dev/vminsight";
-    std::string guest_kernel;  // vmlinux ELF of the guest kernel
+    std::string guest_kernel;  // optional vmlinux ELF; empty: from guest memory
     std::string output = "-";
     std::uint32_t ring_pages = 0;
+    bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};
     std::chrono::milliseconds rescan_min_gap{20};
 };

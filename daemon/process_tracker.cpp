@@ -34,17 +34,27 @@ std::string utc_now() {
 ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name)
     : sink_(sink), vm_name_(std::move(vm_name)) {}
 
-const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
+const GuestProcess* ProcessTracker::owner(std::uint64_t cr3) const {
     // Exact first (without PTI a PGD is only 4 KiB aligned, so bit 12 can be real); then a
     // KPTI user CR3, whose PGD is the kernel one (mm->pgd) plus 4 KiB.
     auto it = by_pgd_.find(vmi::pgd_from_cr3(cr3));
     if (it == by_pgd_.end()) it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
-    if (it == by_pgd_.end()) {
+    return it == by_pgd_.end() ? nullptr : &known_.at(it->second).proc;
+}
+
+const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
+    const GuestProcess* p = owner(cr3);
+    if (!p) {
         ++stats_.cr3_unresolved;
+        const std::uint64_t pgd = vmi::pgd_from_cr3(cr3);
+        if (auto u = stats_.unowned.find(pgd); u != stats_.unowned.end())
+            ++u->second;
+        else if (stats_.unowned.size() < TrackerStats::kMaxUnowned)
+            stats_.unowned.emplace(pgd, 1);
         return nullptr;
     }
     ++stats_.cr3_resolved;
-    return &known_.at(it->second).proc;
+    return p;
 }
 
 void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host_time_ns,

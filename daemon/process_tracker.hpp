@@ -32,6 +32,10 @@ class ProcessSource {
 
 struct TrackerStats {
     std::uint64_t scans = 0, failed_scans = 0, cr3_resolved = 0, cr3_unresolved = 0;
+    /// Address spaces no listed process owns (the kernel's own, exiting ones), with
+    /// counts; bounded, so a hostile guest cannot grow it.
+    std::unordered_map<std::uint64_t, std::uint64_t> unowned;
+    static constexpr std::size_t kMaxUnowned = 16;
 };
 
 class ProcessTracker {
@@ -40,6 +44,8 @@ class ProcessTracker {
 
     /// Name the process whose address space `cr3` is; nullptr if none known (yet).
     const GuestProcess* resolve(std::uint64_t cr3);
+    /// Same, without counting it in the stats.
+    [[nodiscard]] const GuestProcess* owner(std::uint64_t cr3) const;
 
     /// Apply one complete listing. New processes become events ("seen" on the first listing,
     /// "start" later); a new address space is an exec, a new name alone a rename; a process is

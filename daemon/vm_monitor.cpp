@@ -4,6 +4,10 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <variant>
+
+#include "kvm_layout.hpp"
+#include "vmi/page_walker.hpp"
 
 namespace vmid {
 namespace asio = boost::asio;
@@ -35,9 +39,27 @@ VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
     vm_.vm_fd.reset();
 }
 
+// Exact CR3 records need the module to make CR3 writes exit, which needs KVM's private
+// layout from BTF; without it the module samples CR3 at natural entries.
+void VmMonitor::request_cr3_exiting() {
+    if (!opts_.cr3_exiting) {
+        cr3_exiting_ = "off";
+        return;
+    }
+    auto layout = resolve_kvm_layout();
+    if (auto* why = std::get_if<std::string>(&layout)) {
+        cr3_exiting_ = *why;
+        return;
+    }
+    session_.set_traps(VMI_TRAP_CR3, std::get<vmi_kvm_layout>(layout));
+    cr3_exiting_ = "requested";
+}
+
 void VmMonitor::start() {
+    request_cr3_exiting();
     sink_.emit({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-attached"}}},
-                {"vm", {{"name", opts_.vm_name}, {"qemu_pid", opts_.qemu_pid}}}});
+                {"vm", {{"name", opts_.vm_name}, {"qemu_pid", opts_.qemu_pid}}},
+                {"vminsight", {{"cr3_exiting", cr3_exiting_}}}});
     wait_ring();
     wait_qemu();
     wait_timer();
@@ -58,8 +80,13 @@ void VmMonitor::on_ring() {
     session_.ring().drain([&](const vmi_record& rec) {
         ++records_;
         if (rec.type != VMI_REC_CR3) return;
+        if (rec.flags & VMI_RECF_SAMPLED) ++records_sampled_;
         last_cr3_ = rec.cr3.new_cr3;
-        if (!tracker_.resolve(rec.cr3.new_cr3)) unknown = true;
+        if (tracker_.resolve(rec.cr3.new_cr3)) return;
+        const std::uint64_t pgd = vmi::pgd_from_cr3(rec.cr3.new_cr3);
+        if (unowned_.contains(pgd)) return;
+        if (unknown_since_scan_.size() < kMaxUnowned) unknown_since_scan_.insert(pgd);
+        unknown = true;
     });
     if (unknown) request_scan();
 }
@@ -76,6 +103,7 @@ void VmMonitor::wait_timer() {
     timer_.expires_after(opts_.rescan_interval);
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopped_) return;
+        unowned_.clear();  // a freed page-table page may now belong to a new process
         scan(walk_cr3_ ? walk_cr3_ : last_cr3_);
         wait_timer();
     });
@@ -105,7 +133,17 @@ void VmMonitor::scan(std::uint64_t cr3) {
         return;
     }
     walk_cr3_ = cr3;
+    if (!profile_reported_ && guest_.profile_report()) {
+        profile_reported_ = true;
+        sink_.emit(
+            {{"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-kernel-found"}}},
+             {"vm", {{"name", opts_.vm_name}}},
+             {"vminsight", {{"profile", *guest_.profile_report()}}}});
+    }
     tracker_.apply(*list, monotonic_ns());
+    for (std::uint64_t pgd : unknown_since_scan_)
+        if (!tracker_.owner(pgd) && unowned_.size() < kMaxUnowned) unowned_.insert(pgd);
+    unknown_since_scan_.clear();
 }
 
 void VmMonitor::stop(const std::string& reason) {
@@ -121,9 +159,53 @@ void VmMonitor::stop(const std::string& reason) {
     qemu_fd_.cancel();
 }
 
+namespace {
+
+const char* cr3_mode_name(std::uint32_t mode) {
+    switch (mode) {
+        case VMI_CR3_SAMPLED:
+            return "sampled";
+        case VMI_CR3_PENDING:
+            return "pending";
+        case VMI_CR3_EXITING:
+            return "exiting";
+        case VMI_CR3_FALLBACK:
+            return "fallback";
+        default:
+            return "unknown";
+    }
+}
+
+const char* cr3_fallback_name(std::uint32_t why) {
+    switch (why) {
+        case VMI_CR3_OK:
+            return "";
+        case VMI_CR3_NO_VENDOR:
+            return "unsupported KVM vendor";
+        case VMI_CR3_BAD_LAYOUT:
+            return "implausible vcpu_svm.vmcb offset";
+        case VMI_CR3_BAD_VMCB:
+            return "VMCB pointer is not a VMCB page";
+        case VMI_CR3_NO_NPT:
+            return "no nested paging";
+        case VMI_CR3_MISMATCH:
+            return "VMCB CR3 differs from KVM's";
+        default:
+            return "unknown";
+    }
+}
+
+}  // namespace
+
 void VmMonitor::report_stats() {
     const vmi_status st = session_.status();
     const TrackerStats& t = tracker_.stats();
+    nlohmann::json unowned = nlohmann::json::object();
+    for (const auto& [pgd, n] : t.unowned) {
+        char key[24];
+        std::snprintf(key, sizeof key, "0x%llx", static_cast<unsigned long long>(pgd));
+        unowned[key] = n;
+    }
     sink_.emit(
         {{"event", {{"kind", "metric"}, {"category", "host"}, {"action", "vm-monitor-stats"}}},
          {"vm", {{"name", opts_.vm_name}}},
@@ -133,10 +215,15 @@ void VmMonitor::report_stats() {
            {"records_lost_kernel", st.lost},
            {"records_lost_seen", session_.ring().seq_gaps()},
            {"vm_entries_sampled", st.cr3_samples},
+           {"cr3_mode", cr3_mode_name(st.cr3_mode)},
+           {"cr3_fallback", cr3_fallback_name(st.cr3_fallback)},
+           {"cr3_exiting_vcpus", st.cr3_armed_vcpus},
+           {"records_sampled", records_sampled_},
            {"scans", t.scans},
            {"scans_failed", t.failed_scans},
            {"cr3_resolved", t.cr3_resolved},
-           {"cr3_unresolved", t.cr3_unresolved}}}});
+           {"cr3_unresolved", t.cr3_unresolved},
+           {"cr3_unowned", unowned}}}});
 }
 
 }  // namespace vmid

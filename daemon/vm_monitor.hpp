@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <unordered_set>
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
@@ -35,6 +36,7 @@ class VmMonitor {
     void request_scan();
     void scan(std::uint64_t cr3);
     void report_stats();
+    void request_cr3_exiting();
 
     boost::asio::io_context& io_;
     Options opts_;
@@ -49,9 +51,16 @@ class VmMonitor {
     boost::asio::steady_timer scan_soon_;
     bool scan_pending_ = false;
     bool stopped_ = false;
+    bool profile_reported_ = false;
     std::uint64_t last_cr3_ = 0;  // newest CR3 from the ring
     std::uint64_t walk_cr3_ = 0;  // CR3 of the last successful walk
+    // Address spaces a successful walk could not attribute (the kernel's own page tables,
+    // a process mid-exit): no walk for them until the next periodic one. Bounded.
+    std::unordered_set<std::uint64_t> unknown_since_scan_, unowned_;
+    static constexpr std::size_t kMaxUnowned = 64;
     std::uint64_t records_ = 0;
+    std::uint64_t records_sampled_ = 0;  // CR3 seen at an entry, not at the write
+    std::string cr3_exiting_;            // "requested", "off", or why not
     std::chrono::steady_clock::time_point last_scan_{};
 };
 

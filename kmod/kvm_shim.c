@@ -10,6 +10,8 @@
 #include <linux/kvm_host.h>
 #include <linux/tracepoint.h>
 #include <linux/err.h>
+#include <asm/processor.h>
+#include <asm/svm.h>
 
 #include "kvm_shim.h"
 #include "uapi/vminsight.h"
@@ -135,4 +137,82 @@ u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu)
 bool vmi_vcpu_in_nested_guest(struct kvm_vcpu *vcpu)
 {
 	return vcpu->arch.hflags & HF_GUEST_MASK;
+}
+
+void vmi_kvm_kick_vcpus(struct kvm *kvm)
+{
+	struct kvm_vcpu *vcpu;
+	unsigned long i;
+
+	kvm_for_each_vcpu(i, vcpu, kvm)
+		kvm_vcpu_kick(vcpu);
+}
+
+/* KVM's private VMCB clean bit for the intercept vectors (svm.h). */
+#define VMI_VMCB_CLEAN_INTERCEPTS BIT(0)
+
+/*
+ * struct vcpu_svm begins with struct kvm_vcpu and soon after holds the
+ * current VMCB pointer; the exact offset comes from kvm_amd's BTF. Trust
+ * it only if it lands just past the vCPU, points at a directly mapped page,
+ * that page has nested paging on, and its saved CR3 is the one KVM reports.
+ */
+static struct vmcb *vmi_svm_vmcb(struct kvm_vcpu *vcpu, u64 off, int *why)
+{
+	struct vmcb *vmcb;
+
+	if (off < sizeof(struct kvm_vcpu) ||
+	    off > sizeof(struct kvm_vcpu) + 64 || !IS_ALIGNED(off, 8)) {
+		*why = VMI_CR3_BAD_LAYOUT;
+		return NULL;
+	}
+	vmcb = *(struct vmcb **)((u8 *)vcpu + off);
+	if (!vmcb || !PAGE_ALIGNED(vmcb) || !virt_addr_valid(vmcb)) {
+		*why = VMI_CR3_BAD_VMCB;
+		return NULL;
+	}
+	if (!(vmcb->control.nested_ctl & SVM_NESTED_CTL_NP_ENABLE)) {
+		*why = VMI_CR3_NO_NPT;
+		return NULL;
+	}
+	if (vmcb->save.cr3 != vmi_vcpu_cr3(vcpu)) {
+		*why = VMI_CR3_MISMATCH;
+		return NULL;
+	}
+	return vmcb;
+}
+
+int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
+			 const struct vmi_kvm_layout *layout, bool on,
+			 bool *active)
+{
+	unsigned long *intercepts;
+	struct vmcb *vmcb;
+	int why = 0;
+
+	*active = false;
+	if (layout->vendor != VMI_VENDOR_AMD ||
+	    (boot_cpu_data.x86_vendor != X86_VENDOR_AMD &&
+	     boot_cpu_data.x86_vendor != X86_VENDOR_HYGON))
+		return VMI_CR3_NO_VENDOR;	/* Intel: CR3-load exiting, to come */
+	vmcb = vmi_svm_vmcb(vcpu, layout->svm_vmcb, &why);
+	if (!vmcb)
+		return why;
+	/*
+	 * Firmware, the kernel's decompressor and kexec write CR3 with paging
+	 * off, where a lab guest died with the write intercepted; processes
+	 * only switch address spaces in long mode.
+	 */
+	on = on && (vmcb->save.cr0 & X86_CR0_PG) && (vmcb->save.efer & EFER_LMA);
+	*active = on;
+	intercepts = (unsigned long *)vmcb->control.intercepts;
+	if (on == test_bit(INTERCEPT_CR3_WRITE, intercepts))
+		return 0;
+	/* KVM handles CR3-write exits itself (cr_interception). */
+	if (on)
+		__set_bit(INTERCEPT_CR3_WRITE, intercepts);
+	else
+		__clear_bit(INTERCEPT_CR3_WRITE, intercepts);
+	vmcb->control.clean &= ~VMI_VMCB_CLEAN_INTERCEPTS;
+	return 0;
 }

@@ -14,6 +14,7 @@
 struct file;
 struct kvm;
 struct kvm_vcpu;
+struct vmi_kvm_layout;
 struct vmi_memslot;
 
 /* Largest vCPU index + 1 this VM can have; sizes per-vCPU state. */
@@ -43,6 +44,20 @@ u32 vmi_vcpu_index(struct kvm_vcpu *vcpu);
 u64 vmi_vcpu_cr3(struct kvm_vcpu *vcpu);
 /* True while the vCPU runs a nested (L2) guest: its CR3 is not the VM's. */
 bool vmi_vcpu_in_nested_guest(struct kvm_vcpu *vcpu);
+
+/* Make every vCPU of the VM enter KVM's run loop again soon. */
+void vmi_kvm_kick_vcpus(struct kvm *kvm);
+
+/*
+ * CR3-write exiting for one vCPU, from its own thread at VM entry (never in
+ * a nested guest). @layout comes from userspace and is validated here.
+ * Exiting is only ever on while the guest runs in long mode with paging:
+ * @active says whether it is on now. Returns 0 or a positive enum
+ * vmi_cr3_fallback reason.
+ */
+int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
+			 const struct vmi_kvm_layout *layout, bool on,
+			 bool *active);
 
 /* Tracepoint on every VM entry. */
 typedef void (*vmi_entry_probe_t)(struct kvm_vcpu *vcpu);

@@ -10,6 +10,7 @@
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
 #include <linux/anon_inodes.h>
+#include <linux/delay.h>
 #include <linux/file.h>
 #include <linux/fs.h>
 #include <linux/hashtable.h>
@@ -36,6 +37,8 @@
 struct vmi_vcpu_state {
 	u64 last_cr3;
 	u64 samples;
+	bool cr3_exiting;		/* validated and wanted (counted in armed) */
+	bool cr3_exiting_now;		/* its CR3 writes exit right now */
 } ____cacheline_aligned;
 
 struct vmi_session {
@@ -46,7 +49,53 @@ struct vmi_session {
 	u32 max_vcpus;
 	wait_queue_head_t wq;
 	struct irq_work wake;		/* lazy: no self-IPI right before entry */
+
+	/* CR3 exiting: requested by VMI_IOC_SET_TRAPS, armed per vCPU. */
+	struct vmi_kvm_layout layout;	/* set once, before cr3_mode leaves 0 */
+	u32 cr3_mode;			/* enum vmi_cr3_mode */
+	u32 cr3_fallback;		/* enum vmi_cr3_fallback */
+	atomic_t cr3_armed;		/* vCPUs with cr3_exiting */
+	bool detaching;			/* disarm, record nothing */
 };
+
+/* Permanent refusals; a CR3 mismatch may be a vCPU mid-reset: retry it. */
+static bool vmi_cr3_refusal_is_final(int why)
+{
+	return why != VMI_CR3_MISMATCH;
+}
+
+/* In the vCPU's thread at VM entry: keep its CR3 exiting as the session wants. */
+static void vmi_session_cr3_exiting(struct vmi_session *s,
+				    struct vmi_vcpu_state *st,
+				    struct kvm_vcpu *vcpu)
+{
+	/* Pairs with set_traps' store-release: the layout is in place. */
+	u32 mode = smp_load_acquire(&s->cr3_mode);
+	bool want = !READ_ONCE(s->detaching) &&
+		    (mode == VMI_CR3_PENDING || mode == VMI_CR3_EXITING);
+	int why;
+
+	st->cr3_exiting_now = false;
+	if (!want && !st->cr3_exiting)
+		return;
+	/* Also re-asserts the intercept should KVM ever clear it. */
+	why = vmi_vcpu_cr3_exiting(vcpu, &s->layout, want, &st->cr3_exiting_now);
+	if (why) {
+		WRITE_ONCE(s->cr3_fallback, why);
+		if (want && vmi_cr3_refusal_is_final(why))
+			cmpxchg(&s->cr3_mode, mode, VMI_CR3_FALLBACK);
+		return;
+	}
+	if (want != st->cr3_exiting) {
+		st->cr3_exiting = want;
+		if (want)
+			atomic_inc(&s->cr3_armed);
+		else
+			atomic_dec(&s->cr3_armed);
+	}
+	if (want && mode == VMI_CR3_PENDING)
+		cmpxchg(&s->cr3_mode, VMI_CR3_PENDING, VMI_CR3_EXITING);
+}
 
 static DEFINE_HASHTABLE(vmi_sessions, 6);
 static DEFINE_MUTEX(vmi_sessions_lock);
@@ -82,6 +131,9 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	if (idx >= s->max_vcpus || vmi_vcpu_in_nested_guest(vcpu))
 		goto out;
 	st = &s->vcpus[idx];
+	vmi_session_cr3_exiting(s, st, vcpu);
+	if (READ_ONCE(s->detaching))
+		goto out;
 	WRITE_ONCE(st->samples, st->samples + 1);
 	cr3 = vmi_vcpu_cr3(vcpu);
 	old = st->last_cr3;
@@ -89,6 +141,8 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 		goto out;
 	WRITE_ONCE(st->last_cr3, cr3);
 
+	if (st->cr3_exiting_now)
+		rec.flags &= ~VMI_RECF_SAMPLED;	/* every write exits: exact */
 	rec.vcpu = idx;
 	rec.time_ns = ktime_get_ns();
 	rec.cr3.old_cr3 = old;
@@ -148,10 +202,33 @@ static void vmi_session_unpublish(struct vmi_session *s)
 	synchronize_rcu();
 }
 
+/*
+ * Give every vCPU its CR3-write intercept back before the probe goes: each
+ * clears its own at its next entry. Kicks wake them; a vCPU that stays idle
+ * past the deadline keeps exiting on CR3 writes, which KVM handles
+ * correctly, only slower.
+ */
+static void vmi_session_disarm(struct vmi_session *s)
+{
+	int tries;
+
+	WRITE_ONCE(s->detaching, true);
+	for (tries = 0; tries < 50 && atomic_read(&s->cr3_armed); tries++) {
+		if (vmi_kvm_is_orphaned(s->kvm))
+			return;		/* no vCPU will ever run again */
+		vmi_kvm_kick_vcpus(s->kvm);
+		msleep(20);
+	}
+	if (atomic_read(&s->cr3_armed))
+		pr_info("detached with CR3 exiting left on %d idle vCPUs\n",
+			atomic_read(&s->cr3_armed));
+}
+
 static int vmi_session_release(struct inode *inode, struct file *file)
 {
 	struct vmi_session *s = file->private_data;
 
+	vmi_session_disarm(s);
 	vmi_session_unpublish(s);
 	vmi_session_free(s);
 	return 0;
@@ -189,6 +266,9 @@ static long vmi_session_status(struct vmi_session *s, void __user *arg)
 	raw_spin_unlock_irqrestore(&s->ring.lock, flags);
 	for (i = 0; i < s->max_vcpus; i++)
 		st.cr3_samples += READ_ONCE(s->vcpus[i].samples);
+	st.cr3_mode = READ_ONCE(s->cr3_mode);
+	st.cr3_fallback = READ_ONCE(s->cr3_fallback);
+	st.cr3_armed_vcpus = atomic_read(&s->cr3_armed);
 	st.nr_vcpus = vmi_kvm_online_vcpus(s->kvm);
 	if (vmi_kvm_is_orphaned(s->kvm))
 		st.flags |= VMI_STATUS_VM_DEAD;
@@ -221,6 +301,39 @@ static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
 	return ret;
 }
 
+/*
+ * Turn CR3 exiting on (VMI_TRAP_CR3) or off (0). vCPUs follow at their next
+ * VM entry. The layout is fixed by the first request: vCPUs may be using it
+ * to disarm while a later request arrives.
+ */
+static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
+{
+	struct vmi_traps req;
+	long ret = 0;
+
+	if (copy_from_user(&req, arg, sizeof(req)))
+		return -EFAULT;
+	if (req.flags & ~VMI_TRAP_CR3 || req.reserved || req.layout.reserved ||
+	    memchr_inv(req.layout.reserved2, 0, sizeof(req.layout.reserved2)))
+		return -EINVAL;
+
+	mutex_lock(&vmi_sessions_lock);
+	if (!s->layout.vendor) {
+		s->layout = req.layout;
+	} else if (memcmp(&s->layout, &req.layout, sizeof(req.layout))) {
+		ret = -EBUSY;
+		goto out;
+	}
+	if (!(req.flags & VMI_TRAP_CR3))
+		WRITE_ONCE(s->cr3_mode, VMI_CR3_SAMPLED);
+	else if (READ_ONCE(s->cr3_mode) != VMI_CR3_FALLBACK)
+		/* Layout before mode: the probe reads them in that order. */
+		smp_store_release(&s->cr3_mode, VMI_CR3_PENDING);
+out:
+	mutex_unlock(&vmi_sessions_lock);
+	return ret;
+}
+
 static long vmi_session_ioctl(struct file *file, unsigned int cmd,
 			      unsigned long arg)
 {
@@ -231,6 +344,8 @@ static long vmi_session_ioctl(struct file *file, unsigned int cmd,
 		return vmi_session_status(s, (void __user *)arg);
 	case VMI_IOC_MEMSLOTS:
 		return vmi_session_memslots(s, (void __user *)arg);
+	case VMI_IOC_SET_TRAPS:
+		return vmi_session_set_traps(s, (void __user *)arg);
 	default:
 		return -ENOTTY;
 	}
@@ -257,6 +372,7 @@ static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
 		return ERR_PTR(-ENOMEM);
 	init_waitqueue_head(&s->wq);
 	s->wake = IRQ_WORK_INIT_LAZY(vmi_session_wake);
+	atomic_set(&s->cr3_armed, 0);
 
 	ret = vmi_ring_init(&s->ring, a->data_pages);
 	if (ret)

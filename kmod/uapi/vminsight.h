@@ -47,8 +47,11 @@ enum vmi_record_type {
 	VMI_REC_CR3 = 1,	/* a vCPU's CR3 differs from the last one seen */
 };
 
-/* Record flags. */
-#define VMI_RECF_SAMPLED _BITUL(0)	/* CR3 seen at a natural VM entry */
+/*
+ * Record flags. SAMPLED: the CR3 was seen at a natural VM entry rather than
+ * at the write itself, so writes between two entries were missed.
+ */
+#define VMI_RECF_SAMPLED _BITUL(0)
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
@@ -97,13 +100,59 @@ struct vmi_attach {
 /* Session state flags. */
 #define VMI_STATUS_VM_DEAD _BITUL(0)	/* only this session holds the VM */
 
+/* How CR3 changes are seen (vmi_status.cr3_mode). */
+enum vmi_cr3_mode {
+	VMI_CR3_SAMPLED = 0,	/* at natural VM entries (records SAMPLED) */
+	VMI_CR3_PENDING = 1,	/* exiting requested, no vCPU armed yet */
+	VMI_CR3_EXITING = 2,	/* every CR3 write exits: exact records */
+	VMI_CR3_FALLBACK = 3,	/* exiting refused: see cr3_fallback */
+};
+
+/* Why CR3 exiting was refused (vmi_status.cr3_fallback). */
+enum vmi_cr3_fallback {
+	VMI_CR3_OK = 0,
+	VMI_CR3_NO_VENDOR = 1,	/* this CPU's KVM flavour is not supported */
+	VMI_CR3_BAD_LAYOUT = 2,	/* the offsets handed over are implausible */
+	VMI_CR3_BAD_VMCB = 3,	/* the VMCB pointer is not a VMCB page */
+	VMI_CR3_NO_NPT = 4,	/* no nested paging: KVM traps CR3 itself */
+	VMI_CR3_MISMATCH = 5,	/* VMCB CR3 differs from KVM's: wrong struct */
+};
+
 struct vmi_status {
 	__u64 records;		/* records written to the ring */
 	__u64 lost;		/* records dropped */
 	__u64 cr3_samples;	/* VM entries examined */
 	__u32 nr_vcpus;		/* vCPUs the VM has now */
 	__u32 flags;		/* VMI_STATUS_* */
-	__u64 reserved[4];
+	__u32 cr3_mode;		/* enum vmi_cr3_mode */
+	__u32 cr3_fallback;	/* enum vmi_cr3_fallback */
+	__u32 cr3_armed_vcpus;	/* vCPUs whose CR3 writes exit */
+	__u32 reserved0;
+	__u64 reserved[2];
+};
+
+/*
+ * Offsets into KVM's private vCPU structs, resolved by userspace from the
+ * vendor module's BTF (/sys/kernel/btf/kvm_amd). The module checks each at
+ * run time against what KVM itself reports and refuses what does not fit.
+ */
+#define VMI_VENDOR_AMD 1
+#define VMI_VENDOR_INTEL 2
+
+struct vmi_kvm_layout {
+	__u32 vendor;		/* VMI_VENDOR_* */
+	__u32 reserved;
+	__u64 svm_vmcb;		/* AMD: offsetof(struct vcpu_svm, vmcb) */
+	__u64 reserved2[6];
+};
+
+/* Traps requested with VMI_IOC_SET_TRAPS. */
+#define VMI_TRAP_CR3 _BITUL(0)	/* make CR3 writes exit: exact records */
+
+struct vmi_traps {
+	__u32 flags;		/* VMI_TRAP_* */
+	__u32 reserved;
+	struct vmi_kvm_layout layout;
 };
 
 /* One guest-physical range backed by QEMU's memory (KVM memslot). */
@@ -128,5 +177,6 @@ struct vmi_memslots {
 /* On a session fd. */
 #define VMI_IOC_STATUS		_IOR(VMI_IOC_MAGIC, 0x10, struct vmi_status)
 #define VMI_IOC_MEMSLOTS	_IOWR(VMI_IOC_MAGIC, 0x11, struct vmi_memslots)
+#define VMI_IOC_SET_TRAPS	_IOW(VMI_IOC_MAGIC, 0x12, struct vmi_traps)
 
 #endif /* _UAPI_VMINSIGHT_H */

@@ -232,7 +232,7 @@ make_cpio() {
 qemu_cmd() {
 	local append=$KERNEL_CMDLINE
 	[ "$shell" = 0 ] || append="$append vmi_lab_shell"
-	QEMU=(qemu-system-x86_64 -accel tcg -cpu "qemu64,+svm,+npt" -smp 2 -m 3072
+	QEMU=(qemu-system-x86_64 -accel tcg -cpu "qemu64,+svm,+npt" -smp "${VMI_LAB_SMP:-1}" -m 3072
 		-nographic -no-reboot -nic none
 		-kernel "$cache/kernel/vmlinuz" -initrd "$work/host.cpio" -append "$append")
 	if [ "$shell" = 1 ]; then

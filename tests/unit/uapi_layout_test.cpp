@@ -33,9 +33,17 @@ TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {
 TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(sizeof(vmi_attach), 16u);
     EXPECT_EQ(sizeof(vmi_status), 64u);
+    EXPECT_EQ(offsetof(vmi_status, cr3_mode), 32u);
+    EXPECT_EQ(offsetof(vmi_status, cr3_fallback), 36u);
+    EXPECT_EQ(offsetof(vmi_status, cr3_armed_vcpus), 40u);
+    EXPECT_EQ(sizeof(vmi_kvm_layout), 64u);
+    EXPECT_EQ(offsetof(vmi_kvm_layout, svm_vmcb), 8u);
+    EXPECT_EQ(sizeof(vmi_traps), 72u);
+    EXPECT_EQ(offsetof(vmi_traps, layout), 8u);
     EXPECT_EQ(sizeof(vmi_memslot), 32u);
     EXPECT_EQ(sizeof(vmi_memslots), 24u);
     EXPECT_EQ(VMI_IOC_ATTACH, 0x4010B701u);
     EXPECT_EQ(VMI_IOC_STATUS, 0x8040B710u);
     EXPECT_EQ(VMI_IOC_MEMSLOTS, 0xC018B711u);
+    EXPECT_EQ(VMI_IOC_SET_TRAPS, 0x4048B712u);
 }

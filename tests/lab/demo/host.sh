@@ -18,7 +18,7 @@ until ls -l "/proc/$qemu/fd" 2>/dev/null | grep -q kvm-vm; do
 done
 echo "DEMO guest started (qemu pid $qemu); attaching vminsightd"
 # Each event line goes to the console as it comes (the daemon flushes per line) and to a file.
-"$P/vminsightd" --qemu-pid "$qemu" --vm-name demo-guest --guest-kernel "$P/vmlinux" \
+"$P/vminsightd" --qemu-pid "$qemu" --vm-name demo-guest \
 	--output - --rescan-interval-ms 200 |
 	while IFS= read -r line; do
 		echo "EV $line"

@@ -49,10 +49,11 @@ start_guest() { # start_guest LOG: starts QEMU, sets $qemu
 	qemu=$!
 }
 
-start_daemon() { # start_daemon EVENTS: starts vminsightd on $qemu, sets $daemon
-	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --guest-kernel "$P/vmlinux" \
-		--output "$1" --rescan-interval-ms 200 \
-		2>>"$out/daemon.err" &
+start_daemon() { # start_daemon EVENTS [OPTIONS...]: starts vminsightd on $qemu, sets $daemon
+	events=$1
+	shift
+	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$events" \
+		--rescan-interval-ms 200 "$@" 2>>"$out/daemon.err" &
 	daemon=$!
 }
 
@@ -93,8 +94,9 @@ else
 	step detach FAIL "daemon rc=$rc"
 fi
 
-# 4. Re-attach to the running guest: its processes are seen again.
-start_daemon "$out/events-reattach.jsonl"
+# 4. Re-attach to the running guest: its processes are seen again. This time the guest
+#    kernel comes from its vmlinux file (the fallback for kernels without BTF in memory).
+start_daemon "$out/events-reattach.jsonl" --guest-kernel "$P/vmlinux"
 wait_for 60 canaries_in "$out/events-reattach.jsonl" && step reattach PASS || step reattach FAIL
 
 # 5. QEMU killed while attached: the daemon notices, detaches and exits by itself.
