@@ -4,7 +4,8 @@ as a readable live view. Anything else on the console is skipped."""
 import json
 import sys
 
-SYMBOL = {"process-started": "+", "process-seen": "=", "process-exited": "-"}
+SYMBOL = {"process-started": "+", "process-seen": "=", "process-exited": "-", "process-exec": ">",
+          "process-renamed": "~"}
 
 for raw in sys.stdin:
     line = raw.rstrip("\r\n")
@@ -26,9 +27,15 @@ for raw in sys.stdin:
     if p:
         print(f"  {vm}  {SYMBOL.get(action, '?')} {action:<16} pid {p['pid']:>5}  ppid {p['ppid']:>5}  "
               f"cr3 {p['cr3']:<10} {p['name']}")
+    elif action == "guest-kernel-found":
+        prof = ev.get("vminsight", {}).get("profile", {})
+        ms = prof.get("discovery_ms")
+        took = f" in {ms:.0f} ms" if isinstance(ms, (int, float)) else ""
+        print(f"  {vm}  * guest kernel understood from its {prof.get('source', '?')}{took} "
+              f"(init_task {prof.get('init_task', '?')}, BTF {prof.get('btf_bytes', '?')} bytes)")
     elif action == "vm-monitor-stats":
         s = ev.get("vminsight", {})
-        print(f"  {vm}  stats: {s.get('records_read')} CR3 records read, {s.get('records_lost_kernel')} lost, "
-              f"{s.get('scans')} task-list walks")
+        print(f"  {vm}  stats: {s.get('records_read')} CR3 records read ({s.get('cr3_mode')}), "
+              f"{s.get('records_lost_kernel')} lost, {s.get('scans')} task-list walks")
     else:
         print(f"  {vm}  * {action} {ev.get('event', {}).get('reason', '')}")
