@@ -79,6 +79,11 @@ bool vmi_kvm_is_orphaned(struct kvm *kvm)
 	return refcount_read(&kvm->users_count) == 1;
 }
 
+pid_t vmi_kvm_owner_pid(struct kvm *kvm)
+{
+	return kvm->userspace_pid;
+}
+
 u32 vmi_kvm_online_vcpus(struct kvm *kvm)
 {
 	return atomic_read(&kvm->online_vcpus);

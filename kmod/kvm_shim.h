@@ -29,6 +29,8 @@ void vmi_kvm_put(struct kvm *kvm);
 /* True when the caller's reference is the last one: QEMU is gone. */
 bool vmi_kvm_is_orphaned(struct kvm *kvm);
 u32 vmi_kvm_online_vcpus(struct kvm *kvm);
+/* The VM owner's (QEMU's) pid, for humans reading traces. */
+pid_t vmi_kvm_owner_pid(struct kvm *kvm);
 
 /*
  * Copy up to @max user memslots of address space 0 into @out; returns how

@@ -26,6 +26,7 @@
 #include "kvm_shim.h"
 #include "ring.h"
 #include "session.h"
+#include "trace.h"
 
 /*
  * Address-space identity of a CR3: PCID (bits 0-11) and KPTI's bit 12 vary
@@ -119,6 +120,7 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 				  .flags = VMI_RECF_SAMPLED };
 	struct vmi_vcpu_state *st;
 	struct vmi_session *s;
+	bool written;
 	u64 cr3, old;
 	u32 idx;
 
@@ -147,7 +149,8 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	rec.time_ns = ktime_get_ns();
 	rec.cr3.old_cr3 = old;
 	rec.cr3.new_cr3 = cr3;
-	vmi_ring_write(&s->ring, &rec);
+	written = vmi_ring_write(&s->ring, &rec);
+	trace_vminsight_cr3(&rec, vmi_kvm_owner_pid(s->kvm), !written);
 	irq_work_queue(&s->wake);
 out:
 	rcu_read_unlock();

@@ -33,6 +33,8 @@ guest_beats_on() { # the guest's heartbeat advances within 20 s
 }
 
 insmod "$P/vminsight.ko" || step load FAIL insmod
+tp=/sys/kernel/tracing/events/vminsight/vminsight_cr3
+echo 1 >"$tp/enable" || step tracepoint-enable FAIL "no $tp"
 # shellcheck disable=SC2086 # LAB_QEMU is a command prefix
 $LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
 	-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
@@ -57,6 +59,15 @@ else
 	step overflow-exact FAIL "$(cat "$out/overflow.json")"
 fi
 guest_beats_on && step guest-alive-after-overflow PASS || step guest-alive-after-overflow FAIL
+
+# The tracepoint mirror saw the same records, the dropped ones marked as such.
+echo 0 >"$tp/enable"
+grep vminsight_cr3 /sys/kernel/tracing/trace >"$out/trace.txt"
+if grep -q 'cr3 0x.* -> 0x' "$out/trace.txt" && grep -q ' lost$' "$out/trace.txt"; then
+	step tracepoint-mirror PASS "$(wc -l <"$out/trace.txt") lines"
+else
+	step tracepoint-mirror FAIL "$(wc -l <"$out/trace.txt") lines"
+fi
 
 # Nothing left behind: the module unloads while the guest still runs.
 rmmod vminsight && step rmmod-clean PASS || step rmmod-clean FAIL "module still busy"
