@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make test: every test VMInsight has, ending with one "N passed, M failed" line.
-#   unit tests (GoogleTest via ctest), the same under ASan+UBSan, formatting, the kernel
-#   module built against each supported kernel, and the lab scenarios on each lab kernel.
+#   unit tests (GoogleTest via ctest), the same under ASan+UBSan, formatting, kernel style,
+#   a bounded libFuzzer run over guest-memory parsing, the kernel module built against each
+#   supported kernel, and the lab scenarios on each lab kernel.
 # VMI_TEST_LAB=0 skips the lab (it needs a few minutes of TCG time).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -58,6 +59,7 @@ ctest_suite unit-asan-ubsan "$build/asan" -DCMAKE_BUILD_TYPE=Debug -DVMI_SANITIZ
 
 step clang-format bash scripts/check-format.sh
 step checkpatch bash scripts/checkpatch.sh
+step fuzz-guest-memory bash scripts/fuzz.sh "${VMI_FUZZ_SECONDS:-60}"
 for k in ${VMI_KERNELS:-6.1 6.12}; do
 	step "kmod-build-$k" make -s kmod KERNELS="$k" BUILD="$build"
 done

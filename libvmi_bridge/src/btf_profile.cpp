@@ -4,7 +4,10 @@
 
 #include <cerrno>
 #include <cstring>
+#include <initializer_list>
 #include <limits>
+#include <utility>
+#include <vector>
 
 namespace vmi {
 
@@ -145,6 +148,46 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
         o.task_cred = cred->offset;
         o.cred_uid = uid->offset;
     }
+    // Optional groups: all members present with the expected sizes, or the group stays off.
+    struct Opt {
+        const char* strct;
+        const char* name;
+        std::uint64_t* dst;
+        std::uint64_t size;
+    };
+    auto group = [&](std::initializer_list<Opt> opts) {
+        std::vector<std::pair<std::uint64_t*, std::uint64_t>> got;
+        for (const Opt& w : opts) {
+            auto m = member(w.strct, w.name);
+            if (!m || (w.size != 0 && m->size != w.size)) return false;
+            got.emplace_back(w.dst, m->offset);
+        }
+        for (auto& [dst, off] : got) *dst = off;
+        return true;
+    };
+    if (o.task_cred != 0) {
+        group({{"cred", "euid", &o.cred_euid, 4}, {"cred", "gid", &o.cred_gid, 4}});
+    }
+    o.has_exe = group({{"mm_struct", "exe_file", &o.mm_exe_file, 8},
+                       {"file", "f_path", &o.file_f_path, 16},
+                       {"path", "mnt", &o.path_mnt, 8},
+                       {"path", "dentry", &o.path_dentry, 8},
+                       {"dentry", "d_parent", &o.dentry_d_parent, 8},
+                       {"dentry", "d_name", &o.dentry_d_name, 16},
+                       {"qstr", "len", &o.qstr_len, 4},
+                       {"qstr", "name", &o.qstr_name, 8}});
+    if (o.has_exe) {
+        o.has_mount = group({{"mount", "mnt", &o.mount_mnt, 0},
+                             {"mount", "mnt_parent", &o.mount_mnt_parent, 8},
+                             {"mount", "mnt_mountpoint", &o.mount_mnt_mountpoint, 8},
+                             {"vfsmount", "mnt_root", &o.vfsmount_mnt_root, 8}});
+    }
+    o.has_args = group({{"mm_struct", "arg_start", &o.mm_arg_start, 8},
+                        {"mm_struct", "arg_end", &o.mm_arg_end, 8}});
+    o.has_threads = group({{"task_struct", "signal", &o.task_signal, 8},
+                           {"signal_struct", "thread_head", &o.signal_thread_head, 16},
+                           {"task_struct", "thread_node", &o.task_thread_node, 16}});
+    if (o.has_threads) group({{"signal_struct", "nr_threads", &o.signal_nr_threads, 4}});
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

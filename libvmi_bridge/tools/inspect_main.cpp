@@ -3,6 +3,7 @@
 // kernel's own BTF, init_task from its run-time comm.
 //
 //   vminsight-inspect ps      --snapshot FILE [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect pstree  --snapshot FILE [--cr3 HEX] [--la57] [--json]
 //   vminsight-inspect profile --snapshot FILE [--cr3 HEX] [--la57] [--json]
 //
 // FILE is a QEMU `dump-guest-memory` ELF (CR3 from its QEMU notes) or a raw `pmemsave` image
@@ -13,8 +14,10 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -26,7 +29,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: vminsight-inspect ps|profile --snapshot FILE [--cr3 HEX] [--la57] [--json]\n"
+    "usage: vminsight-inspect ps|pstree|profile --snapshot FILE [--cr3 HEX] [--la57] [--json]\n"
     "  FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw pmemsave image\n"
     "        (needs --cr3).\n";
 
@@ -51,7 +54,8 @@ Args parse(int argc, char** argv) {
         std::fputs(kUsage, stdout);
         std::exit(0);
     }
-    if (a.cmd != "ps" && a.cmd != "profile") usage_error("unknown command '" + a.cmd + "'");
+    if (a.cmd != "ps" && a.cmd != "pstree" && a.cmd != "profile")
+        usage_error("unknown command '" + a.cmd + "'");
     for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
         auto value = [&]() -> std::string {
@@ -123,8 +127,116 @@ nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3)
           {"task_start_time", o.task_start_time},
           {"task_cred", o.task_cred},
           {"cred_uid", o.cred_uid},
-          {"mm_pgd", o.mm_pgd}}},
+          {"cred_euid", o.cred_euid},
+          {"cred_gid", o.cred_gid},
+          {"mm_pgd", o.mm_pgd},
+          {"has_exe", o.has_exe},
+          {"mm_exe_file", o.mm_exe_file},
+          {"has_mount", o.has_mount},
+          {"has_args", o.has_args},
+          {"mm_arg_start", o.mm_arg_start},
+          {"has_threads", o.has_threads},
+          {"task_signal", o.task_signal}}},
     };
+}
+
+std::string num(std::int64_t v) { return v >= 0 ? std::to_string(v) : "?"; }
+
+nlohmann::json opt(std::int64_t v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// Terminal output: control bytes from the guest must not reach the terminal.
+std::string printable(const std::string& s) {
+    std::string out;
+    for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        out.push_back(u < 0x20 || u == 0x7f ? '?' : c);
+    }
+    return out;
+}
+
+std::string join_args(const vmi::Process& p) {
+    std::string out;
+    for (std::size_t i = 0; i < p.argv.size(); ++i) out += (i ? " " : "") + p.argv[i];
+    if (p.argv_truncated) out += " ...";
+    return out;
+}
+
+nlohmann::json process_json(const vmi::Process& p) {
+    nlohmann::json j = {{"pid", p.pid},           {"ppid", p.ppid},
+                        {"comm", p.comm},         {"kernel_thread", p.mm_va == 0},
+                        {"task", hex(p.task_va)}, {"start_time_ns", p.start_time_ns}};
+    j["uid"] = opt(p.uid);
+    j["euid"] = opt(p.euid);
+    j["gid"] = opt(p.gid);
+    j["exe"] = p.exe.empty() ? nlohmann::json(nullptr) : nlohmann::json(p.exe);
+    j["argv"] = p.argv;
+    j["argv_truncated"] = p.argv_truncated;
+    j["threads"] = opt(p.threads);
+    return j;
+}
+
+// Children by parent pid. Roots: pid 0, and any process whose parent is not in the list.
+// Each pid is printed once, so a hostile parent cycle cannot loop.
+struct Tree {
+    std::map<std::int32_t, std::vector<const vmi::Process*>> children;
+    std::vector<const vmi::Process*> roots;
+};
+
+Tree build_tree(const std::vector<vmi::Process>& procs) {
+    Tree t;
+    std::set<std::int32_t> pids;
+    for (const auto& p : procs) pids.insert(p.pid);
+    for (const auto& p : procs) {
+        if (p.pid == 0 || p.ppid == p.pid || pids.count(p.ppid) == 0) {
+            t.roots.push_back(&p);
+        } else {
+            t.children[p.ppid].push_back(&p);
+        }
+    }
+    return t;
+}
+
+nlohmann::json tree_node(const Tree& t, const vmi::Process& p, std::set<std::int32_t>& done,
+                         int depth) {
+    nlohmann::json j = {{"pid", p.pid}, {"comm", p.comm}, {"children", nlohmann::json::array()}};
+    if (!done.insert(p.pid).second || depth > 512) return j;
+    if (auto it = t.children.find(p.pid); it != t.children.end()) {
+        for (const auto* c : it->second) {
+            if (done.count(c->pid) == 0) j["children"].push_back(tree_node(t, *c, done, depth + 1));
+        }
+    }
+    return j;
+}
+
+nlohmann::json tree_json(const std::vector<vmi::Process>& procs) {
+    const Tree t = build_tree(procs);
+    std::set<std::int32_t> done;
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto* r : t.roots) {
+        if (done.count(r->pid) == 0) out.push_back(tree_node(t, *r, done, 0));
+    }
+    return out;
+}
+
+void print_node(const Tree& t, const vmi::Process& p, const std::string& prefix, bool last,
+                bool root, std::set<std::int32_t>& done, int depth) {
+    if (!done.insert(p.pid).second) return;
+    const std::string name = p.mm_va == 0 ? "[" + p.comm + "]" : p.comm;
+    std::printf("%s%s%s(%d)%s%s\n", prefix.c_str(), root ? "" : (last ? "`- " : "|- "),
+                printable(name).c_str(), p.pid, p.exe.empty() ? "" : " ", printable(p.exe).c_str());
+    if (depth > 512) return;
+    auto it = t.children.find(p.pid);
+    if (it == t.children.end()) return;
+    const std::string next = root ? prefix : prefix + (last ? "   " : "|  ");
+    for (std::size_t i = 0; i < it->second.size(); ++i) {
+        print_node(t, *it->second[i], next, i + 1 == it->second.size(), false, done, depth + 1);
+    }
+}
+
+void print_tree(const std::vector<vmi::Process>& procs) {
+    const Tree t = build_tree(procs);
+    std::set<std::int32_t> done;
+    for (const auto* r : t.roots) print_node(t, *r, "", true, true, done, 0);
 }
 
 int run(const Args& a) {
@@ -206,25 +318,26 @@ int run(const Args& a) {
         }
         if (a.json) {
             nlohmann::json list = nlohmann::json::array();
-            for (const auto& p : *procs) {
-                nlohmann::json j = {{"pid", p.pid},           {"ppid", p.ppid},
-                                    {"comm", p.comm},         {"kernel_thread", p.mm_va == 0},
-                                    {"task", hex(p.task_va)}, {"start_time_ns", p.start_time_ns}};
-                j["uid"] = p.uid >= 0 ? nlohmann::json(p.uid) : nlohmann::json(nullptr);
-                list.push_back(std::move(j));
-            }
+            for (const auto& p : *procs) list.push_back(process_json(p));
             nlohmann::json doc = {{"snapshot", a.snapshot},
                                   {"cr3", hex(cr3)},
                                   {"profile", profile_json(*prof, cr3)},
                                   {"processes", std::move(list)}};
-            std::printf("%s\n", doc.dump().c_str());
+            if (a.cmd == "pstree") doc["tree"] = tree_json(*procs);
+            // Guest strings need not be UTF-8: replace bad bytes rather than throw.
+            std::printf("%s\n",
+                        doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        } else if (a.cmd == "pstree") {
+            print_tree(*procs);
         } else {
-            std::printf("%7s %7s %6s  %s\n", "PID", "PPID", "UID", "COMM");
+            std::printf("%7s %7s %6s %4s  %-16s %-32s %s\n", "PID", "PPID", "UID", "THR", "COMM",
+                        "EXE", "ARGS");
             for (const auto& p : *procs) {
-                const std::string uid = p.uid >= 0 ? std::to_string(p.uid) : "?";
                 const bool kthread = p.mm_va == 0;
-                std::printf("%7d %7d %6s  %s%s%s\n", p.pid, p.ppid, uid.c_str(), kthread ? "[" : "",
-                            p.comm.c_str(), kthread ? "]" : "");
+                const std::string comm = kthread ? "[" + p.comm + "]" : p.comm;
+                std::printf("%7d %7d %6s %4s  %-16s %-32s %s\n", p.pid, p.ppid, num(p.uid).c_str(),
+                            num(p.threads).c_str(), comm.c_str(), printable(p.exe).c_str(),
+                            printable(join_args(p)).c_str());
             }
         }
         return 0;

@@ -201,5 +201,40 @@ TEST(BridgeBtfProfile, HostKernelBtfIsPlausible) {
     EXPECT_EQ(off->mm_pgd % 8, 0U);
 }
 
+// The optional groups (exe path, mounts, argv, threads, euid/gid) on a real 6.x kernel.
+TEST(BridgeBtfProfile, HostKernelBtfHasProcessDetailOffsets) {
+    const std::string path = "/sys/kernel/btf/vmlinux";
+    if (!std::filesystem::exists(path)) GTEST_SKIP() << path << " not present";
+    auto prof = BtfProfile::from_file(path);
+    ASSERT_TRUE(prof.ok()) << prof.error().message();
+    auto off = prof->linux_offsets();
+    ASSERT_TRUE(off.ok()) << off.error().message();
+    EXPECT_TRUE(off->has_exe);
+    EXPECT_TRUE(off->has_mount);
+    EXPECT_TRUE(off->has_args);
+    EXPECT_TRUE(off->has_threads);
+    EXPECT_NE(off->cred_euid, 0U);
+    EXPECT_NE(off->cred_gid, 0U);
+    EXPECT_EQ(off->qstr_len, 4U);  // union { struct { u32 hash; u32 len; }; u64 hash_len; }
+    EXPECT_EQ(off->qstr_name, 8U);
+    EXPECT_EQ(off->path_mnt, 0U);
+    EXPECT_EQ(off->path_dentry, 8U);
+    EXPECT_EQ(off->mm_arg_end, off->mm_arg_start + 8);
+    EXPECT_NE(off->signal_nr_threads, 0U);
+}
+
+// A BTF without the optional structs still yields the required offsets, with the groups off.
+TEST(BridgeBtfProfile, MissingOptionalStructsLeaveGroupsOff) {
+    auto prof = BtfProfile::from_blob(build_btf(true));
+    ASSERT_TRUE(prof.ok());
+    auto off = prof->linux_offsets();
+    ASSERT_TRUE(off.ok()) << off.error().message();
+    EXPECT_FALSE(off->has_exe);
+    EXPECT_FALSE(off->has_mount);
+    EXPECT_FALSE(off->has_args);
+    EXPECT_FALSE(off->has_threads);
+    EXPECT_EQ(off->cred_euid, 0U);
+}
+
 }  // namespace
 }  // namespace vmi

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge_synthetic_guest.hpp"
 #include "bridge_test_support.hpp"
 #include "vmi/buffer_memory.hpp"
 #include "vmi/kernel_discovery.hpp"
@@ -419,6 +420,38 @@ TEST_F(BridgeKernelDiscovery, RealKernelBtfScanTiming) {
     EXPECT_TRUE(again->from_cache);
     std::printf("[ timing   ] cached re-discovery: total %.1f ms\n",
                 static_cast<double>(again->total_time.count()) / 1e6);
+}
+
+// The fuzzer's seed guest: SyntheticLinux with compact offsets (those of build_btf()), its
+// init_task in a kernel image at a 2 MiB slot and the BTF in that image. Zero-config discovery
+// must find it and list the processes it built.
+TEST_F(BridgeKernelDiscovery, SyntheticLinuxGuestWithImageIsDiscovered) {
+    test::SyntheticLinux g(test::compact_offsets(), 2ULL << 20);
+    g.map_kernel_image(kText);
+    std::vector<test::SynthProcess> v(3);
+    v[0] = {0, 0, "swapper/0", "", {}, 0, 0, 0, 1};
+    v[1] = {1, 0, "init", "/sbin/init", {"/sbin/init"}, 0, 0, 0, 1};
+    v[2] = {40, 1, "sh", "/bin/sh", {"sh"}, 1000, 1000, 100, 2};
+    g.build(v);
+    const auto btf = build_btf();
+    g.mem().write(test::SyntheticLinux::pa(g.alloc(btf.size(), 8)), btf);
+    auto p = discover_kernel(g.mem(), g.cr3());
+    ASSERT_TRUE(p.ok()) << p.error().message();
+    EXPECT_EQ(p->text_va, kText);
+    EXPECT_EQ(p->init_task_va, g.init_task_va());
+    auto procs = LinuxGuest(g.mem(), p->offsets, p->init_task_va).list_processes(g.cr3());
+    ASSERT_TRUE(procs.ok()) << procs.error().message();
+    ASSERT_EQ(procs->size(), 3U);
+    EXPECT_EQ((*procs)[2].uid, 1000);
+    EXPECT_EQ((*procs)[2].ppid, 1);
+    // The miniature BTF has no file/dentry/signal types: those fields stay unknown.
+    EXPECT_EQ((*procs)[2].exe, "");
+    EXPECT_EQ((*procs)[2].threads, -1);
+    // With the full offsets the same memory gives them.
+    auto full = LinuxGuest(g.mem(), g.offsets(), g.init_task_va()).list_processes(g.cr3());
+    ASSERT_TRUE(full.ok()) << full.error().message();
+    EXPECT_EQ((*full)[2].exe, "/bin/sh");
+    EXPECT_EQ((*full)[2].threads, 2);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <string>
 #include <vector>
 
+#include "bridge_synthetic_guest.hpp"
 #include "bridge_test_support.hpp"
 #include "vmi/linux_model.hpp"
 #include "vmi/page_walker.hpp"
@@ -266,6 +267,197 @@ TEST(BridgeLinuxModel, AbsurdOffsetsAreRejected) {
 TEST(BridgeLinuxModel, SanitizeComm) {
     const char raw[] = {'a', '\t', 'b', '\x7f', 'c', '\0', 'z'};
     EXPECT_EQ(sanitize_comm(std::as_bytes(std::span(raw))), "a?b?c");
+}
+
+// --- Process details: credentials, exe path, argv, threads -------------------------------
+
+using test::SyntheticLinux;
+using test::SynthProcess;
+
+std::vector<SynthProcess> detail_procs() {
+    std::vector<SynthProcess> v(5);
+    v[0] = {0, 0, "swapper/0", "", {}, 0, 0, 0, 1};
+    v[1] = {1, 0, "init", "/sbin/init", {"/sbin/init"}, 0, 0, 0, 1};
+    v[2] = {2, 0, "kthreadd", "", {}, 0, 0, 0, 1};
+    v[3] = {412,
+            1,
+            "vmi-canary-ab1",
+            "/tmp/canary/vmi-canary-ab1",
+            {"/tmp/canary/vmi-canary-ab1", "--flag", "", "x y"},
+            1000,
+            0,
+            100,
+            3};
+    v[4] = {413, 3, "sh", "/usr/bin/sh", {"sh", "-c", std::string(5000, 'a')}, 33, 33, 33, 1};
+    return v;
+}
+
+struct DetailGuest {
+    SyntheticLinux g{test::realistic_offsets(), 32ULL << 20};
+    DetailGuest() {
+        g.add_mount("/usr");
+        g.build(detail_procs());
+    }
+    Result<std::vector<Process>> list(const ListOptions& opts = {}) {
+        return LinuxGuest(g.mem(), g.offsets(), g.init_task_va()).list_processes(g.cr3(), opts);
+    }
+    Process get(std::size_t i) {
+        auto l = list();
+        EXPECT_TRUE(l.ok()) << l.error().message();
+        return l.ok() && i < l->size() ? (*l)[i] : Process{};
+    }
+};
+
+TEST(BridgeLinuxModelDetails, CredsExeArgvThreads) {
+    DetailGuest d;
+    auto list = d.list();
+    ASSERT_TRUE(list.ok()) << list.error().message();
+    ASSERT_EQ(list->size(), 5U);
+    const auto& p = *list;
+    EXPECT_EQ(p[0].exe, "");
+    EXPECT_TRUE(p[0].argv.empty());
+    EXPECT_EQ(p[0].threads, 1);
+    EXPECT_EQ(p[1].exe, "/sbin/init");
+    EXPECT_EQ(p[1].argv, std::vector<std::string>{"/sbin/init"});
+    EXPECT_EQ(p[2].exe, "");  // kernel thread: no mm
+
+    EXPECT_EQ(p[3].pid, 412);
+    EXPECT_EQ(p[3].ppid, 1);
+    EXPECT_EQ(p[3].uid, 1000);
+    EXPECT_EQ(p[3].euid, 0);
+    EXPECT_EQ(p[3].gid, 100);
+    EXPECT_EQ(p[3].exe, "/tmp/canary/vmi-canary-ab1");
+    EXPECT_EQ(p[3].argv,
+              (std::vector<std::string>{"/tmp/canary/vmi-canary-ab1", "--flag", "", "x y"}));
+    EXPECT_FALSE(p[3].argv_truncated);
+    EXPECT_EQ(p[3].threads, 3);
+
+    // Crosses the /usr mount; argv longer than kMaxArgBytes is cut, not dropped.
+    EXPECT_EQ(p[4].exe, "/usr/bin/sh");
+    EXPECT_EQ(p[4].uid, 33);
+    ASSERT_EQ(p[4].argv.size(), 3U);
+    EXPECT_EQ(p[4].argv[0], "sh");
+    EXPECT_EQ(p[4].argv[2].size(), LinuxGuest::kMaxArgBytes - 6);
+    EXPECT_TRUE(p[4].argv_truncated);
+}
+
+TEST(BridgeLinuxModelDetails, OptionsAndMissingOffsetsLeaveFieldsUnknown) {
+    DetailGuest d;
+    ListOptions none;
+    none.exe = none.argv = none.threads = false;
+    auto l = d.list(none);
+    ASSERT_TRUE(l.ok());
+    EXPECT_EQ((*l)[3].exe, "");
+    EXPECT_TRUE((*l)[3].argv.empty());
+    EXPECT_EQ((*l)[3].threads, -1);
+    EXPECT_EQ((*l)[3].uid, 1000);
+
+    LinuxOffsets o = d.g.offsets();
+    o.has_exe = o.has_args = o.has_threads = false;
+    o.cred_euid = o.cred_gid = 0;
+    auto l2 = LinuxGuest(d.g.mem(), o, d.g.init_task_va()).list_processes(d.g.cr3());
+    ASSERT_TRUE(l2.ok());
+    EXPECT_EQ((*l2)[3].exe, "");
+    EXPECT_EQ((*l2)[3].euid, -1);
+    EXPECT_EQ((*l2)[3].gid, -1);
+    EXPECT_EQ((*l2)[3].threads, -1);
+
+    // Without struct mount the walk stops at the root of the mounted file system.
+    o = d.g.offsets();
+    o.has_mount = false;
+    auto l3 = LinuxGuest(d.g.mem(), o, d.g.init_task_va()).list_processes(d.g.cr3());
+    ASSERT_TRUE(l3.ok());
+    EXPECT_EQ((*l3)[4].exe, "/bin/sh");
+    EXPECT_EQ((*l3)[3].exe, "/tmp/canary/vmi-canary-ab1");
+}
+
+TEST(BridgeLinuxModelDetails, DentryCycleIsBounded) {
+    DetailGuest d;
+    const LinuxOffsets& o = d.g.offsets();
+    const std::uint64_t leaf = d.g.addrs()[3].dentry;
+    const std::uint64_t dir = *d.g.mem().read_u64(SyntheticLinux::pa(leaf + o.dentry_d_parent));
+    d.g.wu64(dir + o.dentry_d_parent, leaf);  // canary -> leaf -> canary -> ...
+    const Process p = d.get(3);
+    EXPECT_EQ(p.exe, "");
+    EXPECT_EQ(p.argv.size(), 4U);  // the rest of the process is still read
+    EXPECT_EQ(d.get(1).exe, "/sbin/init");
+}
+
+TEST(BridgeLinuxModelDetails, HostileDentryNamesAreRejected) {
+    const std::uint32_t lens[] = {0xffff'ffffU, 256, 0};
+    for (std::uint32_t len : lens) {
+        DetailGuest d;
+        const LinuxOffsets& o = d.g.offsets();
+        d.g.wu32(d.g.addrs()[3].dentry + o.dentry_d_name + o.qstr_len, len);
+        EXPECT_EQ(d.get(3).exe, "") << len;
+    }
+    DetailGuest d;
+    const LinuxOffsets& o = d.g.offsets();
+    d.g.wu64(d.g.addrs()[3].dentry + o.dentry_d_name + o.qstr_name, 0x4141'4141'4141'4141ULL);
+    EXPECT_EQ(d.get(3).exe, "");
+    d.g.wu64(d.g.addrs()[3].mm + o.mm_exe_file, 0xffff'8880'3f00'0000ULL);  // unmapped RAM
+    EXPECT_EQ(d.get(3).exe, "");
+    d.g.wu64(d.g.addrs()[3].mm + o.mm_exe_file, 0);
+    EXPECT_EQ(d.get(3).exe, "");
+}
+
+TEST(BridgeLinuxModelDetails, DeepAndLongPathsAreBounded) {
+    SyntheticLinux g(test::realistic_offsets(), 16ULL << 20);
+    std::string deep;
+    for (int i = 0; i < 100; ++i) deep += "/d";
+    std::string longp;
+    for (int i = 0; i < 20; ++i) longp += "/" + std::string(250, 'x');
+    std::string ok63;
+    for (int i = 0; i < 63; ++i) ok63 += "/d";
+    std::vector<SynthProcess> v(4);
+    v[0] = {0, 0, "swapper/0", "", {}, 0, 0, 0, 1};
+    v[1] = {1, 0, "deep", deep + "/x", {"x"}, 0, 0, 0, 1};
+    v[2] = {2, 0, "long", longp, {"y"}, 0, 0, 0, 1};
+    v[3] = {3, 0, "ok", ok63, {"z"}, 0, 0, 0, 1};
+    g.build(v);
+    auto l = LinuxGuest(g.mem(), g.offsets(), g.init_task_va()).list_processes(g.cr3());
+    ASSERT_TRUE(l.ok()) << l.error().message();
+    EXPECT_EQ((*l)[1].exe, "");
+    EXPECT_EQ((*l)[1].argv, std::vector<std::string>{"x"});
+    EXPECT_EQ((*l)[2].exe, "");
+    EXPECT_EQ((*l)[3].exe, ok63);
+}
+
+TEST(BridgeLinuxModelDetails, HostileArgRanges) {
+    DetailGuest d;
+    const LinuxOffsets& o = d.g.offsets();
+    const std::uint64_t mm = d.g.addrs()[3].mm;
+    const std::uint64_t start = d.g.addrs()[3].arg_start;
+
+    d.g.wu64(mm + o.mm_arg_end, start - 1);  // arg_end < arg_start
+    EXPECT_TRUE(d.get(3).argv.empty());
+
+    d.g.wu64(mm + o.mm_arg_end, start + (1ULL << 30));  // 1 GiB: first 4 KiB page only
+    Process p = d.get(3);
+    EXPECT_TRUE(p.argv_truncated);
+    ASSERT_GE(p.argv.size(), 4U);
+    EXPECT_EQ(p.argv[0], "/tmp/canary/vmi-canary-ab1");
+
+    d.g.wu64(mm + o.mm_arg_start, 0xffff'ffff'ffff'f000ULL);  // kernel address
+    d.g.wu64(mm + o.mm_arg_end, 0xffff'ffff'ffff'ffffULL);
+    EXPECT_TRUE(d.get(3).argv.empty());
+
+    d.g.wu64(mm + o.mm_arg_start, 0x1000);  // unmapped in the process
+    d.g.wu64(mm + o.mm_arg_end, 0x2000);
+    p = d.get(3);
+    EXPECT_TRUE(p.argv.empty());
+    EXPECT_EQ(p.exe, "/tmp/canary/vmi-canary-ab1");
+}
+
+TEST(BridgeLinuxModelDetails, ThreadListCycleIsUnknown) {
+    DetailGuest d;
+    const LinuxOffsets& o = d.g.offsets();
+    const std::uint64_t first = d.g.addrs()[3].task + o.task_thread_node;
+    d.g.wu64(first, first);  // loops on itself, never back to signal->thread_head
+    EXPECT_EQ(d.get(3).threads, -1);
+    EXPECT_EQ(d.get(1).threads, 1);
+    d.g.wu64(d.g.addrs()[3].task + o.task_signal, 0x10);
+    EXPECT_EQ(d.get(3).threads, -1);
 }
 
 }  // namespace

@@ -14,6 +14,7 @@
 
 #include "vmi/buffer_memory.hpp"
 #include "vmi/image_memory.hpp"
+#include "vmi/page_cache.hpp"
 #include "vmi/process_memory.hpp"
 
 namespace vmi {
@@ -168,6 +169,37 @@ TEST(BridgeProcessMemory, UnmappedHostAddressIsReadFailure) {
     ProcessMemory mem(::getpid(), {{0, 4096, 0x1000}});
     std::array<std::byte, 8> buf{};
     EXPECT_EQ(mem.read_phys(0, buf).fault(), Fault::kReadFailed);
+}
+
+TEST(BridgePageCache, ServesCachedPagesPassesFaultsThroughAndStaysBounded) {
+    BufferMemory mem;
+    mem.write_u64(0x1ff8, 0x1122334455667788ULL);
+    mem.write_u64(0x2000, 0x99aabbccddeeff00ULL);
+    PageCache cache(mem, 2);
+    std::array<std::byte, 16> buf{};
+    ASSERT_TRUE(cache.read_phys(0x1ff8, buf).ok());  // straddles two pages
+    EXPECT_EQ(*cache.read_u64(0x1ff8), 0x1122334455667788ULL);
+    EXPECT_EQ(*cache.read_u64(0x2000), 0x99aabbccddeeff00ULL);
+    EXPECT_EQ(cache.page_count(), 2U);
+    EXPECT_GE(cache.hits(), 2U);
+
+    // Cached: a later write to the backing memory is not seen until clear().
+    mem.write_u64(0x2000, 7);
+    EXPECT_EQ(*cache.read_u64(0x2000), 0x99aabbccddeeff00ULL);
+    cache.clear();
+    EXPECT_EQ(*cache.read_u64(0x2000), 7U);
+
+    // Faults are the backing memory's; a third page empties the 2-page cache first.
+    EXPECT_EQ(cache.read_u64(0x9000).fault(), Fault::kUnmapped);
+    EXPECT_EQ(cache.read_u64(UINT64_MAX - 3).fault(), Fault::kUnmapped);
+    mem.write_u64(0x5000, 5);
+    (void)cache.read_u64(0x1000);
+    EXPECT_EQ(*cache.read_u64(0x5000), 5U);
+    EXPECT_LE(cache.page_count(), 2U);
+
+    // Large reads bypass the cache.
+    std::vector<std::byte> big(PageCache::kMaxCachedRead + 1);
+    EXPECT_EQ(cache.read_phys(0x1000, big).fault(), Fault::kUnmapped);
 }
 
 }  // namespace

@@ -39,6 +39,35 @@ struct LinuxOffsets {
     // Optional (0 = not known, e.g. a BTF without struct cred): effective credentials.
     std::uint64_t task_cred = 0;  // const struct cred*
     std::uint64_t cred_uid = 0;   // kuid_t (u32 val)
+    // Optional, each group all-or-nothing (0 = not known; the field is then reported unknown).
+    std::uint64_t cred_euid = 0;  // kuid_t
+    std::uint64_t cred_gid = 0;   // kgid_t (u32 val)
+    // Executable path: mm->exe_file->f_path {mnt, dentry}; dentry d_name / d_parent.
+    bool has_exe = false;
+    std::uint64_t mm_exe_file = 0;      // struct file*
+    std::uint64_t file_f_path = 0;      // struct path (embedded)
+    std::uint64_t path_mnt = 0;         // struct vfsmount* within struct path
+    std::uint64_t path_dentry = 0;      // struct dentry* within struct path
+    std::uint64_t dentry_d_parent = 0;  // struct dentry*
+    std::uint64_t dentry_d_name = 0;    // struct qstr (embedded)
+    std::uint64_t qstr_len = 0;         // u32 (high half of hash_len)
+    std::uint64_t qstr_name = 0;        // const unsigned char*
+    // Mount crossing (struct mount is internal to fs/; absent -> stop at the mount root).
+    bool has_mount = false;
+    std::uint64_t mount_mnt = 0;             // struct vfsmount embedded in struct mount
+    std::uint64_t mount_mnt_parent = 0;      // struct mount*
+    std::uint64_t mount_mnt_mountpoint = 0;  // struct dentry*
+    std::uint64_t vfsmount_mnt_root = 0;     // struct dentry*
+    // Command line: [arg_start, arg_end) in the process's own address space.
+    bool has_args = false;
+    std::uint64_t mm_arg_start = 0;  // unsigned long
+    std::uint64_t mm_arg_end = 0;    // unsigned long
+    // Threads: signal->thread_head lists every task_struct.thread_node of the group.
+    bool has_threads = false;
+    std::uint64_t task_signal = 0;         // struct signal_struct*
+    std::uint64_t signal_thread_head = 0;  // struct list_head
+    std::uint64_t task_thread_node = 0;    // struct list_head
+    std::uint64_t signal_nr_threads = 0;   // int (0 = not known)
 };
 
 class BtfProfile {

@@ -25,6 +25,25 @@ struct Process {
     std::uint64_t exec_id = 0;  // self_exec_id: changes exactly when the task execs
     std::uint32_t flags = 0;    // PF_* flags
     std::int64_t uid = -1;      // cred->uid; -1 if the offsets lack cred or it was unreadable
+    std::int64_t euid = -1;     // cred->euid; -1 if unknown
+    std::int64_t gid = -1;      // cred->gid; -1 if unknown
+    /// Absolute path of mm->exe_file, walked up through dentries (and mounts when the BTF has
+    /// struct mount). Empty if unknown: kernel thread, offsets missing, unreadable or hostile
+    /// dentries (cycle, name too long, path deeper than kMaxPathDepth).
+    std::string exe;
+    /// mm->arg_start..arg_end read through the process's own page tables (pgd_pa), at most
+    /// kMaxArgBytes, split at NULs. Empty if unknown. A readable prefix of a longer or
+    /// partly paged-out range gives the arguments in that prefix (argv_truncated = true).
+    std::vector<std::string> argv;
+    bool argv_truncated = false;
+    std::int32_t threads = -1;  // tasks in the thread group; -1 if unknown
+};
+
+/// What list_processes() reads besides the task list itself.
+struct ListOptions {
+    bool exe = true;
+    bool argv = true;
+    bool threads = true;
 };
 
 class LinuxGuest {
@@ -33,6 +52,14 @@ class LinuxGuest {
     static constexpr std::size_t kMaxTasks = std::size_t{1} << 16;
     /// comm is TASK_COMM_LEN (16) bytes; never read more whatever BTF says.
     static constexpr std::size_t kMaxComm = 16;
+    /// Bounds on what a guest can make one listing read or keep.
+    static constexpr std::size_t kMaxPathDepth = 64;           // dentries + mount crossings
+    static constexpr std::size_t kMaxPathLen = 4096;           // PATH_MAX
+    static constexpr std::size_t kMaxNameLen = 255;            // NAME_MAX
+    static constexpr std::size_t kMaxArgBytes = 4096;          // per process
+    static constexpr std::size_t kMaxThreads = 1U << 14;       // per process
+    static constexpr std::size_t kMaxThreadSteps = 1U << 18;   // per listing
+    static constexpr std::size_t kMaxDetailBytes = 32U << 20;  // exe + argv, per listing
 
     /// `mem` must outlive this object. `init_task_va` is the slid address of init_task.
     /// `max_tasks` lowers the list bound (clamped to kMaxTasks).
@@ -46,7 +73,12 @@ class LinuxGuest {
     /// 64 KiB -> kInvalidFormat). Faults on a task's secondary pointers (real_parent, mm,
     /// mm->pgd) do not abort the walk: a process may be exiting while we read; those fields
     /// are set to their "unknown" values (ppid -1, pgd_pa 0).
-    [[nodiscard]] Result<std::vector<Process>> list_processes(std::uint64_t any_cr3) const;
+    ///
+    /// Each call reads guest memory through its own PageCache, dropped at the end: nothing is
+    /// remembered from one listing to the next, so a live guest is never shown stale data.
+    /// exe, argv and threads (per `opts`) never fail the listing; see Process for bounds.
+    [[nodiscard]] Result<std::vector<Process>> list_processes(std::uint64_t any_cr3,
+                                                              const ListOptions& opts = {}) const;
 
   private:
     GuestMemory* mem_;

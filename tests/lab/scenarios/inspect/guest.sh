@@ -8,7 +8,16 @@ mkdir -p /tmp/canary
 for i in 1 2 3; do
 	cp /bin/vmi-canary "/tmp/canary/vmi-canary-$tag$i"
 done
-/tmp/canary/vmi-canary-${tag}1 &
+# Canary 1 runs as an unprivileged user (busybox su as root asks no password), so the uid
+# columns are checked with a value other than 0; plain root if su is unusable here.
+grep -q '^vmicanary:' /etc/passwd 2>/dev/null ||
+	echo 'vmicanary:x:1234:4321:canary:/tmp:/bin/sh' >>/etc/passwd
+if su -s /bin/sh vmicanary -c true 2>/dev/null; then
+	su -s /bin/sh vmicanary -c "exec /tmp/canary/vmi-canary-${tag}1" &
+else
+	echo "CANARY-NOTE su unusable, canary 1 runs as root"
+	/tmp/canary/vmi-canary-${tag}1 &
+fi
 /tmp/canary/vmi-canary-${tag}2 "/tmp/canary/vmi-canary-${tag}3" >/tmp/canary/child &
 
 # The guest's own view, from /proc: pid, comm, ppid (fields 1, 2, 4 of stat).
@@ -25,8 +34,31 @@ for p in /proc/[0-9]*; do
 	vmi-canary-*)
 		set -- $(cat "$p/stat")
 		echo "CANARY pid=$1 ppid=$4 comm=$comm"
+		# uid, euid (real, effective) and gid from status; exe; argv with NULs as spaces.
+		uid=$(awk '/^Uid:/ { print $2 " " $3 }' "$p/status")
+		gid=$(awk '/^Gid:/ { print $2 }' "$p/status")
+		echo "CANARY-DETAIL pid=$1 uid=${uid% *} euid=${uid#* } gid=$gid" \
+			"exe=$(readlink "$p/exe") argv=$(tr '\0' ' ' <"$p/cmdline")"
 		;;
 	esac
+done
+# Every process as the guest sees it (builtins where possible: forks are slow under TCG).
+for p in /proc/[0-9]*; do
+	pid=${p#/proc/}
+	read -r comm <"$p/comm" 2>/dev/null || continue
+	ppid='' uid='' euid='' gid='' threads=''
+	{ while read -r k a b _; do
+		case $k in
+		PPid:) ppid=$a ;;
+		Uid:) uid=$a euid=$b ;;
+		Gid:) gid=$a ;;
+		Threads:) threads=$a ;;
+		esac
+	done <"$p/status"; } 2>/dev/null || continue
+	exe=$(readlink "$p/exe" 2>/dev/null) || exe=''
+	argv=$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null) || argv=''
+	echo "PROC pid=$pid ppid=$ppid uid=$uid euid=$euid gid=$gid threads=$threads" \
+		"comm=$comm exe=$exe argv=$argv"
 done
 echo "GUEST-SCENARIO-DONE"
 i=0

@@ -77,6 +77,12 @@ else
 	step ps FAIL "$(head -c 400 "$out/ps.err")"
 fi
 "$P/vminsight-inspect" ps --snapshot "$dump" >"$out/ps.txt" 2>>"$out/ps.err"
+if "$P/vminsight-inspect" pstree --snapshot "$dump" >"$out/pstree.txt" 2>>"$out/ps.err" &&
+	grep -q 'vmi-canary' "$out/pstree.txt"; then
+	step pstree PASS "$(wc -l <"$out/pstree.txt") lines"
+else
+	step pstree FAIL "$(head -c 400 "$out/ps.err")"
+fi
 # Errors must name the file and not crash on garbage.
 head -c 100000 "$dump" >/tmp/truncated.elf
 if "$P/vminsight-inspect" ps --snapshot /tmp/truncated.elf >/dev/null 2>"$out/truncated.err"; then

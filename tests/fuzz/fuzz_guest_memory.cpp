@@ -1,0 +1,311 @@
+// libFuzzer target: hostile guest memory through every parser of libvmi_bridge.
+//
+// Input: one mode byte, then a mode-specific body.
+//   mode % 3 == 0  raw guest RAM. Body: u64 cr3, u64 init_task_va, u8 flags, u8 offset_tweak,
+//                  then the image (guest-physical 0..n). Runs page walks, LinuxGuest process
+//                  listing (exe, argv, threads) with the compact synthetic offsets (optionally
+//                  perturbed), and zero-config discover_kernel (bounded scan).
+//   mode % 3 == 1  a QEMU dump-guest-memory ELF core (the body is the file): ElfCoreMemory
+//                  parsing, then discovery and listing from each vCPU's CR3, as
+//                  `vminsight-inspect ps` does; parse_qemu_notes() on the raw body too.
+//   mode % 3 == 2  a BTF blob: BtfProfile::from_blob + linux_offsets() + member lookups.
+//
+// With VMI_FUZZ_WRITE_SEEDS=DIR set, the binary writes a seed corpus (a synthetic guest with
+// exe/argv/threads and an in-memory kernel BTF, as raw RAM and as an ELF core; a BTF blob) to
+// DIR and exits.
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <elf.h>
+#include <linux/btf.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "bridge_synthetic_guest.hpp"
+#include "vmi/btf_profile.hpp"
+#include "vmi/buffer_memory.hpp"
+#include "vmi/elf_core_memory.hpp"
+#include "vmi/kernel_discovery.hpp"
+#include "vmi/linux_model.hpp"
+#include "vmi/page_walker.hpp"
+
+namespace {
+
+using vmi::test::SyntheticLinux;
+using vmi::test::SynthProcess;
+
+constexpr std::uint64_t kText = 0xffff'ffff'8100'0000ULL;
+constexpr std::size_t kRawHeader = 8 + 8 + 1 + 1;
+constexpr std::size_t kMaxTasks = 512;  // per listing: keeps each input fast
+
+template <class T>
+T get(const std::uint8_t* p) {
+    T v{};
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+void list(vmi::GuestMemory& mem, const vmi::LinuxOffsets& off, std::uint64_t init_task,
+          std::uint64_t cr3, bool la57) {
+    vmi::LinuxGuest g(mem, off, init_task, la57, kMaxTasks);
+    auto procs = g.list_processes(cr3);
+    if (procs) {
+        std::size_t sum = 0;
+        for (const auto& p : *procs) {
+            sum += p.exe.size() + p.argv.size() + p.comm.size();
+            (void)vmi::find_by_cr3(*procs, p.pgd_pa);
+        }
+        if (sum == SIZE_MAX) std::abort();  // keep the work observable
+    }
+}
+
+void discover_and_list(vmi::GuestMemory& mem, std::uint64_t cr3, bool la57) {
+    vmi::DiscoveryOptions o;
+    o.la57 = la57;
+    o.scan_len = 4ULL << 20;
+    o.use_cache = false;
+    auto prof = vmi::discover_kernel(mem, cr3, o);
+    if (prof) list(mem, prof->offsets, prof->init_task_va, cr3, la57);
+}
+
+void fuzz_raw(const std::uint8_t* data, std::size_t size) {
+    if (size < kRawHeader) return;
+    const auto cr3 = get<std::uint64_t>(data);
+    const auto init_task = get<std::uint64_t>(data + 8);
+    const std::uint8_t flags = data[16];
+    const std::uint8_t tweak = data[17];
+    const bool la57 = (flags & 1) != 0;
+    vmi::BufferMemory mem;
+    mem.write(0, std::as_bytes(std::span(data + kRawHeader, size - kRawHeader)));
+
+    for (std::uint64_t va : {init_task, init_task + 0x1000, SyntheticLinux::kDirectMap,
+                             SyntheticLinux::kUserArgs, kText}) {
+        (void)vmi::translate_ex(mem, cr3, va, la57, (flags & 2) ? 46 : 52);
+        std::byte buf[64];
+        (void)vmi::read_virt(mem, cr3, va - 8, buf, la57);
+    }
+    vmi::LinuxOffsets off = vmi::test::compact_offsets();
+    if (flags & 4) {  // perturb one offset: misaligned / overlapping layouts
+        std::uint64_t* fields[] = {&off.task_tasks,       &off.task_mm,         &off.mm_exe_file,
+                                   &off.dentry_d_name,    &off.qstr_len,        &off.mm_arg_start,
+                                   &off.task_signal,      &off.mount_mnt,       &off.file_f_path,
+                                   &off.task_thread_node, &off.dentry_d_parent, &off.cred_euid};
+        *fields[tweak % std::size(fields)] += (tweak >> 4) - 8;
+    }
+    list(mem, off, init_task, cr3, la57);
+    if (flags & 8) discover_and_list(mem, cr3, la57);
+}
+
+void fuzz_elf(const std::uint8_t* data, std::size_t size) {
+    std::vector<vmi::VcpuState> cpus;
+    (void)vmi::parse_qemu_notes(std::as_bytes(std::span(data, size)), cpus);
+
+    const int fd = memfd_create("fuzz-core", MFD_CLOEXEC);
+    if (fd < 0) return;
+    std::size_t done = 0;
+    while (done < size) {
+        const ssize_t n = write(fd, data + done, size - done);
+        if (n <= 0) break;
+        done += static_cast<std::size_t>(n);
+    }
+    auto core = vmi::ElfCoreMemory::open("/proc/self/fd/" + std::to_string(fd));
+    close(fd);
+    if (!core) return;
+    const auto cr3s = (*core)->vcpu_cr3s();
+    for (std::size_t i = 0; i < cr3s.size() && i < 2; ++i)
+        discover_and_list(**core, cr3s[i], false);
+}
+
+void fuzz_btf(const std::uint8_t* data, std::size_t size) {
+    auto prof = vmi::BtfProfile::from_blob(std::as_bytes(std::span(data, size)));
+    if (!prof) return;
+    (void)prof->linux_offsets();
+    (void)prof->struct_size("task_struct");
+    (void)prof->member("task_struct", "comm");
+    (void)prof->member("qstr", "len");
+}
+
+// --- Seed corpus -------------------------------------------------------------------------
+
+struct BtfFree {
+    void operator()(struct btf* b) const { btf__free(b); }
+};
+
+// The flat miniature kernel BTF whose offsets are compact_offsets().
+std::vector<std::byte> seed_btf() {
+    std::unique_ptr<struct btf, BtfFree> b(btf__new_empty());
+    struct btf* p = b.get();
+    const int i32 = btf__add_int(p, "int", 4, BTF_INT_SIGNED);
+    const int u32 = btf__add_int(p, "unsigned int", 4, 0);
+    const int u64 = btf__add_int(p, "long long unsigned int", 8, 0);
+    const int chr = btf__add_int(p, "char", 1, BTF_INT_CHAR);
+    const int pid_t_id = btf__add_typedef(p, "pid_t", i32);
+    const int voidp = btf__add_ptr(p, 0);
+    const int comm = btf__add_array(p, i32, chr, 16);
+    const int list_head = btf__add_struct(p, "list_head", 16);
+    btf__add_field(p, "next", voidp, 0, 0);
+    btf__add_field(p, "prev", voidp, 64, 0);
+    const int cred = btf__add_struct(p, "cred", 64);
+    btf__add_field(p, "usage", u32, 0, 0);
+    btf__add_field(p, "uid", u32, 32, 0);
+    const int cred_ptr = btf__add_ptr(p, cred);
+    const int mm = btf__add_struct(p, "mm_struct", 64);
+    btf__add_field(p, "x", u64, 0, 0);
+    btf__add_field(p, "pgd", voidp, 128, 0);
+    const int mm_ptr = btf__add_ptr(p, mm);
+    btf__add_struct(p, "task_struct", 256);
+    btf__add_field(p, "__state", u32, 0, 0);
+    btf__add_field(p, "flags", u32, 32, 0);
+    btf__add_field(p, "tasks", list_head, 24 * 8, 0);
+    btf__add_field(p, "pid", pid_t_id, 48 * 8, 0);
+    btf__add_field(p, "tgid", pid_t_id, 52 * 8, 0);
+    btf__add_field(p, "real_parent", voidp, 56 * 8, 0);
+    btf__add_field(p, "mm", mm_ptr, 64 * 8, 0);
+    btf__add_field(p, "start_time", u64, 72 * 8, 0);
+    btf__add_field(p, "comm", comm, 80 * 8, 0);
+    btf__add_field(p, "cred", cred_ptr, 104 * 8, 0);
+    btf__add_field(p, "self_exec_id", u64, 112 * 8, 0);
+    std::uint32_t size = 0;
+    const auto* raw = static_cast<const std::byte*>(btf__raw_data(p, &size));
+    return {raw, raw + size};
+}
+
+// A 4-process guest with its kernel image (init_task and BTF) at kText; returns dense RAM.
+std::vector<std::uint8_t> seed_ram(std::uint64_t& cr3, std::uint64_t& init_task) {
+    SyntheticLinux g(vmi::test::compact_offsets(), 2ULL << 20);
+    g.map_kernel_image(kText);
+    g.add_mount("/usr");
+    std::vector<SynthProcess> v(4);
+    v[0] = {0, 0, "swapper/0", "", {}, 0, 0, 0, 1};
+    v[1] = {1, 0, "init", "/sbin/init", {"/sbin/init", "splash"}, 0, 0, 0, 1};
+    v[2] = {2, 0, "kthreadd", "", {}, 0, 0, 0, 1};
+    v[3] = {40, 1, "sh", "/usr/bin/sh", {"sh", "-c", "sleep 1"}, 1000, 1000, 100, 3};
+    g.build(v);
+    const auto btf = seed_btf();
+    const std::uint64_t at = g.alloc(btf.size(), 8);
+    g.mem().write(SyntheticLinux::pa(at), btf);
+    cr3 = g.cr3();
+    init_task = g.init_task_va();
+    std::vector<std::uint8_t> ram((g.used_bytes() + 4095) & ~std::uint64_t{4095});  // whole pages
+    for (std::uint64_t pg = 0; pg < ram.size(); pg += 4096) {
+        const std::size_t n = std::min<std::size_t>(4096, ram.size() - pg);
+        (void)g.mem().read_phys(pg, std::as_writable_bytes(std::span(ram.data() + pg, n)));
+    }
+    return ram;
+}
+
+template <class T>
+void put(std::vector<std::uint8_t>& v, const T& x) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(&x);
+    v.insert(v.end(), p, p + sizeof x);
+}
+
+// ELF core: header, PT_NOTE (one QEMU note with cr3), one PT_LOAD of `ram` at gpa 0.
+std::vector<std::uint8_t> seed_core(const std::vector<std::uint8_t>& ram, std::uint64_t cr3) {
+    std::vector<std::uint8_t> note;
+    Elf64_Nhdr nh{5, 432, 0};
+    put(note, nh);
+    note.insert(note.end(), {'Q', 'E', 'M', 'U', 0, 0, 0, 0});
+    std::vector<std::uint8_t> st(432);
+    const std::uint32_t ver = 1, sz = 432;
+    std::memcpy(st.data(), &ver, 4);
+    std::memcpy(st.data() + 4, &sz, 4);
+    std::memcpy(st.data() + 392 + 3 * 8, &cr3, 8);
+    note.insert(note.end(), st.begin(), st.end());
+
+    std::vector<std::uint8_t> f;
+    Elf64_Ehdr eh{};
+    std::memcpy(eh.e_ident, ELFMAG, SELFMAG);
+    eh.e_ident[EI_CLASS] = ELFCLASS64;
+    eh.e_ident[EI_DATA] = ELFDATA2LSB;
+    eh.e_ident[EI_VERSION] = EV_CURRENT;
+    eh.e_type = ET_CORE;
+    eh.e_machine = EM_X86_64;
+    eh.e_version = EV_CURRENT;
+    eh.e_phoff = sizeof eh;
+    eh.e_ehsize = sizeof eh;
+    eh.e_phentsize = sizeof(Elf64_Phdr);
+    eh.e_phnum = 2;
+    put(f, eh);
+    const std::uint64_t notes_at = sizeof eh + 2 * sizeof(Elf64_Phdr);
+    Elf64_Phdr pn{};
+    pn.p_type = PT_NOTE;
+    pn.p_offset = notes_at;
+    pn.p_filesz = pn.p_memsz = note.size();
+    put(f, pn);
+    Elf64_Phdr pl{};
+    pl.p_type = PT_LOAD;
+    pl.p_offset = notes_at + note.size();
+    pl.p_filesz = pl.p_memsz = ram.size();
+    put(f, pl);
+    f.insert(f.end(), note.begin(), note.end());
+    f.insert(f.end(), ram.begin(), ram.end());
+    return f;
+}
+
+void write_seed(const std::string& dir, const std::string& name, std::uint8_t mode,
+                const std::vector<std::uint8_t>& body) {
+    std::ofstream out(dir + "/" + name, std::ios::binary);
+    out.put(static_cast<char>(mode));
+    out.write(reinterpret_cast<const char*>(body.data()),
+              static_cast<std::streamsize>(body.size()));
+    if (!out) {
+        std::fprintf(stderr, "cannot write %s/%s\n", dir.c_str(), name.c_str());
+        std::exit(1);
+    }
+}
+
+void write_seeds(const std::string& dir) {
+    std::uint64_t cr3 = 0, init_task = 0;
+    const auto ram = seed_ram(cr3, init_task);
+    for (std::uint8_t flags : {0, 8}) {
+        std::vector<std::uint8_t> raw;
+        put(raw, cr3);
+        put(raw, init_task);
+        raw.push_back(flags);
+        raw.push_back(0);
+        raw.insert(raw.end(), ram.begin(), ram.end());
+        write_seed(dir, "raw-guest-" + std::to_string(flags), 0, raw);
+    }
+    write_seed(dir, "elf-core", 1, seed_core(ram, cr3));
+    const auto btf = seed_btf();
+    const auto* b = reinterpret_cast<const std::uint8_t*>(btf.data());
+    write_seed(dir, "btf", 2, std::vector<std::uint8_t>(b, b + btf.size()));
+    std::printf("seeds: 4 files in %s (guest RAM %zu bytes)\n", dir.c_str(), ram.size());
+}
+
+}  // namespace
+
+extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
+    libbpf_set_print(nullptr);  // libbpf's complaints about garbage BTF are expected
+    if (const char* dir = std::getenv("VMI_FUZZ_WRITE_SEEDS")) {
+        write_seeds(dir);
+        std::exit(0);
+    }
+    return 0;
+}
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+    if (size < 1) return 0;
+    switch (data[0] % 3) {
+        case 0:
+            fuzz_raw(data + 1, size - 1);
+            break;
+        case 1:
+            fuzz_elf(data + 1, size - 1);
+            break;
+        default:
+            fuzz_btf(data + 1, size - 1);
+    }
+    return 0;
+}
