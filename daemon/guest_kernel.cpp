@@ -96,8 +96,22 @@ vmi::Result<std::vector<GuestProcess>> GuestKernel::list(std::uint64_t cr3) {
     for (const vmi::Process& p : *procs) {
         if (p.pid == 0) continue;  // init_task, the idle task, is not a process
         constexpr std::uint32_t kPfKthread = 0x00200000;  // PF_KTHREAD, stable since 2.6
-        out.push_back({p.task_va, p.pid, p.ppid, p.comm, p.pgd_pa, p.start_time_ns,
-                       (p.flags & kPfKthread) != 0, p.exec_id});
+        GuestProcess g;
+        g.task = p.task_va;
+        g.pid = p.pid;
+        g.ppid = p.ppid;
+        g.comm = p.comm;
+        g.pgd = p.pgd_pa;
+        g.start_time_ns = p.start_time_ns;
+        g.kernel_thread = (p.flags & kPfKthread) != 0;
+        g.exec_id = p.exec_id;
+        g.uid = p.uid;
+        g.euid = p.euid;
+        g.gid = p.gid;
+        g.exe = p.exe;
+        g.args = p.argv;
+        g.threads = p.threads;
+        out.push_back(std::move(g));
     }
     return out;
 }

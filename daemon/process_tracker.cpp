@@ -75,6 +75,14 @@ void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host
         {"vminsight", {{"host_time_ns", host_time_ns}, {"first_seen_host_ns", e.first_seen_ns}}},
     };
     if (!previous_name.empty()) ev["process"]["previous_name"] = previous_name;
+    // Facts the guest may not let us read are left out rather than guessed.
+    auto& proc = ev["process"];
+    if (!p.exe.empty()) proc["exe"] = p.exe;
+    if (!p.kernel_thread && !p.args.empty()) proc["args"] = p.args;
+    if (p.uid >= 0) proc["uid"] = p.uid;
+    if (p.euid >= 0) proc["euid"] = p.euid;
+    if (p.gid >= 0) proc["gid"] = p.gid;
+    if (p.threads >= 0) proc["threads"] = p.threads;
     sink_.emit(ev);
 }
 

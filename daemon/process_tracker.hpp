@@ -21,6 +21,11 @@ struct GuestProcess {
     std::uint64_t start_time_ns = 0;  // guest boot-relative
     bool kernel_thread = false;
     std::uint64_t exec_id = 0;  // the guest's self_exec_id: +1 per execve
+    // Unknown values: -1 for numbers, empty for exe (kernel threads have neither exe nor args).
+    std::int64_t uid = -1, euid = -1, gid = -1;
+    std::string exe;
+    std::vector<std::string> args;
+    std::int32_t threads = -1;
 };
 
 class ProcessSource {

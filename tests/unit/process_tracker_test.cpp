@@ -19,12 +19,14 @@ struct CaptureSink final : vmid::EventSink {
 };
 
 vmid::GuestProcess proc(int pid, int ppid, const char* comm, std::uint64_t pgd) {
-    return {0xffff888000000000ULL + static_cast<std::uint64_t>(pid) * 0x1000,
-            pid,
-            ppid,
-            comm,
-            pgd,
-            1000u + pid};
+    vmid::GuestProcess p;
+    p.task = 0xffff888000000000ULL + static_cast<std::uint64_t>(pid) * 0x1000;
+    p.pid = pid;
+    p.ppid = ppid;
+    p.comm = comm;
+    p.pgd = pgd;
+    p.start_time_ns = 1000u + static_cast<std::uint64_t>(pid);
+    return p;
 }
 
 }  // namespace
@@ -93,6 +95,29 @@ TEST(ProcessTracker, GuestBytesCannotBreakTheJsonLine) {
         sink.events[0].dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     EXPECT_EQ(line.find('\n'), std::string::npos);
     EXPECT_TRUE(nlohmann::json::accept(line));
+}
+
+TEST(ProcessTracker, EventsCarryWhatTheGuestLetUsReadAndOmitTheRest) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    auto known = proc(10, 1, "nginx", 0xa000);
+    known.exe = "/usr/sbin/nginx";
+    known.args = {"nginx", "-g", "daemon off;"};
+    known.uid = 33;
+    known.euid = 0;
+    known.gid = 33;
+    known.threads = 4;
+    auto unknown = proc(11, 1, "odd", 0xb000);  // cred, exe, args unreadable
+    t.apply({known, unknown}, 1);
+    const auto& a = sink.events[0]["process"];
+    EXPECT_EQ(a["exe"], "/usr/sbin/nginx");
+    EXPECT_EQ(a["args"], (nlohmann::json{"nginx", "-g", "daemon off;"}));
+    EXPECT_EQ(a["uid"], 33);
+    EXPECT_EQ(a["euid"], 0);
+    EXPECT_EQ(a["threads"], 4);
+    const auto& b = sink.events[1]["process"];
+    for (const char* field : {"exe", "args", "uid", "euid", "gid", "threads"})
+        EXPECT_FALSE(b.contains(field)) << field;
 }
 
 TEST(ProcessTracker, DetachIsOneEventNotFakeExits) {

@@ -23,8 +23,9 @@ for p in /proc/[0-9]*; do
 	comm=$(cat "$p/comm" 2>/dev/null) || continue
 	case "$comm" in
 	vmi-canary-*)
+		exe=$(readlink "$p/exe")
 		set -- $(cat "$p/stat")
-		echo "CANARY pid=$1 ppid=$4 comm=$comm"
+		echo "CANARY pid=$1 ppid=$4 comm=$comm exe=$exe"
 		;;
 	esac
 done
