@@ -40,6 +40,7 @@ strip -o "$payload/vmi-lab-probe" "$build/release/tests/vmi-lab-probe"
 stage=$build/lab/stage/$kernel-$name
 rm -rf "$stage" && mkdir -p "$(dirname "$stage")"
 cp -r "$scenario" "$stage"
+cp "$root/tests/lab/lib.sh" "$stage/lib.sh" # shared host.sh helpers
 mkdir -p "$stage/guest-files/bin"
 for src in "$root"/tests/lab/guest/*.c; do
 	gcc -static -Os -Wall -Werror -o "$stage/guest-files/bin/$(basename "$src" .c)" "$src"

@@ -5,31 +5,11 @@
 # vminsight-inspect on the dump with no vmlinux, System.map or CR3 given. Each step appends
 # "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. Waits are bounded polls.
 set -u
-out=$LAB_OUT
-P=$LAB_PAYLOAD
-steps=$out/steps.txt
-: >"$steps"
-failed=0
+# shellcheck source=../../lib.sh
+. "$LAB_SCENARIO/lib.sh"
 dump=/tmp/guest.elf # not under $LAB_OUT: artifacts travel over a serial line
 mon=/tmp/mon
 
-step() { # step NAME PASS|FAIL DETAIL
-	echo "STEP $1 $2 ${3:-}" | tee -a "$steps"
-	[ "$2" = PASS ] || failed=1
-}
-
-wait_for() { # wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
-	n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		n=$((n - 1))
-		sleep 0.1
-	done
-	return 1
-}
-in_file() { grep -q "$2" "$1" 2>/dev/null; }
-uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
 
 [ -x "$P/vminsight-inspect" ] && step payload PASS || step payload FAIL "no $P/vminsight-inspect"
 for f in vmlinux System.map; do rm -f "/tmp/$f"; done
@@ -38,13 +18,7 @@ rm -f "$mon.in" "$mon.out" "$dump"
 mkfifo "$mon.in" "$mon.out"
 cat "$mon.out" >"$out/monitor.log" &
 reader=$!
-# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
-$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
-	-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
-	-append "console=ttyS0 quiet panic=-1" -serial "file:$out/guest.log" \
-	-chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline \
-	</dev/null >"$out/qemu.log" 2>&1 &
-qemu=$!
+start_guest "$out/guest.log" -chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline
 
 wait_for 240 in_file "$out/guest.log" GUEST-SCENARIO-DONE &&
 	step guest-scenario PASS || step guest-scenario FAIL "guest did not finish its scenario"

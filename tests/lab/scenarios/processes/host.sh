@@ -3,50 +3,14 @@
 # detail" to $LAB_OUT/steps.txt; the run fails if any step fails. Waits are bounded polls
 # on a condition, never a fixed sleep standing in for one.
 set -u
-out=$LAB_OUT
-P=$LAB_PAYLOAD
-steps=$out/steps.txt
-: >"$steps"
-failed=0
+# shellcheck source=../../lib.sh
+. "$LAB_SCENARIO/lib.sh"
 
-step() { # step NAME PASS|FAIL DETAIL
-	echo "STEP $1 $2 ${3:-}" | tee -a "$steps"
-	[ "$2" = PASS ] || failed=1
-}
-
-# wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds.
-wait_for() {
-	n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		n=$((n - 1))
-		sleep 0.1
-	done
-	return 1
-}
-
-uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
-has_vm_fd() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:kvm-vm'; }
-alive() { kill -0 "$1" 2>/dev/null; }
-dead() { ! kill -0 "$1" 2>/dev/null; }
-in_file() { grep -q "$2" "$1" 2>/dev/null; }
 canaries_in() { # every canary comm printed by the guest appears in events file $1
 	for c in $(sed -n 's/.*comm=\(vmi-canary-[0-9a-f]*\).*/\1/p' "$out/guest.log"); do
 		grep -q "\"name\":\"$c\"" "$1" || return 1
 	done
 	grep -q 'comm=vmi-canary' "$out/guest.log"
-}
-heartbeats() { grep -c HEARTBEAT "$out/guest.log"; }
-beating() { [ "$(heartbeats)" -gt "$1" ]; }
-
-start_guest() { # start_guest LOG: starts QEMU, sets $qemu
-	# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
-	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
-		-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
-		-append "console=ttyS0 quiet panic=-1" -serial "file:$1" \
-		</dev/null >"$1.qemu" 2>&1 &
-	qemu=$!
 }
 
 start_daemon() { # start_daemon EVENTS [OPTIONS...]: starts vminsightd on $qemu, sets $daemon

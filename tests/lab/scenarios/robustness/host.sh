@@ -3,44 +3,13 @@
 # "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. A WARN, BUG or oops panics the lab host
 # (panic_on_warn), which fails the run by construction.
 set -u
-out=$LAB_OUT
-P=$LAB_PAYLOAD
-steps=$out/steps.txt
-: >"$steps"
-failed=0
-
-step() {
-	echo "STEP $1 $2 ${3:-}" | tee -a "$steps"
-	[ "$2" = PASS ] || failed=1
-}
-wait_for() { # wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds
-	n=$(($1 * 10))
-	shift
-	while [ "$n" -gt 0 ]; do
-		"$@" && return 0
-		n=$((n - 1))
-		sleep 0.1
-	done
-	return 1
-}
-has_vm_fd() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:kvm-vm'; }
-in_file() { grep -q "$2" "$1" 2>/dev/null; }
-heartbeats() { grep -c HEARTBEAT "$out/guest.log"; }
-beating() { [ "$(heartbeats)" -gt "$1" ]; }
-guest_beats_on() { # the guest's heartbeat advances within 20 s
-	hb=$(heartbeats)
-	wait_for 20 beating "$hb"
-}
+# shellcheck source=../../lib.sh
+. "$LAB_SCENARIO/lib.sh"
 
 insmod "$P/vminsight.ko" || step load FAIL insmod
 tp=/sys/kernel/tracing/events/vminsight/vminsight_cr3
 echo 1 >"$tp/enable" || step tracepoint-enable FAIL "no $tp"
-# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
-$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
-	-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
-	-append "console=ttyS0 quiet panic=-1" -serial "file:$out/guest.log" \
-	</dev/null >"$out/qemu.err" 2>&1 &
-qemu=$!
+start_guest "$out/guest.log"
 wait_for 30 has_vm_fd "$qemu" && wait_for 240 in_file "$out/guest.log" GUEST-CHURNING &&
 	step guest-churning PASS || step guest-churning FAIL "guest did not start its load"
 

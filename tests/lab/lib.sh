@@ -1,0 +1,54 @@
+# shellcheck shell=sh
+# Shared helpers for the lab host side of every scenario (busybox sh). scripts/lab-test.sh
+# stages this file next to each scenario; host.sh sources it with . "$LAB_SCENARIO/lib.sh".
+# Steps append "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt; after a FAIL, $failed is 1
+# (host.sh ends with: exit "$failed"). Waits are bounded polls on a condition, never a fixed
+# sleep standing in for one.
+
+out=$LAB_OUT
+P=$LAB_PAYLOAD
+steps=$out/steps.txt
+: >"$steps"
+failed=0
+
+step() { # step NAME PASS|FAIL [DETAIL]
+	echo "STEP $1 $2 ${3:-}" | tee -a "$steps"
+	[ "$2" = PASS ] || failed=1
+}
+
+wait_for() { # wait_for SECONDS COMMAND...: poll COMMAND every 0.1 s until it succeeds
+	n=$(($1 * 10))
+	shift
+	while [ "$n" -gt 0 ]; do
+		"$@" && return 0
+		n=$((n - 1))
+		sleep 0.1
+	done
+	return 1
+}
+
+in_file() { grep -q "$2" "$1" 2>/dev/null; }
+alive() { kill -0 "$1" 2>/dev/null; }
+dead() { ! kill -0 "$1" 2>/dev/null; }
+has_vm_fd() { ls -l "/proc/$1/fd" 2>/dev/null | grep -q 'anon_inode:kvm-vm'; }
+uptime_ms() { awk '{ printf "%d\n", $1 * 1000 }' /proc/uptime; }
+
+heartbeats() { grep -c HEARTBEAT "$out/guest.log"; }
+beating() { [ "$(heartbeats)" -gt "$1" ]; }
+guest_beats_on() { # the guest's heartbeat advances within 20 s
+	hb=$(heartbeats)
+	wait_for 20 beating "$hb"
+}
+
+# start_guest LOG [QEMU OPTIONS...]: boot the lab guest under the lab host's KVM with its
+# console in LOG; sets $qemu to QEMU's pid.
+start_guest() {
+	log=$1
+	shift
+	# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
+	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
+		-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
+		-append "console=ttyS0 quiet panic=-1" -serial "file:$log" "$@" \
+		</dev/null >"$log.qemu" 2>&1 &
+	qemu=$!
+}
