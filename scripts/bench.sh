@@ -9,6 +9,7 @@ bin=$build/release/tests/bench
 "$bin/ring_bench"
 "$bin/memory_bench"
 "$bin/inspect_bench"
+"$bin/policy_bench"
 
 # Lab boot-to-first-event: from starting the guest's QEMU to the daemon's first process
 # event, both on the lab host's clock (metrics.txt of the processes scenario).

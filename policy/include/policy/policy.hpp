@@ -1,0 +1,139 @@
+// VMInsight policy engine: Falco-like YAML rules compiled once, evaluated against typed events.
+//
+//   auto loaded = policy::PolicySet::load({"/etc/vminsight/default.yaml", "local.yaml"});
+//   if (!loaded) { for (auto& e : loaded.errors) log(e.str()); keep the old set; }
+//   policy::PolicySet set = std::move(*loaded.set);      // cheap to copy; immutable; thread-safe
+//   std::vector<policy::Match> matches;
+//   set.evaluate(event, matches);                        // appends; usually nothing
+//   for (auto& m : matches) act(m.rule->action, m.rule->priority, m.output);
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "policy/event.hpp"
+
+namespace policy {
+
+enum class Priority : std::uint8_t {
+    Emergency,
+    Alert,
+    Critical,
+    Error,
+    Warning,
+    Notice,
+    Informational,
+    Debug
+};
+enum class Action : std::uint8_t { Alert, Deny, PauseVm, DumpMemory };
+// monitor: report what the action would have been but do not enforce it.
+enum class Mode : std::uint8_t { Enforce, Monitor };
+
+std::string_view priority_name(Priority p) noexcept;
+std::string_view action_name(Action a) noexcept;
+std::string_view mode_name(Mode m) noexcept;
+std::optional<Priority> parse_priority(std::string_view s) noexcept;  // case-insensitive
+
+struct RateLimit {
+    std::uint32_t count = 0;      // at most `count` matches ...
+    std::uint64_t period_ns = 0;  // ... per period (enforced by the caller)
+};
+
+struct Diagnostic {
+    std::string file;
+    int line = 0;  // 1-based; 0 when unknown
+    int col = 0;   // 1-based; 0 when unknown
+    std::string message;
+    std::string str() const;  // "file:line:col: message"
+};
+
+struct Rule {
+    std::string name;
+    std::string desc;
+    Priority priority = Priority::Warning;
+    Action action = Action::Alert;
+    Mode mode = Mode::Enforce;
+    bool enabled = true;
+    std::vector<std::string> tags;
+    std::optional<RateLimit> rate_limit;
+    std::string file;
+    int line = 0;
+};
+
+struct Match {
+    const Rule* rule = nullptr;  // owned by the PolicySet that produced the match
+    std::string output;          // rendered output string
+};
+
+struct LoadResult;
+
+// An immutable compiled rule set. Copies share the compiled rules; evaluate() is const and
+// safe to call from many threads. Reload = load a new set and swap it in; a failed load never
+// produces a partial set.
+class PolicySet {
+  public:
+    PolicySet();  // empty: matches nothing
+
+    // Files are read in order; later files may append to / override earlier definitions.
+    static LoadResult load(const std::vector<std::filesystem::path>& files);
+    static LoadResult load(const std::filesystem::path& file);
+    static LoadResult load_string(std::string_view yaml, std::string_view name = "<string>");
+
+    // Appends one Match per enabled rule matching `event`; returns the number appended.
+    std::size_t evaluate(const Event& event, std::vector<Match>& out) const;
+    std::vector<Match> evaluate(const Event& event) const;
+    // Whether any rule matches, without rendering outputs.
+    bool matches_any(const Event& event) const;
+
+    std::size_t rule_count() const noexcept;               // enabled rules
+    std::size_t rules_for(EventType type) const noexcept;  // enabled rules indexed under type
+    // Rules a syscall event with this syscall.name is evaluated against.
+    std::size_t rules_for_syscall(std::string_view name) const;
+    const std::vector<Rule>& rules() const noexcept;  // all rules, including disabled ones
+    const Rule* find_rule(std::string_view name) const noexcept;
+
+    struct Impl;
+    static PolicySet from_impl(std::shared_ptr<const Impl> impl);  // internal
+
+  private:
+    explicit PolicySet(std::shared_ptr<const Impl> impl);
+    std::shared_ptr<const Impl> impl_;
+};
+
+struct LoadResult {
+    std::optional<PolicySet> set;  // engaged iff errors is empty
+    std::vector<Diagnostic> errors;
+    explicit operator bool() const noexcept { return set.has_value(); }
+};
+
+// Applies rules' rate_limit (token bucket per rule, burst = count). Not thread-safe: use one
+// per evaluating thread, or guard it. Rules without rate_limit are always allowed.
+class RateLimiter {
+  public:
+    // True if a match of `rule` at time now_ns (any monotonic clock) may be reported.
+    bool allow(const Rule& rule, std::uint64_t now_ns);
+    // Matches dropped so far for `rule`.
+    std::uint64_t dropped(const Rule& rule) const;
+
+  private:
+    struct Bucket {
+        double tokens = 0;
+        std::uint64_t last_ns = 0;
+        std::uint64_t dropped = 0;
+        bool started = false;
+    };
+    std::unordered_map<const Rule*, Bucket> buckets_;
+};
+
+// Validates rule files (together, in order) and returns every error found.
+std::vector<Diagnostic> check(const std::vector<std::filesystem::path>& files);
+std::vector<Diagnostic> check(const std::filesystem::path& file);
+
+}  // namespace policy
