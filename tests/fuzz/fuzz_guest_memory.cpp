@@ -137,49 +137,6 @@ void fuzz_btf(const std::uint8_t* data, std::size_t size) {
 
 // --- Seed corpus -------------------------------------------------------------------------
 
-struct BtfFree {
-    void operator()(struct btf* b) const { btf__free(b); }
-};
-
-// The flat miniature kernel BTF whose offsets are compact_offsets().
-std::vector<std::byte> seed_btf() {
-    std::unique_ptr<struct btf, BtfFree> b(btf__new_empty());
-    struct btf* p = b.get();
-    const int i32 = btf__add_int(p, "int", 4, BTF_INT_SIGNED);
-    const int u32 = btf__add_int(p, "unsigned int", 4, 0);
-    const int u64 = btf__add_int(p, "long long unsigned int", 8, 0);
-    const int chr = btf__add_int(p, "char", 1, BTF_INT_CHAR);
-    const int pid_t_id = btf__add_typedef(p, "pid_t", i32);
-    const int voidp = btf__add_ptr(p, 0);
-    const int comm = btf__add_array(p, i32, chr, 16);
-    const int list_head = btf__add_struct(p, "list_head", 16);
-    btf__add_field(p, "next", voidp, 0, 0);
-    btf__add_field(p, "prev", voidp, 64, 0);
-    const int cred = btf__add_struct(p, "cred", 64);
-    btf__add_field(p, "usage", u32, 0, 0);
-    btf__add_field(p, "uid", u32, 32, 0);
-    const int cred_ptr = btf__add_ptr(p, cred);
-    const int mm = btf__add_struct(p, "mm_struct", 64);
-    btf__add_field(p, "x", u64, 0, 0);
-    btf__add_field(p, "pgd", voidp, 128, 0);
-    const int mm_ptr = btf__add_ptr(p, mm);
-    btf__add_struct(p, "task_struct", 256);
-    btf__add_field(p, "__state", u32, 0, 0);
-    btf__add_field(p, "flags", u32, 32, 0);
-    btf__add_field(p, "tasks", list_head, 24 * 8, 0);
-    btf__add_field(p, "pid", pid_t_id, 48 * 8, 0);
-    btf__add_field(p, "tgid", pid_t_id, 52 * 8, 0);
-    btf__add_field(p, "real_parent", voidp, 56 * 8, 0);
-    btf__add_field(p, "mm", mm_ptr, 64 * 8, 0);
-    btf__add_field(p, "start_time", u64, 72 * 8, 0);
-    btf__add_field(p, "comm", comm, 80 * 8, 0);
-    btf__add_field(p, "cred", cred_ptr, 104 * 8, 0);
-    btf__add_field(p, "self_exec_id", u64, 112 * 8, 0);
-    std::uint32_t size = 0;
-    const auto* raw = static_cast<const std::byte*>(btf__raw_data(p, &size));
-    return {raw, raw + size};
-}
-
 // A 4-process guest with its kernel image (init_task and BTF) at kText; returns dense RAM.
 std::vector<std::uint8_t> seed_ram(std::uint64_t& cr3, std::uint64_t& init_task) {
     SyntheticLinux g(vmi::test::compact_offsets(), 2ULL << 20);
@@ -191,7 +148,7 @@ std::vector<std::uint8_t> seed_ram(std::uint64_t& cr3, std::uint64_t& init_task)
     v[2] = {2, 0, "kthreadd", "", {}, 0, 0, 0, 1};
     v[3] = {40, 1, "sh", "/usr/bin/sh", {"sh", "-c", "sleep 1"}, 1000, 1000, 100, 3};
     g.build(v);
-    const auto btf = seed_btf();
+    const auto btf = vmi::test::compact_kernel_btf();
     const std::uint64_t at = g.alloc(btf.size(), 8);
     g.mem().write(SyntheticLinux::pa(at), btf);
     cr3 = g.cr3();
@@ -278,7 +235,7 @@ void write_seeds(const std::string& dir) {
         write_seed(dir, "raw-guest-" + std::to_string(flags), 0, raw);
     }
     write_seed(dir, "elf-core", 1, seed_core(ram, cr3));
-    const auto btf = seed_btf();
+    const auto btf = vmi::test::compact_kernel_btf();
     const auto* b = reinterpret_cast<const std::uint8_t*>(btf.data());
     write_seed(dir, "btf", 2, std::vector<std::uint8_t>(b, b + btf.size()));
     std::printf("seeds: 4 files in %s (guest RAM %zu bytes)\n", dir.c_str(), ram.size());

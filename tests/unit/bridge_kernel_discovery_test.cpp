@@ -28,57 +28,6 @@ using test::k2M;
 using test::k4K;
 using test::PageTableBuilder;
 
-struct BtfFree {
-    void operator()(struct btf* b) const { btf__free(b); }
-};
-
-// Flat miniature kernel BTF:
-//   struct task_struct (256) { u32 __state@0; u32 flags@4; struct list_head tasks@24;
-//     pid_t pid@48; pid_t tgid@52; task_struct* real_parent@56; mm_struct* mm@64;
-//     u64 start_time@72; char comm[16]@80; const struct cred* cred@104; u64 self_exec_id@112 }
-//   struct mm_struct (64) { u64 x@0; pgd_t* pgd@16 }   struct cred (64) { u32 usage@0; kuid_t uid@4
-//   }
-std::vector<std::byte> build_btf() {
-    std::unique_ptr<struct btf, BtfFree> b(btf__new_empty());
-    struct btf* p = b.get();
-    const int i32 = btf__add_int(p, "int", 4, BTF_INT_SIGNED);
-    const int u32 = btf__add_int(p, "unsigned int", 4, 0);
-    const int u64 = btf__add_int(p, "long long unsigned int", 8, 0);
-    const int chr = btf__add_int(p, "char", 1, BTF_INT_CHAR);
-    const int pid_t_id = btf__add_typedef(p, "pid_t", i32);
-    const int voidp = btf__add_ptr(p, 0);
-    const int comm = btf__add_array(p, i32, chr, 16);
-    const int list_head = btf__add_struct(p, "list_head", 16);
-    btf__add_field(p, "next", voidp, 0, 0);
-    btf__add_field(p, "prev", voidp, 64, 0);
-    const int kuid = btf__add_struct(p, nullptr, 4);
-    btf__add_field(p, "val", u32, 0, 0);
-    const int kuid_t = btf__add_typedef(p, "kuid_t", kuid);
-    const int cred = btf__add_struct(p, "cred", 64);
-    btf__add_field(p, "usage", u32, 0, 0);
-    btf__add_field(p, "uid", kuid_t, 32, 0);
-    const int cred_ptr = btf__add_ptr(p, cred);
-    const int mm = btf__add_struct(p, "mm_struct", 64);
-    btf__add_field(p, "x", u64, 0, 0);
-    btf__add_field(p, "pgd", voidp, 128, 0);
-    const int mm_ptr = btf__add_ptr(p, mm);
-    btf__add_struct(p, "task_struct", 256);
-    btf__add_field(p, "__state", u32, 0, 0);
-    btf__add_field(p, "flags", u32, 32, 0);
-    btf__add_field(p, "tasks", list_head, 24 * 8, 0);
-    btf__add_field(p, "pid", pid_t_id, 48 * 8, 0);
-    btf__add_field(p, "tgid", pid_t_id, 52 * 8, 0);
-    btf__add_field(p, "real_parent", voidp, 56 * 8, 0);
-    btf__add_field(p, "mm", mm_ptr, 64 * 8, 0);
-    btf__add_field(p, "start_time", u64, 72 * 8, 0);
-    btf__add_field(p, "comm", comm, 80 * 8, 0);
-    btf__add_field(p, "cred", cred_ptr, 104 * 8, 0);
-    btf__add_field(p, "self_exec_id", u64, 112 * 8, 0);
-    std::uint32_t size = 0;
-    const auto* raw = static_cast<const std::byte*>(btf__raw_data(p, &size));
-    return {raw, raw + size};
-}
-
 LinuxOffsets offsets_of(std::span<const std::byte> blob) {
     auto prof = BtfProfile::from_blob(blob);
     EXPECT_TRUE(prof.ok());
@@ -160,7 +109,7 @@ class BridgeKernelDiscovery : public ::testing::Test {
 };
 
 TEST_F(BridgeKernelDiscovery, FindsTextBtfAndInitTaskWithoutSymbols) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::uint64_t it = k.standard_tasks();
     // Decoy 1: "swapper/0" in .rodata, not inside a task (its would-be list head is zero).
     const std::string decoy = std::string("swapper/0") + '\0';
@@ -193,7 +142,7 @@ TEST_F(BridgeKernelDiscovery, FindsTextBtfAndInitTaskWithoutSymbols) {
 }
 
 TEST_F(BridgeKernelDiscovery, SecondDiscoveryOfTheSameBuildUsesTheCache) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     k.standard_tasks();
     auto first = discover_kernel(k.mem(), k.cr3());
     ASSERT_TRUE(first.ok()) << first.error().message();
@@ -207,7 +156,7 @@ TEST_F(BridgeKernelDiscovery, SecondDiscoveryOfTheSameBuildUsesTheCache) {
 
     // Same build, different init_task placement (a different guest): the cached entry
     // fails validation and a full scan runs.
-    FakeKernel other(build_btf());
+    FakeKernel other(test::compact_kernel_btf());
     const std::uint64_t it = FakeKernel::image_va(kDataOff + 0x2000);
     other.task(it, 0, "swapper/0", it, it, it);
     auto third = discover_kernel(other.mem(), other.cr3());
@@ -224,7 +173,7 @@ TEST_F(BridgeKernelDiscovery, SecondDiscoveryOfTheSameBuildUsesTheCache) {
 
 TEST_F(BridgeKernelDiscovery, BtfHeaderStraddlingAChunkBoundaryIsFound) {
     // The BTF header starts 5 bytes before a 2 MiB boundary (chunks are read 2 MiB at a time).
-    FakeKernel k(build_btf(), 0x40'0000, 0x20'0000 - 5);
+    FakeKernel k(test::compact_kernel_btf(), 0x40'0000, 0x20'0000 - 5);
     k.standard_tasks();
     auto p = discover_kernel(k.mem(), k.cr3());
     ASSERT_TRUE(p.ok()) << p.error().message();
@@ -232,7 +181,7 @@ TEST_F(BridgeKernelDiscovery, BtfHeaderStraddlingAChunkBoundaryIsFound) {
 }
 
 TEST_F(BridgeKernelDiscovery, UnmappedHolesInTheImageAreSkipped) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::uint64_t it = k.standard_tasks();
     // Unmap a page between BTF and .data (Linux frees the gap after rodata), and drop the RAM
     // behind another mapped page.
@@ -247,7 +196,7 @@ TEST_F(BridgeKernelDiscovery, UnmappedHolesInTheImageAreSkipped) {
 TEST_F(BridgeKernelDiscovery, MissingRamInsideALargePageIsReadPageByPage) {
     // 2 MiB pages; the first 4 KiB frame behind the page holding the BTF is absent, so the
     // 2 MiB read fails and the scan falls back to single pages.
-    const auto btf = build_btf();
+    const auto btf = test::compact_kernel_btf();
     const LinuxOffsets off = offsets_of(btf);
     BufferMemory mem;
     PageTableBuilder pt(mem, false, 0x10'0000);
@@ -268,7 +217,7 @@ TEST_F(BridgeKernelDiscovery, MissingRamInsideALargePageIsReadPageByPage) {
 }
 
 TEST_F(BridgeKernelDiscovery, TwoValidInitTasksAreAmbiguous) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::uint64_t a = FakeKernel::image_va(kDataOff);
     const std::uint64_t b = FakeKernel::image_va(kDataOff + 0x4000);
     k.task(a, 0, "swapper/0", a, a, a);  // self-linked lists validate
@@ -281,7 +230,7 @@ TEST_F(BridgeKernelDiscovery, TwoValidInitTasksAreAmbiguous) {
 }
 
 TEST_F(BridgeKernelDiscovery, NoInitTaskIsNotFound) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     auto p = discover_kernel(k.mem(), k.cr3());
     ASSERT_FALSE(p.ok());
     EXPECT_EQ(p.fault(), Fault::kNotFound);
@@ -289,7 +238,7 @@ TEST_F(BridgeKernelDiscovery, NoInitTaskIsNotFound) {
 }
 
 TEST_F(BridgeKernelDiscovery, CyclicTaskListRejectsTheCandidate) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::uint64_t it = FakeKernel::image_va(kDataOff);
     const std::uint64_t a = FakeKernel::heap_va(0x1000);
     const std::uint64_t b = FakeKernel::heap_va(0x2000);
@@ -306,7 +255,7 @@ TEST_F(BridgeKernelDiscovery, CyclicTaskListRejectsTheCandidate) {
 }
 
 TEST_F(BridgeKernelDiscovery, ManySwapperStringsAreCapped) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::string s = std::string("swapper/0") + '\0';
     for (std::uint64_t i = 0; i < kMaxInitTaskCandidates + 50; ++i) {
         k.mem().write(kImagePa + 0x30'0000 + i * 64 + 16, std::as_bytes(std::span(s)));
@@ -325,7 +274,7 @@ void write_btf_header(BufferMemory& mem, std::uint64_t pa, std::uint32_t type_le
 }
 
 TEST_F(BridgeKernelDiscovery, HostileBtfHeadersAreSkippedNotTrusted) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     k.standard_tasks();
     // Before the real BTF: a header with huge lengths, one pointing past the mapped image,
     // one with garbage where the types should be.
@@ -338,7 +287,7 @@ TEST_F(BridgeKernelDiscovery, HostileBtfHeadersAreSkippedNotTrusted) {
 }
 
 TEST_F(BridgeKernelDiscovery, OnlyHostileBtfIsNotFound) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     k.standard_tasks();
     k.mem().write(kImagePa + kBtfOff, std::vector<std::byte>(64));  // wipe the real header
     write_btf_header(k.mem(), kImagePa + 0x1000, 0xffff'ff00, 0xffff'ff00, 0xffff'ff00);
@@ -359,7 +308,7 @@ TEST_F(BridgeKernelDiscovery, UnmappedKernelWindowIsNotFound) {
 }
 
 TEST_F(BridgeKernelDiscovery, ValidateInitTaskRejectsWildPointers) {
-    FakeKernel k(build_btf());
+    FakeKernel k(test::compact_kernel_btf());
     const std::uint64_t it = FakeKernel::image_va(kDataOff);
     k.task(it, 0, "swapper/0", 0, 0, it);
     k.mem().write_u64(FakeKernel::pa_of(it) + k.off().task_tasks, 0x4141'4141'4141'4141ULL);
@@ -422,9 +371,9 @@ TEST_F(BridgeKernelDiscovery, RealKernelBtfScanTiming) {
                 static_cast<double>(again->total_time.count()) / 1e6);
 }
 
-// The fuzzer's seed guest: SyntheticLinux with compact offsets (those of build_btf()), its
-// init_task in a kernel image at a 2 MiB slot and the BTF in that image. Zero-config discovery
-// must find it and list the processes it built.
+// The fuzzer's seed guest: SyntheticLinux with compact offsets (those of
+// test::compact_kernel_btf()), its init_task in a kernel image at a 2 MiB slot and the BTF in that
+// image. Zero-config discovery must find it and list the processes it built.
 TEST_F(BridgeKernelDiscovery, SyntheticLinuxGuestWithImageIsDiscovered) {
     test::SyntheticLinux g(test::compact_offsets(), 2ULL << 20);
     g.map_kernel_image(kText);
@@ -433,7 +382,7 @@ TEST_F(BridgeKernelDiscovery, SyntheticLinuxGuestWithImageIsDiscovered) {
     v[1] = {1, 0, "init", "/sbin/init", {"/sbin/init"}, 0, 0, 0, 1};
     v[2] = {40, 1, "sh", "/bin/sh", {"sh"}, 1000, 1000, 100, 2};
     g.build(v);
-    const auto btf = build_btf();
+    const auto btf = test::compact_kernel_btf();
     g.mem().write(test::SyntheticLinux::pa(g.alloc(btf.size(), 8)), btf);
     auto p = discover_kernel(g.mem(), g.cr3());
     ASSERT_TRUE(p.ok()) << p.error().message();

@@ -4,9 +4,14 @@
 // through a direct map of 2 MiB pages; every process has its own PGD (kernel half copied).
 #pragma once
 
+#include <bpf/btf.h>
+#include <linux/btf.h>
+
 #include <algorithm>
+#include <cstddef>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -85,6 +90,57 @@ inline LinuxOffsets compact_offsets() {
     o.mm_arg_end = 32;
     o.mm_exe_file = 40;
     return o;
+}
+
+/// Raw BTF of a flat miniature kernel matching compact_offsets(), for discovery tests and
+/// fuzzing seeds:
+//   struct task_struct (256) { u32 __state@0; u32 flags@4; struct list_head tasks@24;
+//     pid_t pid@48; pid_t tgid@52; task_struct* real_parent@56; mm_struct* mm@64;
+//     u64 start_time@72; char comm[16]@80; const struct cred* cred@104; u64 self_exec_id@112 }
+//   struct mm_struct (64) { u64 x@0; pgd_t* pgd@16 }   struct cred (64) { u32 usage@0; kuid_t uid@4
+//   }
+inline std::vector<std::byte> compact_kernel_btf() {
+    struct BtfFree {
+        void operator()(struct btf* b) const { btf__free(b); }
+    };
+    std::unique_ptr<struct btf, BtfFree> b(btf__new_empty());
+    struct btf* p = b.get();
+    const int i32 = btf__add_int(p, "int", 4, BTF_INT_SIGNED);
+    const int u32 = btf__add_int(p, "unsigned int", 4, 0);
+    const int u64 = btf__add_int(p, "long long unsigned int", 8, 0);
+    const int chr = btf__add_int(p, "char", 1, BTF_INT_CHAR);
+    const int pid_t_id = btf__add_typedef(p, "pid_t", i32);
+    const int voidp = btf__add_ptr(p, 0);
+    const int comm = btf__add_array(p, i32, chr, 16);
+    const int list_head = btf__add_struct(p, "list_head", 16);
+    btf__add_field(p, "next", voidp, 0, 0);
+    btf__add_field(p, "prev", voidp, 64, 0);
+    const int kuid = btf__add_struct(p, nullptr, 4);
+    btf__add_field(p, "val", u32, 0, 0);
+    const int kuid_t = btf__add_typedef(p, "kuid_t", kuid);
+    const int cred = btf__add_struct(p, "cred", 64);
+    btf__add_field(p, "usage", u32, 0, 0);
+    btf__add_field(p, "uid", kuid_t, 32, 0);
+    const int cred_ptr = btf__add_ptr(p, cred);
+    const int mm = btf__add_struct(p, "mm_struct", 64);
+    btf__add_field(p, "x", u64, 0, 0);
+    btf__add_field(p, "pgd", voidp, 128, 0);
+    const int mm_ptr = btf__add_ptr(p, mm);
+    btf__add_struct(p, "task_struct", 256);
+    btf__add_field(p, "__state", u32, 0, 0);
+    btf__add_field(p, "flags", u32, 32, 0);
+    btf__add_field(p, "tasks", list_head, 24 * 8, 0);
+    btf__add_field(p, "pid", pid_t_id, 48 * 8, 0);
+    btf__add_field(p, "tgid", pid_t_id, 52 * 8, 0);
+    btf__add_field(p, "real_parent", voidp, 56 * 8, 0);
+    btf__add_field(p, "mm", mm_ptr, 64 * 8, 0);
+    btf__add_field(p, "start_time", u64, 72 * 8, 0);
+    btf__add_field(p, "comm", comm, 80 * 8, 0);
+    btf__add_field(p, "cred", cred_ptr, 104 * 8, 0);
+    btf__add_field(p, "self_exec_id", u64, 112 * 8, 0);
+    std::uint32_t size = 0;
+    const auto* raw = static_cast<const std::byte*>(btf__raw_data(p, &size));
+    return {raw, raw + size};
 }
 
 struct SynthProcess {
