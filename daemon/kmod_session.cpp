@@ -60,6 +60,22 @@ void KmodSession::set_traps(std::uint32_t flags, const vmi_kvm_layout& layout) {
     if (::ioctl(session_.get(), VMI_IOC_SET_TRAPS, &req) < 0) fail("VMI_IOC_SET_TRAPS");
 }
 
+void KmodSession::set_filter(vmi_syscall_filter filter, const std::vector<std::string>& exec_paths) {
+    std::string packed;
+    for (const auto& p : exec_paths) {
+        if (p.empty() || p.find('\0') != std::string::npos)
+            throw KmodError("exec path list: empty path or NUL byte in \"" + p + "\"");
+        packed += p;
+        packed += '\0';
+    }
+    if (packed.size() > VMI_EXEC_PATHS_MAX)
+        throw KmodError("exec path list: " + std::to_string(packed.size()) + " bytes, more than " +
+                        std::to_string(VMI_EXEC_PATHS_MAX));
+    filter.exec_paths = reinterpret_cast<std::uintptr_t>(packed.data());
+    filter.exec_paths_len = static_cast<std::uint32_t>(packed.size());
+    if (::ioctl(session_.get(), VMI_IOC_SET_FILTER, &filter) < 0) fail("VMI_IOC_SET_FILTER");
+}
+
 std::vector<GuestMemslot> KmodSession::memslots(std::uint64_t* generation) const {
     std::vector<vmi_memslot> raw(16);
     vmi_memslots req{};

@@ -35,6 +35,9 @@ class KmodSession {
     [[nodiscard]] vmi_status status() const;
     /// Requests traps (VMI_TRAP_*) with the KVM layout the module needs to set them.
     void set_traps(std::uint32_t flags, const vmi_kvm_layout& layout);
+    /// Replaces the syscall filter (VMI_IOC_SET_FILTER); `exec_paths` are the paths its
+    /// exec_mode lists.
+    void set_filter(vmi_syscall_filter filter, const std::vector<std::string>& exec_paths = {});
     /// The VM's guest-physical memory map; `generation` changes when it does.
     std::vector<GuestMemslot> memslots(std::uint64_t* generation = nullptr) const;
 

@@ -3,9 +3,10 @@
  * kvm_shim.c - KVM internals used by vminsight.ko (Linux 6.1 and 6.12).
  *
  * Only exported KVM symbols are used: file_is_kvm, kvm_get_kvm,
- * kvm_put_kvm, the kvm_x86_cache_reg static call and the kvm_entry
- * tracepoint. Struct layouts come from the kernel headers the module is
- * built against.
+ * kvm_put_kvm, kvm_vcpu_read_guest_atomic, the kvm_x86_cache_reg static
+ * call and the kvm_entry tracepoint. Struct layouts come from the kernel
+ * headers the module is built against, except struct vcpu_svm's VMCB
+ * pointer, whose offset userspace reads from kvm_amd's BTF.
  */
 #include <linux/kvm_host.h>
 #include <linux/tracepoint.h>
@@ -153,8 +154,21 @@ void vmi_kvm_kick_vcpus(struct kvm *kvm)
 		kvm_vcpu_kick(vcpu);
 }
 
-/* KVM's private VMCB clean bit for the intercept vectors (svm.h). */
+/* KVM's private VMCB clean bits (svm.h): intercepts, CR0/3/4 and EFER, segments. */
 #define VMI_VMCB_CLEAN_INTERCEPTS BIT(0)
+#define VMI_VMCB_CLEAN_CR BIT(5)
+#define VMI_VMCB_CLEAN_SEG BIT(8)
+
+/* Segment attributes SYSRET loads (VMCB format): user code and data, DPL 3. */
+#define VMI_SVM_ATTR(type, l, db)					\
+	((type) | SVM_SELECTOR_S_MASK | (3 << SVM_SELECTOR_DPL_SHIFT) |	\
+	 SVM_SELECTOR_P_MASK | ((l) << SVM_SELECTOR_L_SHIFT) |		\
+	 ((db) << SVM_SELECTOR_DB_SHIFT) | SVM_SELECTOR_G_MASK)
+#define VMI_ATTR_CODE64 VMI_SVM_ATTR(0xb, 1, 0)
+#define VMI_ATTR_CODE32 VMI_SVM_ATTR(0xb, 0, 1)
+#define VMI_ATTR_DATA VMI_SVM_ATTR(0x3, 0, 1)
+/* RFLAGS bits SYSRET takes from R11. */
+#define VMI_SYSRET_RFLAGS 0x3c7fd7
 
 /*
  * struct vcpu_svm begins with struct kvm_vcpu and soon after holds the
@@ -187,6 +201,19 @@ static struct vmcb *vmi_svm_vmcb(struct kvm_vcpu *vcpu, u64 off, int *why)
 	return vmcb;
 }
 
+/* The vCPU's current VMCB on an AMD host, or NULL with the reason. */
+static struct vmcb *vmi_amd_vmcb(struct kvm_vcpu *vcpu,
+				 const struct vmi_kvm_layout *layout, int *why)
+{
+	if (layout->vendor != VMI_VENDOR_AMD ||
+	    (boot_cpu_data.x86_vendor != X86_VENDOR_AMD &&
+	     boot_cpu_data.x86_vendor != X86_VENDOR_HYGON)) {
+		*why = VMI_CR3_NO_VENDOR;	/* Intel: VMCS controls, to come */
+		return NULL;
+	}
+	return vmi_svm_vmcb(vcpu, layout->svm_vmcb, why);
+}
+
 int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
 			 const struct vmi_kvm_layout *layout, bool on,
 			 bool *active)
@@ -196,11 +223,7 @@ int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
 	int why = 0;
 
 	*active = false;
-	if (layout->vendor != VMI_VENDOR_AMD ||
-	    (boot_cpu_data.x86_vendor != X86_VENDOR_AMD &&
-	     boot_cpu_data.x86_vendor != X86_VENDOR_HYGON))
-		return VMI_CR3_NO_VENDOR;	/* Intel: CR3-load exiting, to come */
-	vmcb = vmi_svm_vmcb(vcpu, layout->svm_vmcb, &why);
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
 	if (!vmcb)
 		return why;
 	/*
@@ -220,4 +243,155 @@ int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
 		__clear_bit(INTERCEPT_CR3_WRITE, intercepts);
 	vmcb->control.clean &= ~VMI_VMCB_CLEAN_INTERCEPTS;
 	return 0;
+}
+
+u64 vmi_vcpu_exits(struct kvm_vcpu *vcpu)
+{
+	return vcpu->stat.exits;
+}
+
+int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout, bool on,
+			     bool *active)
+{
+	u64 guest_efer = vcpu->arch.efer;
+	struct vmcb *vmcb;
+	u64 efer;
+	int why = 0;
+
+	*active = false;
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb)
+		return why;
+	on = on && (vmcb->save.cr0 & X86_CR0_PG) && (guest_efer & EFER_LMA) &&
+	     (guest_efer & EFER_SCE) && !(guest_efer & EFER_SVME);
+	*active = on;
+	/* KVM rewrites the VMCB's EFER from its own copy on guest writes. */
+	efer = vmcb->save.efer & ~EFER_SCE;
+	if (!on)
+		efer |= guest_efer & EFER_SCE;
+	if (efer == vmcb->save.efer)
+		return 0;
+	vmcb->save.efer = efer;
+	vmcb->control.clean &= ~VMI_VMCB_CLEAN_CR;
+	return 0;
+}
+
+enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
+				      const struct vmi_kvm_layout *layout)
+{
+	struct vmcb *vmcb;
+	int why = 0;
+	u32 inj;
+
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb || vmcb->control.exit_code != SVM_EXIT_EXCP_BASE + UD_VECTOR ||
+	    vmcb->save.cpl != 0)
+		return VMI_EXIT_OTHER;
+	inj = vmcb->control.event_inj;
+	if ((inj & SVM_EVTINJ_VALID) &&
+	    (inj & SVM_EVTINJ_TYPE_MASK) == SVM_EVTINJ_TYPE_EXEPT &&
+	    (inj & SVM_EVTINJ_VEC_MASK) == UD_VECTOR)
+		return VMI_EXIT_UD_KERNEL;
+	/* A #UD from user mode that leaves the vCPU at the SYSCALL entry. */
+	if (vcpu->arch.regs[VCPU_REGS_RIP] == vmcb->save.lstar)
+		return VMI_EXIT_SYSCALL;
+	return VMI_EXIT_OTHER;
+}
+
+/* At VM entry RIP, RSP and RAX are still in KVM's array (SVM copies them). */
+void vmi_vcpu_regs(struct kvm_vcpu *vcpu, struct vmi_regs *regs)
+{
+	unsigned long *r = vcpu->arch.regs;
+
+	regs->rax = r[VCPU_REGS_RAX];
+	regs->rdi = r[VCPU_REGS_RDI];
+	regs->rsi = r[VCPU_REGS_RSI];
+	regs->rdx = r[VCPU_REGS_RDX];
+	regs->r10 = r[VCPU_REGS_R10];
+	regs->r8 = r[VCPU_REGS_R8];
+	regs->r9 = r[VCPU_REGS_R9];
+	regs->rcx = r[VCPU_REGS_RCX];
+	regs->r11 = r[VCPU_REGS_R11];
+	regs->rsp = r[VCPU_REGS_RSP];
+	regs->rip = r[VCPU_REGS_RIP];
+	regs->cr3 = vmi_vcpu_cr3(vcpu);
+	regs->la57 = vcpu->arch.cr4 & X86_CR4_LA57;
+	regs->sce = vcpu->arch.efer & EFER_SCE;
+}
+
+static bool vmi_canonical(u64 va, bool la57)
+{
+	unsigned int shift = la57 ? 64 - 57 : 64 - 48;
+
+	return (u64)((s64)(va << shift) >> shift) == va;
+}
+
+static void vmi_svm_flat_seg(struct vmcb_seg *seg, u16 selector, u16 attrib)
+{
+	seg->selector = selector;
+	seg->attrib = attrib;
+	seg->limit = 0xffffffff;
+	seg->base = 0;
+}
+
+bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
+		     const struct vmi_kvm_layout *layout, bool wide, u64 rax)
+{
+	unsigned long *r = vcpu->arch.regs;
+	struct vmcb *vmcb;
+	u64 rip = r[VCPU_REGS_RCX];
+	int why = 0;
+	u16 sel;
+
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb)
+		return false;
+	if (!wide)
+		rip = (u32)rip;
+	else if (!vmi_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
+		return false;
+	sel = vmcb->save.star >> 48;
+	vmi_svm_flat_seg(&vmcb->save.cs, (wide ? sel + 16 : sel) | 3,
+			 wide ? VMI_ATTR_CODE64 : VMI_ATTR_CODE32);
+	vmi_svm_flat_seg(&vmcb->save.ss, (sel + 8) | 3, VMI_ATTR_DATA);
+	vmcb->save.cpl = 3;
+	vmcb->save.rflags = (r[VCPU_REGS_R11] & VMI_SYSRET_RFLAGS) |
+			    X86_EFLAGS_FIXED;
+	vmcb->control.clean &= ~VMI_VMCB_CLEAN_SEG;
+	/* KVM copies these into the VMCB right after the entry tracepoint. */
+	r[VCPU_REGS_RIP] = rip;
+	r[VCPU_REGS_RAX] = rax;
+	/* Undelivered, as far as KVM can tell at the next exit. */
+	vmcb->control.event_inj = 0;
+	return true;
+}
+
+void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout)
+{
+	struct vmcb *vmcb;
+	int why = 0;
+
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb)
+		return;
+	vmcb->save.efer |= vcpu->arch.efer & EFER_SCE;
+	vmcb->control.clean &= ~VMI_VMCB_CLEAN_CR;
+	vmcb->control.event_inj = 0;
+}
+
+/*
+ * Guest page tables and argument strings are read on the way into the
+ * guest, where nothing may sleep: pages QEMU has not faulted in read as
+ * -EFAULT. KVM drops its memslot SRCU lock around the run itself.
+ */
+int vmi_vcpu_read_gpa(struct kvm_vcpu *vcpu, u64 gpa, void *buf, u32 len)
+{
+	int idx, ret;
+
+	idx = srcu_read_lock(&vcpu->kvm->srcu);
+	ret = kvm_vcpu_read_guest_atomic(vcpu, gpa, buf, len);
+	srcu_read_unlock(&vcpu->kvm->srcu, idx);
+	return ret;
 }

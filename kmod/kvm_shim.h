@@ -61,6 +61,62 @@ int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
 			 const struct vmi_kvm_layout *layout, bool on,
 			 bool *active);
 
+/* VM exits the vCPU has taken so far; tells a new exit from a re-entry. */
+u64 vmi_vcpu_exits(struct kvm_vcpu *vcpu);
+
+/*
+ * Syscall traps (AMD). With EFER.SCE clear in the VMCB, but set in the EFER
+ * the guest sees, the guest's SYSCALL and SYSRET raise #UD, which KVM
+ * intercepts: KVM's emulator runs SYSCALL, but not SYSRET, which
+ * vmi_vcpu_sysret() runs instead. Like vmi_vcpu_cr3_exiting(): from the
+ * vCPU's thread at VM entry; returns 0 or an enum vmi_cr3_fallback reason.
+ * Traps are on only in long mode with the guest's own SCE set, and never
+ * while the guest uses SVM itself (KVM would copy our EFER into its state).
+ */
+int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout, bool on,
+			     bool *active);
+
+/* What the last exit of a vCPU with syscall traps on was. */
+enum vmi_trap_exit {
+	VMI_EXIT_OTHER = 0,
+	VMI_EXIT_SYSCALL,	/* KVM emulated a SYSCALL: kernel entry now */
+	VMI_EXIT_UD_KERNEL,	/* KVM injects #UD at CPL 0: maybe SYSRET */
+};
+
+enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
+				      const struct vmi_kvm_layout *layout);
+
+/* Guest registers at VM entry. */
+struct vmi_regs {
+	u64 rax, rdi, rsi, rdx, r10, r8, r9, rcx, r11, rsp, rip, cr3;
+	bool la57;		/* 5-level paging */
+	bool sce;		/* the guest's own EFER.SCE */
+};
+
+void vmi_vcpu_regs(struct kvm_vcpu *vcpu, struct vmi_regs *regs);
+
+/*
+ * Do what SYSRET (@wide: SYSRETQ) does from the current state: RIP from
+ * RCX, RFLAGS from R11, user CS and SS from STAR, CPL 3; RAX becomes @rax.
+ * Drops the #UD KVM was about to inject. Returns false, changing nothing,
+ * if SYSRET itself would fault (RCX not canonical).
+ */
+bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
+		     const struct vmi_kvm_layout *layout, bool wide, u64 rax);
+
+/*
+ * Drop the #UD KVM was about to inject and let the vCPU run the same
+ * instruction again with the guest's own EFER.SCE: a SYSRET then runs
+ * natively, a genuine #UD faults again. The caller leaves traps off for
+ * this entry.
+ */
+void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout);
+
+/* Read guest-physical memory without sleeping; 0 or -errno. */
+int vmi_vcpu_read_gpa(struct kvm_vcpu *vcpu, u64 gpa, void *buf, u32 len);
+
 /* Tracepoint on every VM entry. */
 typedef void (*vmi_entry_probe_t)(struct kvm_vcpu *vcpu);
 int vmi_kvm_entry_probe_register(vmi_entry_probe_t probe);

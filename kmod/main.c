@@ -2,8 +2,8 @@
 /*
  * main.c - vminsight.ko: the /dev/vminsight control device.
  *
- * vminsight.ko records what KVM guests do (v0: CR3 changes seen at VM
- * entry) into per-VM rings that vminsightd maps. The device is root only;
+ * vminsight.ko records what KVM guests do (address-space switches and
+ * syscalls) into per-VM rings that vminsightd maps. The device is root only;
  * its one ioctl attaches to a VM and returns a session fd (session.c).
  */
 #include <linux/miscdevice.h>
@@ -45,10 +45,15 @@ static struct miscdevice vmi_dev = {
 
 static int __init vmi_init(void)
 {
-	int ret = misc_register(&vmi_dev);
+	int ret = vmi_sessions_init();
 
 	if (ret)
+		return ret;
+	ret = misc_register(&vmi_dev);
+	if (ret) {
 		pr_err("vminsight: cannot register /dev/vminsight: %d\n", ret);
+		vmi_sessions_exit();
+	}
 	return ret;
 }
 

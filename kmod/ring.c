@@ -60,36 +60,47 @@ int vmi_ring_mmap(struct vmi_ring *ring, struct vm_area_struct *vma)
 	return remap_vmalloc_range(vma, ring->mem, 0);
 }
 
-bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
+bool vmi_ring_write_n(struct vmi_ring *ring, struct vmi_record *recs,
+		      unsigned int n)
 {
 	unsigned long flags;
+	unsigned int i;
 	u64 tail;
 	bool ok;
 
 	raw_spin_lock_irqsave(&ring->lock, flags);
-	rec->seq = ring->head + ring->lost;
 	/*
 	 * Re-read the reader's tail only when the cached one says full, so
 	 * the shared cache line is not pulled over on every record.
 	 */
-	ok = ring->head - ring->tail_cache < ring->nr_records;
+	ok = ring->head + n - ring->tail_cache <= ring->nr_records;
 	if (!ok) {
 		/* Pairs with the reader's store-release: it is done with those slots. */
 		tail = smp_load_acquire(&ring->hdr->data_tail);
 		ring->tail_cache = tail;
-		ok = ring->head - tail < ring->nr_records;
+		ok = ring->head + n - tail <= ring->nr_records;
 	}
-	if (ok) {
-		ring->records[ring->head & (ring->nr_records - 1)] = *rec;
-		ring->head++;
+	for (i = 0; i < n; i++) {
+		recs[i].seq = ring->head + ring->lost;
+		if (ok) {
+			ring->records[ring->head & (ring->nr_records - 1)] = recs[i];
+			ring->head++;
+		} else {
+			ring->lost++;
+		}
+	}
+	if (ok)
 		/* Record contents before the new head. */
 		smp_store_release(&ring->hdr->data_head, ring->head);
-	} else {
-		ring->lost++;
+	else
 		WRITE_ONCE(ring->hdr->lost, ring->lost);
-	}
 	raw_spin_unlock_irqrestore(&ring->lock, flags);
 	return ok;
+}
+
+bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec)
+{
+	return vmi_ring_write_n(ring, rec, 1);
 }
 
 bool vmi_ring_has_data(struct vmi_ring *ring)

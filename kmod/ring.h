@@ -34,6 +34,9 @@ int vmi_ring_mmap(struct vmi_ring *ring, struct vm_area_struct *vma);
  * Callable from any context.
  */
 bool vmi_ring_write(struct vmi_ring *ring, struct vmi_record *rec);
+/* The same for @n records written together: all of them, or all lost. */
+bool vmi_ring_write_n(struct vmi_ring *ring, struct vmi_record *recs,
+		      unsigned int n);
 bool vmi_ring_has_data(struct vmi_ring *ring);
 
 #endif /* VMI_RING_H */

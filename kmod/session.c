@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * session.c - attach, detach, the session file, and CR3 change records.
+ * Syscall traps are in syscall.c.
  *
  * Sessions live in an RCU hash keyed by struct kvm: the VM-entry probe
  * looks up its VM without locks; attach and detach serialise on a mutex.
@@ -33,31 +34,6 @@
  * per CPU and per kernel entry without a process switch.
  */
 #define VMI_CR3_AS_MASK (~(u64)0x1fff)
-
-/* Written only by its vCPU's thread; one cache line each, no false sharing. */
-struct vmi_vcpu_state {
-	u64 last_cr3;
-	u64 samples;
-	bool cr3_exiting;		/* validated and wanted (counted in armed) */
-	bool cr3_exiting_now;		/* its CR3 writes exit right now */
-} ____cacheline_aligned;
-
-struct vmi_session {
-	struct hlist_node node;
-	struct kvm *kvm;
-	struct vmi_ring ring;
-	struct vmi_vcpu_state *vcpus;	/* indexed by vCPU index */
-	u32 max_vcpus;
-	wait_queue_head_t wq;
-	struct irq_work wake;		/* lazy: no self-IPI right before entry */
-
-	/* CR3 exiting: requested by VMI_IOC_SET_TRAPS, armed per vCPU. */
-	struct vmi_kvm_layout layout;	/* set once, before cr3_mode leaves 0 */
-	u32 cr3_mode;			/* enum vmi_cr3_mode */
-	u32 cr3_fallback;		/* enum vmi_cr3_fallback */
-	atomic_t cr3_armed;		/* vCPUs with cr3_exiting */
-	bool detaching;			/* disarm, record nothing */
-};
 
 /* Permanent refusals; a CR3 mismatch may be a vCPU mid-reset: retry it. */
 static bool vmi_cr3_refusal_is_final(int why)
@@ -101,6 +77,8 @@ static void vmi_session_cr3_exiting(struct vmi_session *s,
 static DEFINE_HASHTABLE(vmi_sessions, 6);
 static DEFINE_MUTEX(vmi_sessions_lock);
 static unsigned int vmi_nr_sessions;
+/* Reaps detached sessions; destroyed at module exit, after the last. */
+static struct workqueue_struct *vmi_wq;
 
 /* Under rcu_read_lock() (the probe) or vmi_sessions_lock (attach). */
 static struct vmi_session *vmi_session_find(struct kvm *kvm)
@@ -134,6 +112,8 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 		goto out;
 	st = &s->vcpus[idx];
 	vmi_session_cr3_exiting(s, st, vcpu);
+	/* Even when detaching: a trapped SYSRET must be completed. */
+	vmi_sys_on_entry(s, st, vcpu);
 	if (READ_ONCE(s->detaching))
 		goto out;
 	WRITE_ONCE(st->samples, st->samples + 1);
@@ -151,9 +131,14 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	rec.cr3.new_cr3 = cr3;
 	written = vmi_ring_write(&s->ring, &rec);
 	trace_vminsight_cr3(&rec, vmi_kvm_owner_pid(s->kvm), !written);
-	irq_work_queue(&s->wake);
+	vmi_session_notify(s);
 out:
 	rcu_read_unlock();
+}
+
+void vmi_session_notify(struct vmi_session *s)
+{
+	irq_work_queue(&s->wake);
 }
 
 static void vmi_session_wake(struct irq_work *work)
@@ -166,6 +151,7 @@ static void vmi_session_wake(struct irq_work *work)
 static void vmi_session_free(struct vmi_session *s)
 {
 	irq_work_sync(&s->wake);
+	vmi_sys_free(&s->sys);
 	vmi_ring_free(&s->ring);
 	kvfree(s->vcpus);
 	if (s->kvm)
@@ -205,35 +191,67 @@ static void vmi_session_unpublish(struct vmi_session *s)
 	synchronize_rcu();
 }
 
-/*
- * Give every vCPU its CR3-write intercept back before the probe goes: each
- * clears its own at its next entry. Kicks wake them; a vCPU that stays idle
- * past the deadline keeps exiting on CR3 writes, which KVM handles
- * correctly, only slower.
- */
-static void vmi_session_disarm(struct vmi_session *s)
+/* Nothing left that would crash the guest without the probe. */
+static bool vmi_session_disarmed(struct vmi_session *s)
 {
-	int tries;
-
-	WRITE_ONCE(s->detaching, true);
-	for (tries = 0; tries < 50 && atomic_read(&s->cr3_armed); tries++) {
-		if (vmi_kvm_is_orphaned(s->kvm))
-			return;		/* no vCPU will ever run again */
-		vmi_kvm_kick_vcpus(s->kvm);
-		msleep(20);
-	}
-	if (atomic_read(&s->cr3_armed))
-		pr_info("detached with CR3 exiting left on %d idle vCPUs\n",
-			atomic_read(&s->cr3_armed));
+	return !atomic_read(&s->sys.armed) || vmi_kvm_is_orphaned(s->kvm);
 }
 
+static void vmi_session_end(struct vmi_session *s)
+{
+	vmi_session_unpublish(s);
+	vmi_session_free(s);
+}
+
+/*
+ * A detached session whose vCPUs still trap syscalls: an idle vCPU disarms
+ * at its next entry, whenever that is. Holds a module reference meanwhile.
+ */
+static void vmi_session_reap(struct work_struct *work)
+{
+	struct vmi_session *s = container_of(to_delayed_work(work),
+					     struct vmi_session, reap);
+
+	if (!vmi_session_disarmed(s)) {
+		vmi_kvm_kick_vcpus(s->kvm);
+		queue_delayed_work(vmi_wq, &s->reap, HZ / 10);
+		return;
+	}
+	vmi_session_end(s);
+	/* Module exit destroys vmi_wq, which waits for this to return. */
+	module_put(THIS_MODULE);
+}
+
+/*
+ * Give every vCPU its intercepts and EFER back before the probe goes: each
+ * restores its own at its next entry, which kicks hasten. CR3 exiting left
+ * on an idle vCPU is harmless (KVM handles those exits, only slower); a
+ * syscall trap is not, so such a session lingers until the vCPU has run.
+ */
 static int vmi_session_release(struct inode *inode, struct file *file)
 {
 	struct vmi_session *s = file->private_data;
+	int tries;
 
-	vmi_session_disarm(s);
-	vmi_session_unpublish(s);
-	vmi_session_free(s);
+	WRITE_ONCE(s->detaching, true);
+	for (tries = 0; tries < 50; tries++) {
+		if (vmi_kvm_is_orphaned(s->kvm) ||
+		    (!atomic_read(&s->cr3_armed) && !atomic_read(&s->sys.armed)))
+			break;
+		vmi_kvm_kick_vcpus(s->kvm);
+		msleep(20);
+	}
+	if (atomic_read(&s->cr3_armed) && !vmi_kvm_is_orphaned(s->kvm))
+		pr_info("detached with CR3 exiting left on %d idle vCPUs\n",
+			atomic_read(&s->cr3_armed));
+	if (!vmi_session_disarmed(s)) {
+		pr_info("detach waits for %d idle vCPUs to drop syscall traps\n",
+			atomic_read(&s->sys.armed));
+		__module_get(THIS_MODULE);
+		queue_delayed_work(vmi_wq, &s->reap, HZ / 10);
+		return 0;
+	}
+	vmi_session_end(s);
 	return 0;
 }
 
@@ -269,6 +287,7 @@ static long vmi_session_status(struct vmi_session *s, void __user *arg)
 	raw_spin_unlock_irqrestore(&s->ring.lock, flags);
 	for (i = 0; i < s->max_vcpus; i++)
 		st.cr3_samples += READ_ONCE(s->vcpus[i].samples);
+	vmi_sys_status(s, &st);
 	st.cr3_mode = READ_ONCE(s->cr3_mode);
 	st.cr3_fallback = READ_ONCE(s->cr3_fallback);
 	st.cr3_armed_vcpus = atomic_read(&s->cr3_armed);
@@ -305,9 +324,9 @@ static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
 }
 
 /*
- * Turn CR3 exiting on (VMI_TRAP_CR3) or off (0). vCPUs follow at their next
- * VM entry. The layout is fixed by the first request: vCPUs may be using it
- * to disarm while a later request arrives.
+ * Turn CR3 exiting (VMI_TRAP_CR3) and syscall traps (VMI_TRAP_SYSCALL) on
+ * or off. vCPUs follow at their next VM entry. The layout is fixed by the
+ * first request: vCPUs may be using it to disarm while a later one arrives.
  */
 static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 {
@@ -316,7 +335,7 @@ static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags & ~VMI_TRAP_CR3 || req.reserved || req.layout.reserved ||
+	if (req.flags & ~(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL) || req.reserved || req.layout.reserved ||
 	    memchr_inv(req.layout.reserved2, 0, sizeof(req.layout.reserved2)))
 		return -EINVAL;
 
@@ -332,6 +351,11 @@ static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 	else if (READ_ONCE(s->cr3_mode) != VMI_CR3_FALLBACK)
 		/* Layout before mode: the probe reads them in that order. */
 		smp_store_release(&s->cr3_mode, VMI_CR3_PENDING);
+	if (!(req.flags & VMI_TRAP_SYSCALL))
+		WRITE_ONCE(s->sys.mode, VMI_SYS_OFF);
+	else if (READ_ONCE(s->sys.mode) != VMI_SYS_REFUSED)
+		/* Likewise for syscall traps. */
+		smp_store_release(&s->sys.mode, VMI_SYS_PENDING);
 out:
 	mutex_unlock(&vmi_sessions_lock);
 	return ret;
@@ -349,6 +373,8 @@ static long vmi_session_ioctl(struct file *file, unsigned int cmd,
 		return vmi_session_memslots(s, (void __user *)arg);
 	case VMI_IOC_SET_TRAPS:
 		return vmi_session_set_traps(s, (void __user *)arg);
+	case VMI_IOC_SET_FILTER:
+		return vmi_sys_set_filter(s, (void __user *)arg);
 	default:
 		return -ENOTTY;
 	}
@@ -375,7 +401,9 @@ static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
 		return ERR_PTR(-ENOMEM);
 	init_waitqueue_head(&s->wq);
 	s->wake = IRQ_WORK_INIT_LAZY(vmi_session_wake);
+	INIT_DELAYED_WORK(&s->reap, vmi_session_reap);
 	atomic_set(&s->cr3_armed, 0);
+	vmi_sys_init(&s->sys);
 
 	ret = vmi_ring_init(&s->ring, a->data_pages);
 	if (ret)
@@ -429,6 +457,12 @@ int vmi_session_attach(const struct vmi_attach *a)
 	return fd;
 }
 
+int vmi_sessions_init(void)
+{
+	vmi_wq = alloc_workqueue("vminsight", 0, 0);
+	return vmi_wq ? 0 : -ENOMEM;
+}
+
 void vmi_sessions_exit(void)
 {
 	/*
@@ -444,4 +478,5 @@ void vmi_sessions_exit(void)
 		vmi_nr_sessions = 0;
 	}
 	mutex_unlock(&vmi_sessions_lock);
+	destroy_workqueue(vmi_wq);
 }

@@ -22,6 +22,9 @@
  * PCID (bits 0-11) or KPTI's bit 12 are not recorded; records carry the raw
  * CR3. Entries of a nested (L2) guest are not recorded.
  *
+ * A SYSCALL record and the DATA records it announces are written in one
+ * step: they are adjacent in the ring, or all counted as lost.
+ *
  * Ring protocol (single producer side in the kernel, single consumer):
  * data_head and data_tail count records since attach and never wrap. The
  * kernel writes a record into slot (head % nr_records), then publishes it
@@ -38,13 +41,16 @@
 #include <linux/types.h>
 #include <linux/ioctl.h>
 
-#define VMI_ABI_VERSION 1
+#define VMI_ABI_VERSION 2
 #define VMI_DEVICE_PATH "/dev/vminsight"
 
 /* Record types. */
 enum vmi_record_type {
 	VMI_REC_NONE = 0,
 	VMI_REC_CR3 = 1,	/* a vCPU's CR3 differs from the last one seen */
+	VMI_REC_SYSCALL = 2,	/* a 64-bit SYSCALL entered the kernel or was denied */
+	VMI_REC_SYSRET = 3,	/* a traced syscall returned to user mode */
+	VMI_REC_DATA = 4,	/* bytes of an argument of the SYSCALL just before */
 };
 
 /*
@@ -52,10 +58,52 @@ enum vmi_record_type {
  * at the write itself, so writes between two entries were missed.
  */
 #define VMI_RECF_SAMPLED _BITUL(0)
+#define VMI_RECF_DENIED _BITUL(1)	/* SYSCALL: never ran; the guest saw ret */
+#define VMI_RECF_TRUNCATED _BITUL(2)	/* DATA: the value goes on past these */
+#define VMI_RECF_FAULT _BITUL(3)	/* DATA: guest memory could not be read */
+#define VMI_RECF_COMPAT _BITUL(4)	/* SYSRET: to 32-bit code (SYSRETL) */
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
 	__u64 new_cr3;
+};
+
+/*
+ * SYSCALL records are written when the guest kernel is about to run the
+ * call (KVM has just emulated the SYSCALL instruction), so arguments are
+ * the caller's. A traced call that returns with SYSRET gets a SYSRET record
+ * with the same cr3, rsp and rip; calls that return otherwise (IRET after a
+ * signal, a successful execve, exit) have none.
+ */
+struct vmi_record_syscall {
+	__u64 nr;		/* RAX at the SYSCALL */
+	__u64 args[6];		/* RDI, RSI, RDX, R10, R8, R9 */
+	__u64 cr3;		/* the caller's address space */
+	__u64 rip;		/* user RIP after the SYSCALL instruction */
+	__u64 rsp;		/* user RSP: identifies the thread */
+	__u64 ret;		/* DENIED: what the guest saw (-errno) */
+	__u32 data_records;	/* VMI_REC_DATA records right after this */
+	__u32 reserved;
+};
+
+struct vmi_record_sysret {
+	__u64 nr;		/* of the matching SYSCALL record */
+	__u64 ret;		/* RAX: the return value */
+	__u64 cr3;
+	__u64 rip;		/* RCX: where user mode resumes */
+	__u64 rsp;
+	__u64 entry_seq;	/* seq of the matching SYSCALL record */
+	__u64 reserved[6];
+};
+
+#define VMI_DATA_BYTES 88
+
+/* A slice of an argument's value, read from guest memory at the SYSCALL. */
+struct vmi_record_data {
+	__u16 arg;		/* argument index (0-5) the value is at */
+	__u16 len;		/* valid bytes in this record */
+	__u32 offset;		/* of bytes[0] in the value */
+	__u8 bytes[VMI_DATA_BYTES];
 };
 
 /* Fixed-size record: 32-byte header, 96-byte payload. */
@@ -68,6 +116,9 @@ struct vmi_record {
 	__u64 reserved;
 	union {
 		struct vmi_record_cr3 cr3;
+		struct vmi_record_syscall sys;
+		struct vmi_record_sysret sysret;
+		struct vmi_record_data data;
 		__u64 raw[12];
 	};
 };
@@ -118,6 +169,14 @@ enum vmi_cr3_fallback {
 	VMI_CR3_MISMATCH = 5,	/* VMCB CR3 differs from KVM's: wrong struct */
 };
 
+/* How syscalls are trapped (vmi_status.sys_mode). */
+enum vmi_sys_mode {
+	VMI_SYS_OFF = 0,	/* not requested */
+	VMI_SYS_PENDING = 1,	/* requested, no vCPU armed yet */
+	VMI_SYS_ON = 2,		/* SYSCALL and SYSRET trap where the filter says */
+	VMI_SYS_REFUSED = 3,	/* see sys_fallback (enum vmi_cr3_fallback) */
+};
+
 struct vmi_status {
 	__u64 records;		/* records written to the ring */
 	__u64 lost;		/* records dropped */
@@ -127,8 +186,16 @@ struct vmi_status {
 	__u32 cr3_mode;		/* enum vmi_cr3_mode */
 	__u32 cr3_fallback;	/* enum vmi_cr3_fallback */
 	__u32 cr3_armed_vcpus;	/* vCPUs whose CR3 writes exit */
-	__u32 reserved0;
-	__u64 reserved[2];
+	__u32 sys_mode;		/* enum vmi_sys_mode */
+	__u32 sys_fallback;	/* enum vmi_cr3_fallback */
+	__u32 sys_armed_vcpus;	/* vCPUs whose SYSCALLs trap right now */
+	__u64 syscalls;		/* SYSCALLs trapped, recorded or not */
+	__u64 sysrets;		/* SYSRETs emulated */
+	__u64 denied;		/* calls denied */
+	__u64 retried;		/* SYSRETs left to run natively (unreadable) */
+	__u64 capture_faults;	/* argument values that could not be read */
+	__u64 unmatched;	/* traced calls whose SYSRET lost its match */
+	__u64 reserved[4];
 };
 
 /*
@@ -148,11 +215,66 @@ struct vmi_kvm_layout {
 
 /* Traps requested with VMI_IOC_SET_TRAPS. */
 #define VMI_TRAP_CR3 _BITUL(0)	/* make CR3 writes exit: exact records */
+#define VMI_TRAP_SYSCALL _BITUL(1)	/* trap syscalls as VMI_IOC_SET_FILTER says */
 
 struct vmi_traps {
 	__u32 flags;		/* VMI_TRAP_* */
 	__u32 reserved;
 	struct vmi_kvm_layout layout;
+};
+
+/*
+ * Which syscalls are trapped, recorded and denied (VMI_IOC_SET_FILTER), for
+ * which address spaces. Replaced as a whole at any time; vCPUs pick up the
+ * new filter at their next VM entry. An empty filter traps nothing, so a
+ * quiet policy costs the guest nothing.
+ *
+ * Syscalls trap only in address spaces inside the scope (CR3 values are
+ * compared without PCID and KPTI bits); deny acts inside the scope too.
+ */
+#define VMI_NR_SYSCALLS 512
+#define VMI_FILTER_MAX_CR3 32
+#define VMI_FILTER_MAX_DENY_CR3 16
+#define VMI_EXEC_PATHS_MAX 4096
+#define VMI_CAPTURE_MAX 256
+
+enum vmi_scope {
+	VMI_SCOPE_ALL = 0,	/* every address space */
+	VMI_SCOPE_ONLY = 1,	/* only those in cr3[] */
+	VMI_SCOPE_EXCEPT = 2,	/* all but those in cr3[] */
+};
+
+/* Load-time execution control on execve/execveat's path, as passed. */
+enum vmi_exec_mode {
+	VMI_EXEC_ANY = 0,
+	VMI_EXEC_DENY_LISTED = 1,	/* deny the paths in exec_paths */
+	VMI_EXEC_ALLOW_LISTED = 2,	/* deny all other paths */
+};
+
+/*
+ * capture[nr]: which argument's value follows the record as DATA records.
+ * Bits 0-2: argument index + 1 of a pointer (0: nothing); bit 3: a
+ * NUL-terminated string, else a buffer whose length is in the argument at
+ * bits 4-6 (index + 1). At most VMI_CAPTURE_MAX bytes are read.
+ */
+#define VMI_CAPTURE_PTR(c) ((c) & 0x7)
+#define VMI_CAPTURE_STRING 0x08
+#define VMI_CAPTURE_LEN(c) (((c) >> 4) & 0x7)
+
+struct vmi_syscall_filter {
+	__u32 scope;		/* enum vmi_scope over cr3[] */
+	__u32 nr_cr3;		/* entries used in cr3[] */
+	__u32 nr_deny_cr3;	/* 0: deny[] holds for the whole scope */
+	__u32 exec_mode;	/* enum vmi_exec_mode */
+	__s32 deny_errno;	/* positive errno of denied calls; 0: EPERM */
+	__u32 exec_paths_len;	/* bytes at exec_paths */
+	__u64 exec_paths;	/* user pointer: NUL-terminated paths in a row */
+	__u64 trace[VMI_NR_SYSCALLS / 64];	/* numbers to record */
+	__u64 deny[VMI_NR_SYSCALLS / 64];	/* numbers to deny */
+	__u64 cr3[VMI_FILTER_MAX_CR3];
+	__u64 deny_cr3[VMI_FILTER_MAX_DENY_CR3];	/* deny only for these */
+	__u8 capture[VMI_NR_SYSCALLS];
+	__u64 reserved[4];
 };
 
 /* One guest-physical range backed by QEMU's memory (KVM memslot). */
@@ -178,5 +300,6 @@ struct vmi_memslots {
 #define VMI_IOC_STATUS		_IOR(VMI_IOC_MAGIC, 0x10, struct vmi_status)
 #define VMI_IOC_MEMSLOTS	_IOWR(VMI_IOC_MAGIC, 0x11, struct vmi_memslots)
 #define VMI_IOC_SET_TRAPS	_IOW(VMI_IOC_MAGIC, 0x12, struct vmi_traps)
+#define VMI_IOC_SET_FILTER	_IOW(VMI_IOC_MAGIC, 0x13, struct vmi_syscall_filter)
 
 #endif /* _UAPI_VMINSIGHT_H */

@@ -2,6 +2,7 @@
 //   cycle PID N     attach, request CR3 exiting, read, detach: N times, under guest load
 //   overflow PID    a one-page ring nobody reads until it overflows; then, with QEMU stopped,
 //                   check that every record is accounted for: read, or counted lost
+//   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
 // Prints one JSON line with the figures; exits non-zero when an invariant breaks.
 #include <poll.h>
 #include <signal.h>
@@ -123,6 +124,49 @@ int overflow(pid_t pid) {
     return exact ? 0 : 1;
 }
 
+// Every record as a JSON line: the raw kernel view, without the daemon's decoding.
+int trace(pid_t pid, int ms) {
+    vmid::LocatedVm vm = vmid::locate_vm(pid);
+    vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 64);
+    auto layout = vmid::resolve_kvm_layout();
+    auto* l = std::get_if<vmi_kvm_layout>(&layout);
+    if (!l) throw std::runtime_error("no KVM layout");
+    vmi_syscall_filter f{};
+    for (auto& w : f.trace) w = ~0ULL;
+    f.capture[257] = VMI_CAPTURE_STRING | 2;  // openat: path
+    f.capture[59] = VMI_CAPTURE_STRING | 1;   // execve: path
+    s.set_filter(f);
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
+    const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
+    while (Clock::now() < deadline) {
+        wait_records(s, 100);
+        s.ring().drain([](const vmi_record& r) {
+            nlohmann::json j{{"type", r.type}, {"flags", r.flags}, {"vcpu", r.vcpu}, {"seq", r.seq}};
+            if (r.type == VMI_REC_SYSCALL)
+                j.update({{"nr", r.sys.nr}, {"args", r.sys.args}, {"cr3", r.sys.cr3},
+                          {"rip", r.sys.rip}, {"rsp", r.sys.rsp}, {"ret", (std::int64_t)r.sys.ret}});
+            else if (r.type == VMI_REC_SYSRET)
+                j.update({{"nr", r.sysret.nr}, {"ret", (std::int64_t)r.sysret.ret},
+                          {"entry_seq", r.sysret.entry_seq}});
+            else if (r.type == VMI_REC_DATA)
+                j.update({{"arg", r.data.arg},
+                          {"bytes", std::string(reinterpret_cast<const char*>(r.data.bytes),
+                                                r.data.len)}});
+            std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        });
+    }
+    const vmi_status st = s.status();
+    std::printf("%s\n", nlohmann::json{{"status",
+                                        {{"sys_mode", st.sys_mode}, {"sys_fallback", st.sys_fallback},
+                                         {"syscalls", st.syscalls}, {"sysrets", st.sysrets},
+                                         {"retried", st.retried}, {"faults", st.capture_faults},
+                                         {"unmatched", st.unmatched}, {"lost", st.lost},
+                                         {"records", st.records}}}}
+                            .dump()
+                            .c_str());
+    return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -130,7 +174,8 @@ int main(int argc, char** argv) {
         const std::string cmd = argc > 1 ? argv[1] : "";
         if (cmd == "cycle" && argc == 4) return cycle(std::stoi(argv[2]), std::stoi(argv[3]));
         if (cmd == "overflow" && argc == 3) return overflow(std::stoi(argv[2]));
-        std::fprintf(stderr, "usage: vmi-lab-probe cycle PID N | overflow PID\n");
+        if (cmd == "trace" && argc == 4) return trace(std::stoi(argv[2]), std::stoi(argv[3]));
+        std::fprintf(stderr, "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS\n");
         return 2;
     } catch (const std::exception& e) {
         std::printf("{\"error\":\"%s\"}\n", e.what());

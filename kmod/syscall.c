@@ -1,0 +1,515 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * syscall.c - syscall traps: the filter, records, deny and SYSRET.
+ *
+ * Everything here but the filter ioctl runs in a vCPU's thread right before
+ * it enters the guest, with interrupts off: no sleeping, no allocation, and
+ * every guest read bounded (guest_mem.c). Whatever the filter or the
+ * session's state, a trapped SYSRET is always completed: leaving its #UD to
+ * the guest would crash it.
+ */
+#define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
+
+#include <linux/bitmap.h>
+#include <linux/errno.h>
+#include <linux/hash.h>
+#include <linux/ktime.h>
+#include <linux/rcupdate.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+
+#include "guest_mem.h"
+#include "kvm_shim.h"
+#include "session.h"
+#include "trace.h"
+
+#define VMI_NR_EXECVE 59
+#define VMI_NR_EXECVEAT 322
+#define VMI_CR3_AS_MASK (~(u64)0x1fff)
+#define VMI_MAX_DATA_RECORDS DIV_ROUND_UP(VMI_CAPTURE_MAX, VMI_DATA_BYTES)
+#define VMI_PENDING_PROBES 4
+
+/* The kernel's copy of a struct vmi_syscall_filter. */
+struct vmi_filter {
+	struct rcu_head rcu;
+	u32 scope, nr_cr3, nr_deny_cr3, exec_mode;
+	int deny_errno;
+	bool traps;			/* anything to trap at all */
+	DECLARE_BITMAP(trace, VMI_NR_SYSCALLS);
+	DECLARE_BITMAP(deny, VMI_NR_SYSCALLS);
+	u64 cr3[VMI_FILTER_MAX_CR3];
+	u64 deny_cr3[VMI_FILTER_MAX_DENY_CR3];
+	u8 capture[VMI_NR_SYSCALLS];
+	u32 exec_paths_len;
+	char exec_paths[];
+};
+
+/* An argument value read at the SYSCALL. */
+struct vmi_value {
+	u16 arg, flags;
+	u32 len;
+	u8 bytes[VMI_CAPTURE_MAX];
+};
+
+static bool vmi_cr3_in(const u64 *set, u32 n, u64 cr3)
+{
+	u32 i;
+
+	for (i = 0; i < n; i++)
+		if (!((set[i] ^ cr3) & VMI_CR3_AS_MASK))
+			return true;
+	return false;
+}
+
+static bool vmi_filter_in_scope(const struct vmi_filter *f, u64 cr3)
+{
+	switch (f->scope) {
+	case VMI_SCOPE_ONLY:
+		return vmi_cr3_in(f->cr3, f->nr_cr3, cr3);
+	case VMI_SCOPE_EXCEPT:
+		return !vmi_cr3_in(f->cr3, f->nr_cr3, cr3);
+	default:
+		return true;
+	}
+}
+
+/* Exact match of @path against the filter's list. */
+static bool vmi_filter_lists_path(const struct vmi_filter *f, const u8 *path,
+				  u32 len)
+{
+	const char *p = f->exec_paths, *end = p + f->exec_paths_len;
+	size_t n;
+
+	while (p < end) {
+		n = strnlen(p, end - p);
+		if (n == len && !memcmp(p, path, len))
+			return true;
+		p += n + 1;
+	}
+	return false;
+}
+
+void vmi_sys_init(struct vmi_session_sys *sys)
+{
+	RCU_INIT_POINTER(sys->filter, NULL);
+	atomic_set(&sys->armed, 0);
+	raw_spin_lock_init(&sys->pending_lock);
+}
+
+void vmi_sys_free(struct vmi_session_sys *sys)
+{
+	/* No probe runs any more: nobody else can see the filter. */
+	kfree(rcu_dereference_protected(sys->filter, true));
+}
+
+static struct vmi_filter *vmi_filter_build(const struct vmi_syscall_filter *u)
+{
+	struct vmi_filter *f;
+	int errno_max = 4095;
+
+	if (u->scope > VMI_SCOPE_EXCEPT || u->nr_cr3 > VMI_FILTER_MAX_CR3 ||
+	    u->nr_deny_cr3 > VMI_FILTER_MAX_DENY_CR3 ||
+	    u->exec_mode > VMI_EXEC_ALLOW_LISTED || u->deny_errno < 0 ||
+	    u->deny_errno > errno_max ||
+	    u->exec_paths_len > VMI_EXEC_PATHS_MAX ||
+	    memchr_inv(u->reserved, 0, sizeof(u->reserved)))
+		return ERR_PTR(-EINVAL);
+	f = kzalloc(struct_size(f, exec_paths, u->exec_paths_len), GFP_KERNEL);
+	if (!f)
+		return ERR_PTR(-ENOMEM);
+	f->scope = u->scope;
+	f->nr_cr3 = u->nr_cr3;
+	f->nr_deny_cr3 = u->nr_deny_cr3;
+	f->exec_mode = u->exec_mode;
+	f->deny_errno = u->deny_errno ?: EPERM;
+	bitmap_from_arr64(f->trace, u->trace, VMI_NR_SYSCALLS);
+	bitmap_from_arr64(f->deny, u->deny, VMI_NR_SYSCALLS);
+	memcpy(f->cr3, u->cr3, sizeof(f->cr3));
+	memcpy(f->deny_cr3, u->deny_cr3, sizeof(f->deny_cr3));
+	memcpy(f->capture, u->capture, sizeof(f->capture));
+	f->traps = f->exec_mode != VMI_EXEC_ANY ||
+		   !bitmap_empty(f->trace, VMI_NR_SYSCALLS) ||
+		   !bitmap_empty(f->deny, VMI_NR_SYSCALLS);
+	f->exec_paths_len = u->exec_paths_len;
+	if (u->exec_paths_len &&
+	    copy_from_user(f->exec_paths, u64_to_user_ptr(u->exec_paths),
+			   u->exec_paths_len)) {
+		kfree(f);
+		return ERR_PTR(-EFAULT);
+	}
+	return f;
+}
+
+long vmi_sys_set_filter(struct vmi_session *s, const void __user *arg)
+{
+	struct vmi_syscall_filter *u;
+	struct vmi_filter *f, *old;
+
+	u = memdup_user(arg, sizeof(*u));
+	if (IS_ERR(u))
+		return PTR_ERR(u);
+	f = vmi_filter_build(u);
+	kfree(u);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	old = xchg((struct vmi_filter __force **)&s->sys.filter, f);
+	if (old)
+		kfree_rcu(old, rcu);
+	return 0;
+}
+
+void vmi_sys_status(struct vmi_session *s, struct vmi_status *out)
+{
+	struct vmi_vcpu_sys *vs;
+	unsigned long flags;
+	u32 i;
+
+	out->sys_mode = READ_ONCE(s->sys.mode);
+	out->sys_fallback = READ_ONCE(s->sys.fallback);
+	out->sys_armed_vcpus = atomic_read(&s->sys.armed);
+	for (i = 0; i < s->max_vcpus; i++) {
+		vs = &s->vcpus[i].sys;
+		out->syscalls += READ_ONCE(vs->syscalls);
+		out->sysrets += READ_ONCE(vs->sysrets);
+		out->denied += READ_ONCE(vs->denied);
+		out->retried += READ_ONCE(vs->retried);
+		out->capture_faults += READ_ONCE(vs->faults);
+	}
+	raw_spin_lock_irqsave(&s->sys.pending_lock, flags);
+	out->unmatched = s->sys.unmatched;
+	raw_spin_unlock_irqrestore(&s->sys.pending_lock, flags);
+}
+
+/* Pending calls: a small open-addressed table; the oldest guess loses. */
+static u32 vmi_pending_hash(u64 cr3, u64 rsp, u64 rip)
+{
+	return hash_64((cr3 & VMI_CR3_AS_MASK) ^ rsp ^ (rip << 1),
+		       ilog2(VMI_PENDING_SLOTS));
+}
+
+static bool vmi_pending_is(const struct vmi_pending *p, u64 cr3, u64 rsp,
+			   u64 rip)
+{
+	return p->rsp == rsp && p->rip == rip &&
+	       !((p->cr3 ^ cr3) & VMI_CR3_AS_MASK);
+}
+
+static void vmi_pending_add(struct vmi_session_sys *sys,
+			    const struct vmi_pending *add)
+{
+	u32 h = vmi_pending_hash(add->cr3, add->rsp, add->rip), i;
+	struct vmi_pending *slot = &sys->pending[h], *p;
+	unsigned long flags;
+
+	raw_spin_lock_irqsave(&sys->pending_lock, flags);
+	for (i = 0; i < VMI_PENDING_PROBES; i++) {
+		p = &sys->pending[(h + i) % VMI_PENDING_SLOTS];
+		if (!p->rip || vmi_pending_is(p, add->cr3, add->rsp, add->rip)) {
+			slot = p;
+			break;
+		}
+	}
+	/* A call that never came back by SYSRET (IRET, execve, exit). */
+	if (slot->rip && !vmi_pending_is(slot, add->cr3, add->rsp, add->rip))
+		sys->unmatched++;
+	*slot = *add;
+	raw_spin_unlock_irqrestore(&sys->pending_lock, flags);
+}
+
+static bool vmi_pending_take(struct vmi_session_sys *sys, u64 cr3, u64 rsp,
+			     u64 rip, struct vmi_pending *out)
+{
+	u32 h = vmi_pending_hash(cr3, rsp, rip), i;
+	struct vmi_pending *p;
+	unsigned long flags;
+	bool found = false;
+
+	raw_spin_lock_irqsave(&sys->pending_lock, flags);
+	for (i = 0; i < VMI_PENDING_PROBES; i++) {
+		p = &sys->pending[(h + i) % VMI_PENDING_SLOTS];
+		if (p->rip && vmi_pending_is(p, cr3, rsp, rip)) {
+			*out = *p;
+			memset(p, 0, sizeof(*p));
+			found = true;
+			break;
+		}
+	}
+	raw_spin_unlock_irqrestore(&sys->pending_lock, flags);
+	return found;
+}
+
+/* Read the argument @spec names (uapi VMI_CAPTURE_*). */
+static void vmi_capture(const struct vmi_aspace *as, u8 spec, const u64 *args,
+			struct vmi_value *v)
+{
+	u32 ptr = VMI_CAPTURE_PTR(spec), len_arg = VMI_CAPTURE_LEN(spec);
+	bool truncated = false;
+	u64 want;
+	int ret;
+
+	v->arg = ptr - 1;
+	v->flags = 0;
+	v->len = 0;
+	if (spec & VMI_CAPTURE_STRING) {
+		ret = vmi_guest_read_str(as, args[ptr - 1], v->bytes,
+					 VMI_CAPTURE_MAX, &truncated);
+	} else {
+		want = len_arg && len_arg <= 6 ? args[len_arg - 1] : VMI_CAPTURE_MAX;
+		truncated = want > VMI_CAPTURE_MAX;
+		want = min_t(u64, want, VMI_CAPTURE_MAX);
+		ret = vmi_guest_read(as, args[ptr - 1], v->bytes, want);
+		if (!ret)
+			ret = want;
+	}
+	if (ret < 0) {
+		v->flags = VMI_RECF_FAULT;
+		return;
+	}
+	v->len = ret;
+	if (truncated)
+		v->flags = VMI_RECF_TRUNCATED;
+}
+
+/* Split @v into DATA records at @recs; returns how many. */
+static u32 vmi_value_records(const struct vmi_value *v, struct vmi_record *recs,
+			     u32 vcpu, u64 now)
+{
+	u32 n = 0, off = 0, chunk;
+
+	do {
+		chunk = min_t(u32, v->len - off, VMI_DATA_BYTES);
+		memset(&recs[n], 0, sizeof(recs[n]));
+		recs[n].type = VMI_REC_DATA;
+		recs[n].vcpu = vcpu;
+		recs[n].time_ns = now;
+		recs[n].data.arg = v->arg;
+		recs[n].data.len = chunk;
+		recs[n].data.offset = off;
+		memcpy(recs[n].data.bytes, v->bytes + off, chunk);
+		off += chunk;
+		/* The flags describe the value: they go on its last slice. */
+		if (off == v->len)
+			recs[n].flags = v->flags;
+		n++;
+	} while (off < v->len);
+	return n;
+}
+
+/* KVM has just emulated a SYSCALL: record, deny or let it run. */
+static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
+			    struct kvm_vcpu *vcpu, const struct vmi_filter *f)
+{
+	struct vmi_record recs[1 + VMI_MAX_DATA_RECORDS];
+	struct vmi_record *rec = &recs[0];
+	struct vmi_aspace as = { .vcpu = vcpu };
+	bool traced, deny, exec_check, listed, deny_listed;
+	struct vmi_pending pending;
+	struct vmi_value val;
+	struct vmi_regs r;
+	u32 n = 1, idx;
+	u64 args[6], nr;
+	u8 spec;
+
+	vmi_vcpu_regs(vcpu, &r);
+	WRITE_ONCE(vs->syscalls, vs->syscalls + 1);
+	if (!f || READ_ONCE(s->detaching) || !vmi_filter_in_scope(f, r.cr3))
+		return;
+	nr = r.rax;
+	if (nr >= VMI_NR_SYSCALLS)
+		return;
+	traced = test_bit(nr, f->trace);
+	deny = test_bit(nr, f->deny) &&
+	       (!f->nr_deny_cr3 || vmi_cr3_in(f->deny_cr3, f->nr_deny_cr3, r.cr3));
+	exec_check = f->exec_mode != VMI_EXEC_ANY &&
+		     (nr == VMI_NR_EXECVE || nr == VMI_NR_EXECVEAT);
+	if (!traced && !deny && !exec_check)
+		return;
+
+	args[0] = r.rdi;
+	args[1] = r.rsi;
+	args[2] = r.rdx;
+	args[3] = r.r10;
+	args[4] = r.r8;
+	args[5] = r.r9;
+	as.cr3 = r.cr3;
+	as.la57 = r.la57;
+	idx = vmi_vcpu_index(vcpu);
+	memset(rec, 0, sizeof(*rec));
+	rec->type = VMI_REC_SYSCALL;
+	rec->vcpu = idx;
+	rec->time_ns = ktime_get_ns();
+
+	spec = f->capture[nr];
+	if (exec_check)
+		spec = VMI_CAPTURE_STRING | (nr == VMI_NR_EXECVE ? 1 : 2);
+	if (VMI_CAPTURE_PTR(spec) && VMI_CAPTURE_PTR(spec) <= 6) {
+		vmi_capture(&as, spec, args, &val);
+		if (val.flags & VMI_RECF_FAULT)
+			WRITE_ONCE(vs->faults, vs->faults + 1);
+		n += vmi_value_records(&val, &recs[1], idx, rec->time_ns);
+		if (exec_check) {
+			/* Unreadable or cut paths are not on an allow list. */
+			listed = !val.flags &&
+				 vmi_filter_lists_path(f, val.bytes, val.len);
+			deny_listed = f->exec_mode == VMI_EXEC_DENY_LISTED;
+			if (listed == deny_listed)
+				deny = true;
+		}
+	}
+	/* A denied call goes straight back to user mode; it never ran. */
+	if (deny && vmi_vcpu_sysret(vcpu, &s->layout, true,
+				    -(s64)f->deny_errno)) {
+		rec->flags |= VMI_RECF_DENIED;
+		rec->sys.ret = -(s64)f->deny_errno;
+		WRITE_ONCE(vs->denied, vs->denied + 1);
+	} else if (!traced) {
+		return;
+	}
+
+	rec->sys.nr = nr;
+	memcpy(rec->sys.args, args, sizeof(args));
+	rec->sys.cr3 = r.cr3;
+	rec->sys.rip = r.rcx;
+	rec->sys.rsp = r.rsp;
+	rec->sys.data_records = n - 1;
+	if (!vmi_ring_write_n(&s->ring, recs, n)) {
+		trace_vminsight_syscall(rec, vmi_kvm_owner_pid(s->kvm), true);
+		return;
+	}
+	trace_vminsight_syscall(rec, vmi_kvm_owner_pid(s->kvm), false);
+	vmi_session_notify(s);
+	if (rec->flags & VMI_RECF_DENIED)
+		return;
+	pending.cr3 = r.cr3;
+	pending.rsp = r.rsp;
+	pending.rip = r.rcx;
+	pending.nr = nr;
+	pending.seq = rec->seq;
+	vmi_pending_add(&s->sys, &pending);
+}
+
+/* Is the instruction at @rip a SYSRET? 1: yes, 0: no, -errno: unreadable. */
+static int vmi_sysret_at(struct vmi_vcpu_sys *vs, struct kvm_vcpu *vcpu,
+			 const struct vmi_regs *r, bool *wide)
+{
+	struct vmi_aspace as = { .vcpu = vcpu, .cr3 = r->cr3, .la57 = r->la57 };
+	u8 insn[3];
+	u64 gpa;
+	int ret;
+
+	/* One SYSRET site per kernel: re-check its bytes, skip the walk. */
+	if (vs->sysret_rip == r->rip && vs->sysret_gpa &&
+	    !vmi_vcpu_read_gpa(vcpu, vs->sysret_gpa, insn, sizeof(insn))) {
+		ret = 0;
+	} else {
+		ret = vmi_guest_read(&as, r->rip, insn, sizeof(insn));
+		if (ret)
+			return ret;
+		if (((r->rip + sizeof(insn) - 1) ^ r->rip) >> PAGE_SHIFT ||
+		    vmi_guest_translate(&as, r->rip, &gpa))
+			gpa = 0;
+		vs->sysret_rip = r->rip;
+		vs->sysret_gpa = gpa;
+	}
+	/* SYSRETQ is REX.W 0F 07, SYSRETL plain 0F 07. */
+	if ((insn[0] & 0xf8) == 0x48 && insn[1] == 0x0f && insn[2] == 0x07) {
+		*wide = true;
+		return 1;
+	}
+	*wide = false;
+	return insn[0] == 0x0f && insn[1] == 0x07;
+}
+
+/*
+ * KVM is about to inject #UD at CPL 0: a SYSRET we trapped, or a genuine
+ * fault (BUG() is UD2). Returns true if traps must stay off for this entry.
+ */
+static bool vmi_sys_ud_kernel(struct vmi_session *s, struct vmi_vcpu_sys *vs,
+			      struct kvm_vcpu *vcpu, const struct vmi_filter *f)
+{
+	struct vmi_record rec = { .type = VMI_REC_SYSRET };
+	struct vmi_pending pending;
+	struct vmi_regs r;
+	bool wide, written;
+	int ret;
+
+	vmi_vcpu_regs(vcpu, &r);
+	if (!r.sce)
+		return false;	/* the guest turned SYSCALL off: #UD is right */
+	ret = vmi_sysret_at(vs, vcpu, &r, &wide);
+	if (ret < 0) {
+		/* Cannot tell: run it again with SYSRET enabled. */
+		vmi_vcpu_retry_natively(vcpu, &s->layout);
+		WRITE_ONCE(vs->retried, vs->retried + 1);
+		return true;
+	}
+	if (!ret || !vmi_vcpu_sysret(vcpu, &s->layout, wide, r.rax))
+		return false;	/* the guest's own #UD (or #GP-worthy SYSRET) */
+	WRITE_ONCE(vs->sysrets, vs->sysrets + 1);
+	if (!f || !wide || READ_ONCE(s->detaching) ||
+	    !vmi_pending_take(&s->sys, r.cr3, r.rsp, r.rcx, &pending))
+		return false;
+	rec.vcpu = vmi_vcpu_index(vcpu);
+	rec.time_ns = ktime_get_ns();
+	rec.sysret.nr = pending.nr;
+	rec.sysret.ret = r.rax;
+	rec.sysret.cr3 = r.cr3;
+	rec.sysret.rip = r.rcx;
+	rec.sysret.rsp = r.rsp;
+	rec.sysret.entry_seq = pending.seq;
+	written = vmi_ring_write_n(&s->ring, &rec, 1);
+	trace_vminsight_sysret(&rec, vmi_kvm_owner_pid(s->kvm), !written);
+	vmi_session_notify(s);
+	return false;
+}
+
+void vmi_sys_on_entry(struct vmi_session *s, struct vmi_vcpu_state *st,
+		      struct kvm_vcpu *vcpu)
+{
+	struct vmi_session_sys *sys = &s->sys;
+	struct vmi_vcpu_sys *vs = &st->sys;
+	/* Pairs with set_traps' store-release: the layout is in place. */
+	u32 mode = smp_load_acquire(&sys->mode);
+	const struct vmi_filter *f = rcu_dereference(sys->filter);
+	u64 exits = vmi_vcpu_exits(vcpu);
+	bool want, active, keep_off = false;
+	int why;
+
+	if (vs->active && exits != vs->exits_seen) {
+		switch (vmi_vcpu_trap_exit(vcpu, &s->layout)) {
+		case VMI_EXIT_SYSCALL:
+			vmi_sys_entered(s, vs, vcpu, f);
+			break;
+		case VMI_EXIT_UD_KERNEL:
+			keep_off = vmi_sys_ud_kernel(s, vs, vcpu, f);
+			break;
+		default:
+			break;
+		}
+	}
+	vs->exits_seen = exits;
+
+	want = !keep_off && !READ_ONCE(s->detaching) && f &&
+	       (mode == VMI_SYS_PENDING || mode == VMI_SYS_ON) &&
+	       f->traps &&
+	       vmi_filter_in_scope(f, vmi_vcpu_cr3(vcpu));
+	if (!want && !vs->active)
+		return;
+	why = vmi_vcpu_syscall_exiting(vcpu, &s->layout, want, &active);
+	if (why) {
+		WRITE_ONCE(sys->fallback, why);
+		if (want && why != VMI_CR3_MISMATCH)
+			cmpxchg(&sys->mode, mode, VMI_SYS_REFUSED);
+		active = false;
+	}
+	if (active != vs->active) {
+		vs->active = active;
+		if (active)
+			atomic_inc(&sys->armed);
+		else
+			atomic_dec(&sys->armed);
+	}
+	if (active && mode == VMI_SYS_PENDING)
+		cmpxchg(&sys->mode, VMI_SYS_PENDING, VMI_SYS_ON);
+}
