@@ -17,6 +17,17 @@ TEST(UapiLayout, RecordIsFixed128Bytes) {
     EXPECT_EQ(offsetof(vmi_record, cr3.old_cr3), 32u);
     EXPECT_EQ(offsetof(vmi_record, cr3.new_cr3), 40u);
     EXPECT_EQ(offsetof(vmi_record, raw), 32u);
+    // Syscall records fill the 96-byte payload exactly.
+    EXPECT_EQ(sizeof(vmi_record_syscall), 96u);
+    EXPECT_EQ(offsetof(vmi_record, sys.nr), 32u);
+    EXPECT_EQ(offsetof(vmi_record, sys.args), 40u);
+    EXPECT_EQ(offsetof(vmi_record, sys.cr3), 88u);
+    EXPECT_EQ(offsetof(vmi_record, sys.ret), 112u);
+    EXPECT_EQ(offsetof(vmi_record, sys.data_records), 120u);
+    EXPECT_EQ(sizeof(vmi_record_sysret), 96u);
+    EXPECT_EQ(offsetof(vmi_record, sysret.entry_seq), 72u);
+    EXPECT_EQ(sizeof(vmi_record_data), 96u);
+    EXPECT_EQ(offsetof(vmi_record, data.bytes), 40u);
 }
 
 TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {
@@ -32,10 +43,17 @@ TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {
 
 TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(sizeof(vmi_attach), 16u);
-    EXPECT_EQ(sizeof(vmi_status), 64u);
+    EXPECT_EQ(sizeof(vmi_status), 136u);
     EXPECT_EQ(offsetof(vmi_status, cr3_mode), 32u);
     EXPECT_EQ(offsetof(vmi_status, cr3_fallback), 36u);
     EXPECT_EQ(offsetof(vmi_status, cr3_armed_vcpus), 40u);
+    EXPECT_EQ(offsetof(vmi_status, sys_mode), 44u);
+    EXPECT_EQ(offsetof(vmi_status, syscalls), 56u);
+    EXPECT_EQ(offsetof(vmi_status, unmatched), 96u);
+    EXPECT_EQ(sizeof(vmi_syscall_filter), 1088u);
+    EXPECT_EQ(offsetof(vmi_syscall_filter, exec_paths), 24u);
+    EXPECT_EQ(offsetof(vmi_syscall_filter, trace), 32u);
+    EXPECT_EQ(offsetof(vmi_syscall_filter, capture), 544u);
     EXPECT_EQ(sizeof(vmi_kvm_layout), 64u);
     EXPECT_EQ(offsetof(vmi_kvm_layout, svm_vmcb), 8u);
     EXPECT_EQ(sizeof(vmi_traps), 72u);
@@ -43,7 +61,8 @@ TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(sizeof(vmi_memslot), 32u);
     EXPECT_EQ(sizeof(vmi_memslots), 24u);
     EXPECT_EQ(VMI_IOC_ATTACH, 0x4010B701u);
-    EXPECT_EQ(VMI_IOC_STATUS, 0x8040B710u);
+    EXPECT_EQ(VMI_IOC_STATUS, 0x8088B710u);
     EXPECT_EQ(VMI_IOC_MEMSLOTS, 0xC018B711u);
     EXPECT_EQ(VMI_IOC_SET_TRAPS, 0x4048B712u);
+    EXPECT_EQ(VMI_IOC_SET_FILTER, 0x4440B713u);
 }
