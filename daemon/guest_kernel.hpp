@@ -28,6 +28,9 @@ class GuestKernel final : public ProcessSource {
 
     vmi::Result<std::vector<GuestProcess>> list(std::uint64_t cr3) override;
 
+    /// The guest kernel's struct offsets, once the profile is known.
+    [[nodiscard]] const vmi::LinuxOffsets* offsets() const { return linux_ ? &offsets_ : nullptr; }
+
     /// How the profile was found, once it was (for the attach report).
     [[nodiscard]] const std::optional<nlohmann::json>& profile_report() const { return report_; }
 

@@ -60,7 +60,8 @@ void KmodSession::set_traps(std::uint32_t flags, const vmi_kvm_layout& layout) {
     if (::ioctl(session_.get(), VMI_IOC_SET_TRAPS, &req) < 0) fail("VMI_IOC_SET_TRAPS");
 }
 
-void KmodSession::set_filter(vmi_syscall_filter filter, const std::vector<std::string>& exec_paths) {
+void KmodSession::set_filter(vmi_syscall_filter filter,
+                             const std::vector<std::string>& exec_paths) {
     std::string packed;
     for (const auto& p : exec_paths) {
         if (p.empty() || p.find('\0') != std::string::npos)

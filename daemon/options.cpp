@@ -2,16 +2,23 @@
 
 #include <charconv>
 
+#include "vmi/syscall_abi.hpp"
+
 namespace vmid {
 
 const char* const kUsage =
     "usage: vminsightd --qemu-pid PID [--guest-kernel VMLINUX]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
+    "                  [--syscalls NAME,...] [--deny-exec PATH]... [--allow-exec PATH]...\n"
+    "                  [--deny-errno N]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
-    "per guest process seen, started, exec'd or exited. The guest kernel is understood from\n"
-    "its own memory (its BTF); --guest-kernel gives a vmlinux ELF instead, for kernels\n"
-    "without BTF (scripts/extract-vmlinux.sh turns a vmlinuz into one).\n";
+    "per guest process seen, started, exec'd or exited, and per syscall named in\n"
+    "--syscalls. --deny-exec makes execve of that exact path fail in the guest with\n"
+    "--deny-errno (default 1, EPERM); --allow-exec denies every other path instead.\n"
+    "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
+    "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
+    "vmlinuz into one).\n";
 
 namespace {
 
@@ -51,12 +58,33 @@ Options parse_options(const std::vector<std::string>& args) {
             o.cr3_exiting = v == "on";
         } else if (a == "--ring-pages")
             o.ring_pages = number<std::uint32_t>(a, value(), 1, 8192);
+        else if (a == "--syscalls") {
+            const std::string& v = value();
+            for (std::size_t b = 0; b <= v.size();) {
+                std::size_t e = v.find(',', b);
+                if (e == std::string::npos) e = v.size();
+                if (e == b) throw UsageError(a + ": empty name in '" + v + "'");
+                std::string name = v.substr(b, e - b);
+                if (!vmi::syscall_number(name))
+                    throw UsageError(a + ": unknown syscall '" + name + "'");
+                o.syscalls.push_back(std::move(name));
+                b = e + 1;
+            }
+        } else if (a == "--deny-exec" || a == "--allow-exec") {
+            const std::string& v = value();
+            if (v.empty() || v[0] != '/')
+                throw UsageError(a + ": '" + v + "' is not an absolute path");
+            (a == "--deny-exec" ? o.deny_exec : o.allow_exec).push_back(v);
+        } else if (a == "--deny-errno")
+            o.deny_errno = number<int>(a, value(), 1, 4095);
         else if (a == "--rescan-interval-ms")
             o.rescan_interval = std::chrono::milliseconds(number<int>(a, value(), 10, 60000));
         else
             throw UsageError("unknown option " + a);
     }
     if (!o.qemu_pid) throw UsageError("--qemu-pid is required");
+    if (!o.deny_exec.empty() && !o.allow_exec.empty())
+        throw UsageError("--deny-exec and --allow-exec exclude each other");
     if (o.vm_name.empty()) o.vm_name = "qemu-" + std::to_string(o.qemu_pid);
     return o;
 }

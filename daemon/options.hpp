@@ -25,6 +25,11 @@ struct Options {
     bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};
     std::chrono::milliseconds rescan_min_gap{20};
+    // Syscall traps: names to record; paths execve may not run (or, with allow_exec, the
+    // only ones it may); the errno a denied call returns.
+    std::vector<std::string> syscalls;
+    std::vector<std::string> deny_exec, allow_exec;
+    int deny_errno = 1;  // EPERM
 };
 
 /// Throws UsageError with a message naming the offending option.

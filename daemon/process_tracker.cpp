@@ -1,35 +1,11 @@
 #include "process_tracker.hpp"
 
-#include <chrono>
-#include <cstdio>
 #include <unordered_set>
 
+#include "event_fields.hpp"
 #include "vmi/page_walker.hpp"
 
 namespace vmid {
-namespace {
-
-std::string hex(std::uint64_t v) {
-    char buf[19];
-    std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
-    return buf;
-}
-
-std::string utc_now() {
-    const auto now = std::chrono::system_clock::now();
-    const auto us =
-        std::chrono::duration_cast<std::chrono::microseconds>(now.time_since_epoch()).count();
-    const std::time_t secs = static_cast<std::time_t>(us / 1000000);
-    std::tm tm{};
-    gmtime_r(&secs, &tm);
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900,
-                  tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-                  static_cast<long long>(us % 1000000));
-    return buf;
-}
-
-}  // namespace
 
 ProcessTracker::ProcessTracker(EventSink& sink, std::string vm_name)
     : sink_(sink), vm_name_(std::move(vm_name)) {}
@@ -40,6 +16,11 @@ const GuestProcess* ProcessTracker::owner(std::uint64_t cr3) const {
     auto it = by_pgd_.find(vmi::pgd_from_cr3(cr3));
     if (it == by_pgd_.end()) it = by_pgd_.find(vmi::kernel_pgd_from_cr3(cr3));
     return it == by_pgd_.end() ? nullptr : &known_.at(it->second).proc;
+}
+
+const GuestProcess* ProcessTracker::by_task(std::uint64_t task) const {
+    auto it = by_task_.find(task);
+    return it == by_task_.end() ? nullptr : &known_.at(it->second).proc;
 }
 
 const GuestProcess* ProcessTracker::resolve(std::uint64_t cr3) {
@@ -116,6 +97,7 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
                 emit("process-renamed", e, host_time_ns, previous);
         }
         if (p.pgd) by_pgd_[p.pgd] = key;
+        by_task_[p.task] = key;
     }
     for (auto it = known_.begin(); it != known_.end();) {
         Entry& e = it->second;
@@ -126,6 +108,8 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
         emit("process-exited", e, host_time_ns);
         const auto pg = by_pgd_.find(e.proc.pgd);
         if (pg != by_pgd_.end() && pg->second == it->first) by_pgd_.erase(pg);
+        const auto tk = by_task_.find(e.proc.task);
+        if (tk != by_task_.end() && tk->second == it->first) by_task_.erase(tk);
         it = known_.erase(it);
     }
     first_listing_ = false;
@@ -135,6 +119,7 @@ void ProcessTracker::finish(std::uint64_t host_time_ns, const std::string& reaso
     // The processes did not exit: we stop watching. One event says so for all of them.
     known_.clear();
     by_pgd_.clear();
+    by_task_.clear();
     sink_.emit(
         {{"@timestamp", utc_now()},
          {"event",

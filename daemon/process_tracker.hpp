@@ -51,6 +51,9 @@ class ProcessTracker {
     const GuestProcess* resolve(std::uint64_t cr3);
     /// Same, without counting it in the stats.
     [[nodiscard]] const GuestProcess* owner(std::uint64_t cr3) const;
+    /// The process one of whose threads is the task_struct at `task`; nullptr if none known.
+    /// Listings hold thread-group leaders; other threads are named through `cr3`.
+    [[nodiscard]] const GuestProcess* by_task(std::uint64_t task) const;
 
     /// Apply one complete listing. New processes become events ("seen" on the first listing,
     /// "start" later); a new address space is an exec, a new name alone a rename; a process is
@@ -85,6 +88,7 @@ class ProcessTracker {
     std::string vm_name_;
     std::unordered_map<Key, Entry, KeyHash> known_;
     std::unordered_map<std::uint64_t, Key> by_pgd_;
+    std::unordered_map<std::uint64_t, Key> by_task_;
     bool first_listing_ = true;
     TrackerStats stats_;
 };

@@ -1,6 +1,7 @@
 #include "syscall_assembler.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace vmid {
 
@@ -26,10 +27,11 @@ bool SyscallAssembler::feed(const vmi_record& rec) {
         std::copy(std::begin(rec.sys.args), std::end(rec.sys.args), c.args.begin());
         c.cr3 = rec.sys.cr3;
         c.rip = rec.sys.rip;
-        c.rsp = rec.sys.rsp;
+        c.task = rec.task;
+        c.tgid = rec.sys.tgid;
+        c.comm.assign(rec.sys.comm, strnlen(rec.sys.comm, sizeof rec.sys.comm));
         if (rec.flags & VMI_RECF_DENIED) {
             c.denied = true;
-            c.ret = static_cast<std::int64_t>(rec.sys.ret);
             c.ret_time_ns = rec.time_ns;
         }
         entering_ = std::move(c);

@@ -20,9 +20,12 @@ struct SyscallCall {
     std::uint64_t time_ns = 0;  // host CLOCK_MONOTONIC at the call
     std::uint64_t nr = 0;
     std::array<std::uint64_t, 6> args{};
-    std::uint64_t cr3 = 0, rip = 0, rsp = 0;
-    bool denied = false;                       // the module refused it; ret is what the guest saw
-    std::optional<std::int64_t> ret;           // from its SYSRET, or the denial
+    std::uint64_t cr3 = 0, rip = 0;
+    std::uint64_t task = 0;  // the guest's task_struct that made the call; 0 if unknown
+    std::int32_t tgid = -1;  // the caller's pid and name, read at the call; -1 / "" unknown
+    std::string comm;
+    bool denied = false;                       // the module refused it: it returned -deny_errno
+    std::optional<std::int64_t> ret;           // from its SYSRET
     std::optional<std::uint64_t> ret_time_ns;  // when it returned
     int data_arg = -1;                         // argument the captured value belongs to
     std::string data;                          // the value's bytes, as read from the guest
@@ -30,11 +33,11 @@ struct SyscallCall {
 };
 
 struct AssemblerStats {
-    std::uint64_t calls = 0;          // SYSCALL records seen
-    std::uint64_t returned = 0;       // SYSRETs matched to their call
-    std::uint64_t no_return = 0;      // calls given up on after the hold (execve, exit, IRET)
-    std::uint64_t orphan_returns = 0; // SYSRETs of calls we never saw (attached mid-call, lost)
-    std::uint64_t malformed = 0;      // DATA records out of place
+    std::uint64_t calls = 0;           // SYSCALL records seen
+    std::uint64_t returned = 0;        // SYSRETs matched to their call
+    std::uint64_t no_return = 0;       // calls given up on after the hold (execve, exit, IRET)
+    std::uint64_t orphan_returns = 0;  // SYSRETs of calls we never saw (attached mid-call, lost)
+    std::uint64_t malformed = 0;       // DATA records out of place
 };
 
 class SyscallAssembler {

@@ -7,6 +7,8 @@
 #include <variant>
 
 #include "kvm_layout.hpp"
+#include "syscall_event.hpp"
+#include "syscall_filter.hpp"
 #include "vmi/page_walker.hpp"
 
 namespace vmid {
@@ -34,32 +36,40 @@ VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
       ring_fd_(io, ::dup(session_.fd())),
       qemu_fd_(io, vm_.pidfd.release()),
       timer_(io),
-      scan_soon_(io) {
+      scan_soon_(io),
+      calls_([this](SyscallCall&& c) { on_call(std::move(c)); }, kCallHoldNs, 8192) {
     // The session holds the VM now; our copy of QEMU's fd is no longer needed.
     vm_.vm_fd.reset();
+    plan_.trace = opts.syscalls;
+    plan_.deny_exec = opts.deny_exec;
+    plan_.allow_exec = opts.allow_exec;
+    plan_.deny_errno = opts.deny_errno;
+    build_filter(plan_);  // names checked before anything is attached
 }
 
-// Exact CR3 records need the module to make CR3 writes exit, which needs KVM's private
-// layout from BTF; without it the module samples CR3 at natural entries.
-void VmMonitor::request_cr3_exiting() {
-    if (!opts_.cr3_exiting) {
-        cr3_exiting_ = "off";
-        return;
-    }
+// Exact CR3 records and syscall traps need KVM's private layout from BTF; without it the
+// module samples CR3 at natural entries and traps no syscall.
+void VmMonitor::request_traps() {
+    const bool syscalls = plan_traps_anything(plan_);
+    cr3_exiting_ = opts_.cr3_exiting ? "requested" : "off";
+    syscall_traps_ = syscalls ? "requested" : "off";
+    if (!opts_.cr3_exiting && !syscalls) return;
     auto layout = resolve_kvm_layout();
     if (auto* why = std::get_if<std::string>(&layout)) {
-        cr3_exiting_ = *why;
+        if (opts_.cr3_exiting) cr3_exiting_ = *why;
+        if (syscalls) syscall_traps_ = *why;
         return;
     }
-    session_.set_traps(VMI_TRAP_CR3, std::get<vmi_kvm_layout>(layout));
-    cr3_exiting_ = "requested";
+    if (syscalls) session_.set_filter(build_filter(plan_), plan_.exec_paths());
+    session_.set_traps((opts_.cr3_exiting ? VMI_TRAP_CR3 : 0U) | (syscalls ? VMI_TRAP_SYSCALL : 0U),
+                       std::get<vmi_kvm_layout>(layout));
 }
 
 void VmMonitor::start() {
-    request_cr3_exiting();
+    request_traps();
     sink_.emit({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-attached"}}},
                 {"vm", {{"name", opts_.vm_name}, {"qemu_pid", opts_.qemu_pid}}},
-                {"vminsight", {{"cr3_exiting", cr3_exiting_}}}});
+                {"vminsight", {{"cr3_exiting", cr3_exiting_}, {"syscall_traps", syscall_traps_}}}});
     wait_ring();
     wait_qemu();
     wait_timer();
@@ -79,7 +89,7 @@ void VmMonitor::on_ring() {
     bool unknown = false;
     session_.ring().drain([&](const vmi_record& rec) {
         ++records_;
-        if (rec.type != VMI_REC_CR3) return;
+        if (calls_.feed(rec) || rec.type != VMI_REC_CR3) return;
         if (rec.flags & VMI_RECF_SAMPLED) ++records_sampled_;
         last_cr3_ = rec.cr3.new_cr3;
         if (tracker_.resolve(rec.cr3.new_cr3)) return;
@@ -88,7 +98,38 @@ void VmMonitor::on_ring() {
         if (unknown_since_scan_.size() < kMaxUnowned) unknown_since_scan_.insert(pgd);
         unknown = true;
     });
+    calls_.expire(monotonic_ns());
     if (unknown) request_scan();
+}
+
+// A call is named by its task (the guest's `current` at the call), else by its address space.
+// Calls nobody can name yet wait for the next listing, which is asked for now.
+void VmMonitor::on_call(SyscallCall&& call) {
+    if (call.denied) call.ret = -plan_.deny_errno;
+    const GuestProcess* p = call.task ? tracker_.by_task(call.task) : nullptr;
+    if (!p) p = tracker_.owner(call.cr3);
+    if (p || parked_.size() >= kMaxParked) {
+        emit_call(call, p);
+        return;
+    }
+    parked_.push_back(std::move(call));
+    request_scan();
+}
+
+void VmMonitor::flush_parked() {
+    while (!parked_.empty()) {
+        SyscallCall c = std::move(parked_.front());
+        parked_.pop_front();
+        const GuestProcess* p = c.task ? tracker_.by_task(c.task) : nullptr;
+        if (!p) p = tracker_.owner(c.cr3);
+        emit_call(c, p);
+    }
+}
+
+void VmMonitor::emit_call(const SyscallCall& call, const GuestProcess* proc) {
+    ++calls_emitted_;
+    if (!proc) ++calls_unnamed_;
+    sink_.emit(syscall_event(call, proc, opts_.vm_name));
 }
 
 void VmMonitor::wait_qemu() {
@@ -104,6 +145,7 @@ void VmMonitor::wait_timer() {
     timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopped_) return;
         unowned_.clear();  // a freed page-table page may now belong to a new process
+        calls_.expire(monotonic_ns());
         scan(walk_cr3_ ? walk_cr3_ : last_cr3_);
         wait_timer();
     });
@@ -130,6 +172,7 @@ void VmMonitor::scan(std::uint64_t cr3) {
     if (!list && cr3 != last_cr3_ && last_cr3_) list = guest_.list(cr3 = last_cr3_);
     if (!list) {
         tracker_.scan_failed();
+        flush_parked();  // no listing to wait for: say what we know
         return;
     }
     walk_cr3_ = cr3;
@@ -141,6 +184,15 @@ void VmMonitor::scan(std::uint64_t cr3) {
              {"vminsight", {{"profile", *guest_.profile_report()}}}});
     }
     tracker_.apply(*list, monotonic_ns());
+    flush_parked();
+    // The task pointer in syscall records needs the profile: hand it over once known.
+    if (const vmi::LinuxOffsets* off = guest_.offsets();
+        off && !plan_.percpu_current && off->percpu_current_task && syscall_traps_ == "requested") {
+        plan_.percpu_current = off->percpu_current_task;
+        plan_.task_tgid = static_cast<std::uint32_t>(off->task_tgid);
+        plan_.task_comm = static_cast<std::uint32_t>(off->task_comm);
+        session_.set_filter(build_filter(plan_), plan_.exec_paths());
+    }
     for (std::uint64_t pgd : unknown_since_scan_)
         if (!tracker_.owner(pgd) && unowned_.size() < kMaxUnowned) unowned_.insert(pgd);
     unknown_since_scan_.clear();
@@ -149,9 +201,11 @@ void VmMonitor::scan(std::uint64_t cr3) {
 void VmMonitor::stop(const std::string& reason) {
     if (stopped_) return;
     on_ring();
+    calls_.flush();
     if (reason != "qemu-exited") scan(walk_cr3_ ? walk_cr3_ : last_cr3_);
     stopped_ = true;
     report_stats();
+    flush_parked();
     tracker_.finish(monotonic_ns(), reason);
     timer_.cancel();
     scan_soon_.cancel();
@@ -171,6 +225,21 @@ const char* cr3_mode_name(std::uint32_t mode) {
             return "exiting";
         case VMI_CR3_FALLBACK:
             return "fallback";
+        default:
+            return "unknown";
+    }
+}
+
+const char* sys_mode_name(std::uint32_t mode) {
+    switch (mode) {
+        case VMI_SYS_OFF:
+            return "off";
+        case VMI_SYS_PENDING:
+            return "pending";
+        case VMI_SYS_ON:
+            return "on";
+        case VMI_SYS_REFUSED:
+            return "refused";
         default:
             return "unknown";
     }
@@ -223,7 +292,23 @@ void VmMonitor::report_stats() {
            {"scans_failed", t.failed_scans},
            {"cr3_resolved", t.cr3_resolved},
            {"cr3_unresolved", t.cr3_unresolved},
-           {"cr3_unowned", unowned}}}});
+           {"cr3_unowned", unowned},
+           {"syscall_mode", sys_mode_name(st.sys_mode)},
+           {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
+           {"syscall_vcpus", st.sys_armed_vcpus},
+           {"syscalls_trapped", st.syscalls},
+           {"sysrets_emulated", st.sysrets},
+           {"syscalls_denied", st.denied},
+           {"sysrets_retried", st.retried},
+           {"capture_faults", st.capture_faults},
+           {"returns_unmatched_kernel", st.unmatched},
+           {"calls", calls_.stats().calls},
+           {"calls_returned", calls_.stats().returned},
+           {"calls_no_return", calls_.stats().no_return},
+           {"returns_orphan", calls_.stats().orphan_returns},
+           {"records_malformed", calls_.stats().malformed},
+           {"calls_emitted", calls_emitted_},
+           {"calls_unnamed", calls_unnamed_}}}});
 }
 
 }  // namespace vmid

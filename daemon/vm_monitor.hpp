@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <unordered_set>
 
@@ -16,6 +17,8 @@
 #include "kmod_session.hpp"
 #include "options.hpp"
 #include "process_tracker.hpp"
+#include "syscall_assembler.hpp"
+#include "syscall_filter.hpp"
 #include "vm_locator.hpp"
 
 namespace vmid {
@@ -36,7 +39,10 @@ class VmMonitor {
     void request_scan();
     void scan(std::uint64_t cr3);
     void report_stats();
-    void request_cr3_exiting();
+    void request_traps();
+    void on_call(SyscallCall&& call);
+    void emit_call(const SyscallCall& call, const GuestProcess* proc);
+    void flush_parked();
 
     boost::asio::io_context& io_;
     Options opts_;
@@ -61,7 +67,15 @@ class VmMonitor {
     std::uint64_t records_ = 0;
     std::uint64_t records_sampled_ = 0;  // CR3 seen at an entry, not at the write
     std::string cr3_exiting_;            // "requested", "off", or why not
+    std::string syscall_traps_;          // "requested", "off", or why not
     std::chrono::steady_clock::time_point last_scan_{};
+    SyscallPlan plan_;
+    SyscallAssembler calls_;
+    static constexpr std::uint64_t kCallHoldNs = 250'000'000;  // wait this long for a SYSRET
+    // Calls from an address space no listing has named yet wait for the next one. Bounded.
+    std::deque<SyscallCall> parked_;
+    static constexpr std::size_t kMaxParked = 4096;
+    std::uint64_t calls_emitted_ = 0, calls_unnamed_ = 0;
 };
 
 }  // namespace vmid

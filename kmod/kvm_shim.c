@@ -300,9 +300,12 @@ enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 }
 
 /* At VM entry RIP, RSP and RAX are still in KVM's array (SVM copies them). */
-void vmi_vcpu_regs(struct kvm_vcpu *vcpu, struct vmi_regs *regs)
+void vmi_vcpu_regs(struct kvm_vcpu *vcpu, const struct vmi_kvm_layout *layout,
+		   struct vmi_regs *regs)
 {
 	unsigned long *r = vcpu->arch.regs;
+	struct vmcb *vmcb;
+	int why = 0;
 
 	regs->rax = r[VCPU_REGS_RAX];
 	regs->rdi = r[VCPU_REGS_RDI];
@@ -318,6 +321,9 @@ void vmi_vcpu_regs(struct kvm_vcpu *vcpu, struct vmi_regs *regs)
 	regs->cr3 = vmi_vcpu_cr3(vcpu);
 	regs->la57 = vcpu->arch.cr4 & X86_CR4_LA57;
 	regs->sce = vcpu->arch.efer & EFER_SCE;
+	/* VMSAVE keeps it in the VMCB; SYSCALL and SYSRET trap before SWAPGS. */
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	regs->kernel_gs_base = vmcb ? vmcb->save.kernel_gs_base : 0;
 }
 
 static bool vmi_canonical(u64 va, bool la57)

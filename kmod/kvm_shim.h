@@ -90,11 +90,13 @@ enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 /* Guest registers at VM entry. */
 struct vmi_regs {
 	u64 rax, rdi, rsi, rdx, r10, r8, r9, rcx, r11, rsp, rip, cr3;
+	u64 kernel_gs_base;	/* the guest's per-CPU base while in user mode */
 	bool la57;		/* 5-level paging */
 	bool sce;		/* the guest's own EFER.SCE */
 };
 
-void vmi_vcpu_regs(struct kvm_vcpu *vcpu, struct vmi_regs *regs);
+void vmi_vcpu_regs(struct kvm_vcpu *vcpu, const struct vmi_kvm_layout *layout,
+		   struct vmi_regs *regs);
 
 /*
  * Do what SYSRET (@wide: SYSRETQ) does from the current state: RIP from

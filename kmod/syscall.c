@@ -41,6 +41,8 @@ struct vmi_filter {
 	u64 cr3[VMI_FILTER_MAX_CR3];
 	u64 deny_cr3[VMI_FILTER_MAX_DENY_CR3];
 	u8 capture[VMI_NR_SYSCALLS];
+	u64 percpu_current;
+	u32 task_tgid, task_comm;
 	u32 exec_paths_len;
 	char exec_paths[];
 };
@@ -128,6 +130,9 @@ static struct vmi_filter *vmi_filter_build(const struct vmi_syscall_filter *u)
 	memcpy(f->cr3, u->cr3, sizeof(f->cr3));
 	memcpy(f->deny_cr3, u->deny_cr3, sizeof(f->deny_cr3));
 	memcpy(f->capture, u->capture, sizeof(f->capture));
+	f->percpu_current = u->percpu_current;
+	f->task_tgid = u->task_tgid;
+	f->task_comm = u->task_comm;
 	f->traps = f->exec_mode != VMI_EXEC_ANY ||
 		   !bitmap_empty(f->trace, VMI_NR_SYSCALLS) ||
 		   !bitmap_empty(f->deny, VMI_NR_SYSCALLS);
@@ -239,6 +244,43 @@ static bool vmi_pending_take(struct vmi_session_sys *sys, u64 cr3, u64 rsp,
 	return found;
 }
 
+/*
+ * The guest's current task: a per-CPU pointer. Under KPTI the per-CPU area
+ * and task structs are not mapped in the user page tables; the kernel's
+ * sit 4 KiB below them.
+ */
+static u64 vmi_current_task(const struct vmi_filter *f, struct vmi_aspace *as,
+			    const struct vmi_regs *r)
+{
+	u64 task = 0, va = r->kernel_gs_base + f->percpu_current;
+
+	if (!f->percpu_current || !r->kernel_gs_base)
+		return 0;
+	if (vmi_guest_read(as, va, &task, sizeof(task)) &&
+	    (as->cr3 & BIT_ULL(12))) {
+		as->cr3 &= ~BIT_ULL(12);
+		if (vmi_guest_read(as, va, &task, sizeof(task)))
+			task = 0;
+	}
+	return task;
+}
+
+/* Who is calling: the task's tgid and comm, read now, before it can exit. */
+static void vmi_caller(const struct vmi_filter *f, struct vmi_aspace *as,
+		       u64 task, struct vmi_record_syscall *sys)
+{
+	sys->tgid = -1;
+	if (!task)
+		return;
+	if (f->task_tgid &&
+	    vmi_guest_read(as, task + f->task_tgid, &sys->tgid, sizeof(sys->tgid)))
+		sys->tgid = -1;
+	if (f->task_comm &&
+	    vmi_guest_read(as, task + f->task_comm, sys->comm, sizeof(sys->comm)))
+		memset(sys->comm, 0, sizeof(sys->comm));
+	sys->comm[sizeof(sys->comm) - 1] = 0;
+}
+
 /* Read the argument @spec names (uapi VMI_CAPTURE_*). */
 static void vmi_capture(const struct vmi_aspace *as, u8 spec, const u64 *args,
 			struct vmi_value *v)
@@ -302,7 +344,7 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 {
 	struct vmi_record recs[1 + VMI_MAX_DATA_RECORDS];
 	struct vmi_record *rec = &recs[0];
-	struct vmi_aspace as = { .vcpu = vcpu };
+	struct vmi_aspace as = { .vcpu = vcpu }, kas;
 	bool traced, deny, exec_check, listed, deny_listed;
 	struct vmi_pending pending;
 	struct vmi_value val;
@@ -311,7 +353,7 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 	u64 args[6], nr;
 	u8 spec;
 
-	vmi_vcpu_regs(vcpu, &r);
+	vmi_vcpu_regs(vcpu, &s->layout, &r);
 	WRITE_ONCE(vs->syscalls, vs->syscalls + 1);
 	if (!f || READ_ONCE(s->detaching) || !vmi_filter_in_scope(f, r.cr3))
 		return;
@@ -357,11 +399,14 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 				deny = true;
 		}
 	}
+	/* The kernel-side reads may switch @as to the kernel's page tables. */
+	kas = as;
+	rec->task = vmi_current_task(f, &kas, &r);
+	vmi_caller(f, &kas, rec->task, &rec->sys);
 	/* A denied call goes straight back to user mode; it never ran. */
 	if (deny && vmi_vcpu_sysret(vcpu, &s->layout, true,
 				    -(s64)f->deny_errno)) {
 		rec->flags |= VMI_RECF_DENIED;
-		rec->sys.ret = -(s64)f->deny_errno;
 		WRITE_ONCE(vs->denied, vs->denied + 1);
 	} else if (!traced) {
 		return;
@@ -371,7 +416,6 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 	memcpy(rec->sys.args, args, sizeof(args));
 	rec->sys.cr3 = r.cr3;
 	rec->sys.rip = r.rcx;
-	rec->sys.rsp = r.rsp;
 	rec->sys.data_records = n - 1;
 	if (!vmi_ring_write_n(&s->ring, recs, n)) {
 		trace_vminsight_syscall(rec, vmi_kvm_owner_pid(s->kvm), true);
@@ -429,12 +473,13 @@ static bool vmi_sys_ud_kernel(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 			      struct kvm_vcpu *vcpu, const struct vmi_filter *f)
 {
 	struct vmi_record rec = { .type = VMI_REC_SYSRET };
+	struct vmi_aspace as = { .vcpu = vcpu };
 	struct vmi_pending pending;
 	struct vmi_regs r;
 	bool wide, written;
 	int ret;
 
-	vmi_vcpu_regs(vcpu, &r);
+	vmi_vcpu_regs(vcpu, &s->layout, &r);
 	if (!r.sce)
 		return false;	/* the guest turned SYSCALL off: #UD is right */
 	ret = vmi_sysret_at(vs, vcpu, &r, &wide);
@@ -450,8 +495,11 @@ static bool vmi_sys_ud_kernel(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 	if (!f || !wide || READ_ONCE(s->detaching) ||
 	    !vmi_pending_take(&s->sys, r.cr3, r.rsp, r.rcx, &pending))
 		return false;
+	as.cr3 = r.cr3;
+	as.la57 = r.la57;
 	rec.vcpu = vmi_vcpu_index(vcpu);
 	rec.time_ns = ktime_get_ns();
+	rec.task = vmi_current_task(f, &as, &r);
 	rec.sysret.nr = pending.nr;
 	rec.sysret.ret = r.rax;
 	rec.sysret.cr3 = r.cr3;

@@ -72,18 +72,19 @@ struct vmi_record_cr3 {
  * SYSCALL records are written when the guest kernel is about to run the
  * call (KVM has just emulated the SYSCALL instruction), so arguments are
  * the caller's. A traced call that returns with SYSRET gets a SYSRET record
- * with the same cr3, rsp and rip; calls that return otherwise (IRET after a
- * signal, a successful execve, exit) have none.
+ * naming it; calls that return otherwise (IRET after a signal, a successful
+ * execve, exit) have none. A denied call returns -deny_errno of the filter.
+ * The caller's tgid and comm are read at the call (see the filter's task
+ * offsets), so short-lived processes are named too.
  */
 struct vmi_record_syscall {
 	__u64 nr;		/* RAX at the SYSCALL */
 	__u64 args[6];		/* RDI, RSI, RDX, R10, R8, R9 */
 	__u64 cr3;		/* the caller's address space */
 	__u64 rip;		/* user RIP after the SYSCALL instruction */
-	__u64 rsp;		/* user RSP: identifies the thread */
-	__u64 ret;		/* DENIED: what the guest saw (-errno) */
+	__s32 tgid;		/* the caller's process id; -1: not read */
 	__u32 data_records;	/* VMI_REC_DATA records right after this */
-	__u32 reserved;
+	char comm[16];		/* the caller's name at the call; "": not read */
 };
 
 struct vmi_record_sysret {
@@ -113,7 +114,7 @@ struct vmi_record {
 	__u32 vcpu;		/* vCPU index in the VM */
 	__u64 seq;		/* per-session sequence, counts lost ones too */
 	__u64 time_ns;		/* CLOCK_MONOTONIC of the host */
-	__u64 reserved;
+	__u64 task;		/* SYSCALL, SYSRET: guest task (percpu_current) */
 	union {
 		struct vmi_record_cr3 cr3;
 		struct vmi_record_syscall sys;
@@ -274,7 +275,15 @@ struct vmi_syscall_filter {
 	__u64 cr3[VMI_FILTER_MAX_CR3];
 	__u64 deny_cr3[VMI_FILTER_MAX_DENY_CR3];	/* deny only for these */
 	__u8 capture[VMI_NR_SYSCALLS];
-	__u64 reserved[4];
+	/*
+	 * Where the guest kernel keeps its current task pointer: an offset into
+	 * its per-CPU area (GS base in kernel mode; from the kernel's BTF, e.g.
+	 * the per-CPU variable current_task). 0: records carry no task.
+	 */
+	__u64 percpu_current;
+	__u32 task_tgid;	/* offsetof(struct task_struct, tgid); 0: skip */
+	__u32 task_comm;	/* offsetof(struct task_struct, comm); 0: skip */
+	__u64 reserved[2];
 };
 
 /* One guest-physical range backed by QEMU's memory (KVM memslot). */

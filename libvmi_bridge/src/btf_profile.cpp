@@ -105,6 +105,27 @@ Result<MemberInfo> BtfProfile::member(std::string_view struct_name,
     return r;
 }
 
+// Per-CPU variables are listed, with their offsets in the per-CPU area, in the BTF DATASEC
+// ".data..percpu" (pahole emits them unless told not to).
+std::uint64_t BtfProfile::percpu_current_task() const {
+    const struct btf* b = btf_.get();
+    const std::int32_t sec = btf__find_by_name_kind(b, ".data..percpu", BTF_KIND_DATASEC);
+    if (sec <= 0) return 0;
+    const btf_type* t = btf__type_by_id(b, static_cast<std::uint32_t>(sec));
+    const btf_var_secinfo* v = btf_var_secinfos(t);
+    for (std::uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
+        const btf_type* var = btf__type_by_id(b, v->type);
+        if (!var || !btf_is_var(var)) continue;
+        const std::string_view name = btf__name_by_offset(b, var->name_off);
+        if (name == "current_task" && v->size == 8) return v->offset;
+        if (name == "pcpu_hot") {
+            auto m = member("pcpu_hot", "current_task");
+            if (m && m->size == 8 && m->offset + 8 <= v->size) return v->offset + m->offset;
+        }
+    }
+    return 0;
+}
+
 Result<LinuxOffsets> BtfProfile::linux_offsets() const {
     LinuxOffsets o;
     auto size = struct_size("task_struct");
@@ -188,6 +209,7 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
                            {"signal_struct", "thread_head", &o.signal_thread_head, 16},
                            {"task_struct", "thread_node", &o.task_thread_node, 16}});
     if (o.has_threads) group({{"signal_struct", "nr_threads", &o.signal_nr_threads, 4}});
+    o.percpu_current_task = percpu_current_task();
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

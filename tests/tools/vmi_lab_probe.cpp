@@ -141,26 +141,36 @@ int trace(pid_t pid, int ms) {
     while (Clock::now() < deadline) {
         wait_records(s, 100);
         s.ring().drain([](const vmi_record& r) {
-            nlohmann::json j{{"type", r.type}, {"flags", r.flags}, {"vcpu", r.vcpu}, {"seq", r.seq}};
+            nlohmann::json j{
+                {"type", r.type}, {"flags", r.flags}, {"vcpu", r.vcpu}, {"seq", r.seq}};
             if (r.type == VMI_REC_SYSCALL)
-                j.update({{"nr", r.sys.nr}, {"args", r.sys.args}, {"cr3", r.sys.cr3},
-                          {"rip", r.sys.rip}, {"rsp", r.sys.rsp}, {"ret", (std::int64_t)r.sys.ret}});
+                j.update({{"nr", r.sys.nr},
+                          {"args", r.sys.args},
+                          {"cr3", r.sys.cr3},
+                          {"rip", r.sys.rip},
+                          {"tgid", r.sys.tgid}});
             else if (r.type == VMI_REC_SYSRET)
-                j.update({{"nr", r.sysret.nr}, {"ret", (std::int64_t)r.sysret.ret},
+                j.update({{"nr", r.sysret.nr},
+                          {"ret", (std::int64_t)r.sysret.ret},
                           {"entry_seq", r.sysret.entry_seq}});
             else if (r.type == VMI_REC_DATA)
                 j.update({{"arg", r.data.arg},
-                          {"bytes", std::string(reinterpret_cast<const char*>(r.data.bytes),
-                                                r.data.len)}});
-            std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+                          {"bytes",
+                           std::string(reinterpret_cast<const char*>(r.data.bytes), r.data.len)}});
+            std::printf("%s\n",
+                        j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         });
     }
     const vmi_status st = s.status();
     std::printf("%s\n", nlohmann::json{{"status",
-                                        {{"sys_mode", st.sys_mode}, {"sys_fallback", st.sys_fallback},
-                                         {"syscalls", st.syscalls}, {"sysrets", st.sysrets},
-                                         {"retried", st.retried}, {"faults", st.capture_faults},
-                                         {"unmatched", st.unmatched}, {"lost", st.lost},
+                                        {{"sys_mode", st.sys_mode},
+                                         {"sys_fallback", st.sys_fallback},
+                                         {"syscalls", st.syscalls},
+                                         {"sysrets", st.sysrets},
+                                         {"retried", st.retried},
+                                         {"faults", st.capture_faults},
+                                         {"unmatched", st.unmatched},
+                                         {"lost", st.lost},
                                          {"records", st.records}}}}
                             .dump()
                             .c_str());

@@ -29,4 +29,24 @@ TEST(Options, ErrorsNameTheOption) {
     EXPECT_EQ(msg({"--cr3-exiting", "maybe"}), "--cr3-exiting: 'maybe' is not on or off");
     EXPECT_EQ(msg({"--bogus"}), "unknown option --bogus");
     EXPECT_EQ(msg({"--qemu-pid"}), "--qemu-pid: missing value");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--syscalls", "openat,,read"}),
+              "--syscalls: empty name in 'openat,,read'");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--syscalls", "openat,opnat"}),
+              "--syscalls: unknown syscall 'opnat'");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--deny-exec", "tmp/x"}),
+              "--deny-exec: 'tmp/x' is not an absolute path");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--deny-exec", "/a", "--allow-exec", "/b"}),
+              "--deny-exec and --allow-exec exclude each other");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--deny-errno", "0"}),
+              "--deny-errno: '0' is not a number in [1, 4095]");
+}
+
+TEST(Options, SyscallTrapOptions) {
+    auto o =
+        parse_options({"--qemu-pid", "1", "--syscalls", "openat,execve", "--syscalls", "getppid",
+                       "--deny-exec", "/tmp/a", "--deny-exec", "/tmp/b", "--deny-errno", "13"});
+    EXPECT_EQ(o.syscalls, (std::vector<std::string>{"openat", "execve", "getppid"}));
+    EXPECT_EQ(o.deny_exec, (std::vector<std::string>{"/tmp/a", "/tmp/b"}));
+    EXPECT_TRUE(o.allow_exec.empty());
+    EXPECT_EQ(o.deny_errno, 13);
 }

@@ -22,8 +22,9 @@ TEST(UapiLayout, RecordIsFixed128Bytes) {
     EXPECT_EQ(offsetof(vmi_record, sys.nr), 32u);
     EXPECT_EQ(offsetof(vmi_record, sys.args), 40u);
     EXPECT_EQ(offsetof(vmi_record, sys.cr3), 88u);
-    EXPECT_EQ(offsetof(vmi_record, sys.ret), 112u);
-    EXPECT_EQ(offsetof(vmi_record, sys.data_records), 120u);
+    EXPECT_EQ(offsetof(vmi_record, sys.tgid), 104u);
+    EXPECT_EQ(offsetof(vmi_record, sys.data_records), 108u);
+    EXPECT_EQ(offsetof(vmi_record, sys.comm), 112u);
     EXPECT_EQ(sizeof(vmi_record_sysret), 96u);
     EXPECT_EQ(offsetof(vmi_record, sysret.entry_seq), 72u);
     EXPECT_EQ(sizeof(vmi_record_data), 96u);

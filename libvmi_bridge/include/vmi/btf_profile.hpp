@@ -68,6 +68,10 @@ struct LinuxOffsets {
     std::uint64_t signal_thread_head = 0;  // struct list_head
     std::uint64_t task_thread_node = 0;    // struct list_head
     std::uint64_t signal_nr_threads = 0;   // int (0 = not known)
+    // The running task of a CPU: a pointer at this offset into the CPU's per-CPU area (the
+    // kernel's GS base); the per-CPU variable current_task (6.1) or pcpu_hot.current_task
+    // (6.2 on). 0 = not known (a BTF without per-CPU variables).
+    std::uint64_t percpu_current_task = 0;
 };
 
 class BtfProfile {
@@ -88,6 +92,8 @@ class BtfProfile {
 
     /// All offsets the Linux model needs, with size sanity checks (pid 4 bytes, pointers 8, ...).
     [[nodiscard]] Result<LinuxOffsets> linux_offsets() const;
+    /// Offset of the running task pointer in the per-CPU area; 0 when the BTF does not say.
+    [[nodiscard]] std::uint64_t percpu_current_task() const;
 
   private:
     struct BtfDeleter {

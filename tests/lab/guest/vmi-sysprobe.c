@@ -39,6 +39,8 @@ static int run_child(const char *path)
 			_exit(126);
 		_exit(127);
 	}
+	printf("SYSPROBE child=%d path=%s\n", (int)pid, path);
+	fflush(stdout);
 	close(pipefd[1]);
 	if (read(pipefd[0], &err, sizeof(err)) != sizeof(err))
 		err = 0;
@@ -57,11 +59,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: vmi-sysprobe TAG PORT EXEC_PATH [DENIED_PATH]\n");
 		return 2;
 	}
-	printf("SYSPROBE pid=%d\n", (int)getpid());
+	printf("SYSPROBE pid=%d run=%s\n", (int)getpid(), argv[1]);
+	fflush(stdout);
 
 	snprintf(marker, sizeof(marker), "/tmp/vmi-marker-%s", argv[1]);
 	fd = (int)syscall(SYS_openat, AT_FDCWD, marker, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
 	printf("SYSPROBE openat=%s fd=%d\n", marker, fd);
+	fflush(stdout);
 	close(fd);
 
 	for (i = 0; i < GETPPID_CALLS; i++)

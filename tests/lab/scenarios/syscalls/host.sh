@@ -1,16 +1,49 @@
 #!/bin/sh
+# Lab host side of the syscalls scenario: vminsightd traps the guest probe's syscalls and
+# denies one execve; then, with the filter set to openat alone, nothing else is recorded.
+# phases.txt records, per phase, the guest.log offset from which every probe run started
+# while the daemon was attached (check compares those runs with the events).
 set -u
 # shellcheck source=../../lib.sh
 . "$LAB_SCENARIO/lib.sh"
+
+runs_done_after() { # runs_done_after OFFSET N: N probe runs finished after byte OFFSET
+	[ "$(tail -c +"$(($1 + 1))" "$out/guest.log" | grep -c 'SYSPROBE done')" -ge "$2" ]
+}
+
+phase() { # phase NAME RUNS DAEMON_OPTIONS...: watch RUNS complete probe runs
+	name=$1 runs=$2
+	shift 2
+	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/events-$name.jsonl" \
+		--ring-pages 256 --rescan-interval-ms 200 "$@" 2>>"$out/daemon.err" &
+	daemon=$!
+	if ! wait_for 60 in_file "$out/events-$name.jsonl" '"action":"vm-attached"'; then
+		step "$name-attach" FAIL "no vm-attached event"
+		return
+	fi
+	offset=$(stat -c %s "$out/guest.log")
+	echo "$name $offset" >>"$out/phases.txt"
+	wait_for 120 runs_done_after "$offset" "$runs" &&
+		step "$name-runs" PASS "$runs runs after offset $offset" ||
+		step "$name-runs" FAIL "guest did not finish $runs probe runs"
+	kill -TERM "$daemon"
+	wait_for 20 dead "$daemon" && wait "$daemon"
+	rc=$?
+	[ "$rc" = 0 ] && step "$name-detach" PASS || step "$name-detach" FAIL "daemon rc=$rc"
+}
+
 insmod "$P/vminsight.ko" && step load PASS || step load FAIL insmod
+: >"$out/phases.txt"
 start_guest "$out/guest.log"
 wait_for 30 has_vm_fd "$qemu" || step qemu-vm FAIL "no KVM VM fd in qemu"
-wait_for 120 in_file "$out/guest.log" "SYSPROBE done" || step guest-probe FAIL "no probe output"
-"$P/vmi-lab-probe" trace "$qemu" 5000 >"$out/trace.jsonl" 2>"$out/trace.err"
-step trace PASS "rc=$? $(tail -n1 "$out/trace.jsonl")"
-guest_beats_on && step guest-survives PASS || step guest-survives FAIL
+wait_for 120 in_file "$out/guest.log" 'SYSPROBE done' || step guest-probe FAIL "probe never ran"
+
+phase full 2 --syscalls openat,getppid,connect,execve --deny-exec /tmp/vmi-canary-denied
+phase openat 1 --syscalls openat
+
+guest_beats_on && step guest-survives PASS || step guest-survives FAIL "no heartbeat"
 kill -KILL "$qemu"
 wait "$qemu" 2>/dev/null
-rmmod vminsight && step rmmod PASS || step rmmod FAIL
+rmmod vminsight && step rmmod PASS || step rmmod FAIL "module busy"
 dmesg >"$out/dmesg.txt"
 exit "$failed"

@@ -1,0 +1,125 @@
+#include "syscall_event.hpp"
+
+#include <span>
+
+#include "event_fields.hpp"
+#include "vmi/syscall_abi.hpp"
+
+namespace vmid {
+namespace {
+
+using vmi::ArgKind;
+
+std::string octal(std::uint64_t v) {
+    char buf[24];
+    std::snprintf(buf, sizeof buf, "0%llo", static_cast<unsigned long long>(v));
+    return buf;
+}
+
+// One argument's value as the guest passed it; pointers the module copied are shown by
+// what they point to.
+nlohmann::json arg_value(const SyscallCall& c, int i, ArgKind kind, nlohmann::json& notes,
+                         const std::string& name) {
+    const std::uint64_t v = c.args[static_cast<std::size_t>(i)];
+    const bool captured = c.data_arg == i;
+    if (captured && (c.data_fault || (kind != ArgKind::kPath && kind != ArgKind::kSockaddr))) {
+        if (c.data_fault) notes[name + "_unreadable"] = true;
+        return hex(v);
+    }
+    if (captured && c.data_truncated) notes[name + "_truncated"] = true;
+    switch (kind) {
+        case ArgKind::kInt:
+            return static_cast<std::int64_t>(v);
+        case ArgKind::kUint:
+            return v;
+        case ArgKind::kFd: {
+            const auto fd = static_cast<std::int32_t>(v);
+            return fd == -100 ? nlohmann::json("AT_FDCWD") : nlohmann::json(fd);
+        }
+        case ArgKind::kPath:
+            return captured ? nlohmann::json(c.data) : nlohmann::json(hex(v));
+        case ArgKind::kSockaddr: {
+            if (!captured) return hex(v);
+            const auto* b = reinterpret_cast<const std::uint8_t*>(c.data.data());
+            auto a = vmi::decode_sockaddr(std::span(b, c.data.size()));
+            if (!a) return hex(v);
+            nlohmann::json j = {{"family", a->family}};
+            if (!a->address.empty()) j["address"] = a->address;
+            if (a->port >= 0) j["port"] = a->port;
+            return j;
+        }
+        case ArgKind::kOpenFlags:
+            return vmi::decode_open_flags(v);
+        case ArgKind::kMode:
+            return octal(v);
+        case ArgKind::kSignal:
+            return vmi::decode_signal(v);
+        case ArgKind::kProt:
+            return vmi::decode_prot(v);
+        case ArgKind::kCloneFlags:
+            return vmi::decode_clone_flags(v);
+        case ArgKind::kHex:
+            break;
+    }
+    return hex(v);
+}
+
+}  // namespace
+
+nlohmann::json syscall_event(const SyscallCall& c, const GuestProcess* p,
+                             const std::string& vm_name) {
+    const std::string_view name = vmi::syscall_name(c.nr);
+    nlohmann::json sc = {{"nr", c.nr}, {"name", name.empty() ? "nr" + std::to_string(c.nr) : name}};
+    nlohmann::json notes = nlohmann::json::object();
+    if (const vmi::SyscallInfo* info = vmi::syscall_info(c.nr)) {
+        nlohmann::json args = nlohmann::json::object();
+        for (std::size_t i = 0; i < info->args.size() && i < c.args.size(); ++i) {
+            const std::string an(info->args[i].name);
+            args[an] = arg_value(c, static_cast<int>(i), info->args[i].kind, notes, an);
+        }
+        sc["args"] = std::move(args);
+    } else {
+        nlohmann::json raw = nlohmann::json::array();
+        for (std::uint64_t a : c.args) raw.push_back(hex(a));
+        sc["args_raw"] = std::move(raw);
+    }
+    for (auto& [k, v] : notes.items()) sc[k] = v;
+    std::string outcome = "unknown";
+    if (c.ret) {
+        sc["ret"] = *c.ret;
+        const std::string err = vmi::decode_errno(*c.ret);
+        if (!err.empty()) sc["error"] = err;
+        outcome = err.empty() ? "success" : "failure";
+    }
+    if (c.denied) sc["denied"] = true;
+
+    // Who called, as read at the call; the last listing adds what it knows of that process.
+    nlohmann::json proc = {{"cr3", hex(c.cr3)}};
+    if (c.task) proc["task"] = hex(c.task);
+    if (p && c.tgid >= 0 && p->pid != c.tgid) p = nullptr;  // the listing knows another
+    if (c.tgid >= 0) proc["pid"] = c.tgid;
+    if (!c.comm.empty()) proc["name"] = c.comm;
+    if (p) {
+        proc["pid"] = p->pid;
+        proc["ppid"] = p->ppid;
+        if (c.comm.empty()) proc["name"] = p->comm;
+        if (!p->exe.empty()) proc["exe"] = p->exe;
+        if (p->uid >= 0) proc["uid"] = p->uid;
+    }
+    return {{"@timestamp", utc_now()},
+            {"event",
+             {{"kind", "event"},
+              {"category", "process"},
+              {"action", c.denied ? "syscall-denied" : "syscall"},
+              {"outcome", outcome}}},
+            {"vm", {{"name", vm_name}}},
+            {"process", std::move(proc)},
+            {"syscall", std::move(sc)},
+            {"vminsight",
+             {{"seq", c.seq},
+              {"vcpu", c.vcpu},
+              {"host_time_ns", c.time_ns},
+              {"user_rip", hex(c.rip)}}}};
+}
+
+}  // namespace vmid

@@ -1,0 +1,43 @@
+#include "syscall_filter.hpp"
+
+#include <stdexcept>
+
+#include "vmi/syscall_abi.hpp"
+
+namespace vmid {
+
+bool plan_traps_anything(const SyscallPlan& plan) {
+    return !plan.trace.empty() || !plan.deny_exec.empty() || !plan.allow_exec.empty();
+}
+
+vmi_syscall_filter build_filter(const SyscallPlan& plan) {
+    vmi_syscall_filter f{};
+    f.scope = VMI_SCOPE_ALL;
+    f.deny_errno = plan.deny_errno;
+    f.percpu_current = plan.percpu_current;
+    f.task_tgid = plan.task_tgid;
+    f.task_comm = plan.task_comm;
+    for (const std::string& name : plan.trace) {
+        const auto nr = vmi::syscall_number(name);
+        if (!nr) throw std::invalid_argument("unknown syscall '" + name + "'");
+        if (*nr >= VMI_NR_SYSCALLS)
+            throw std::invalid_argument("syscall '" + name + "' (" + std::to_string(*nr) +
+                                        ") is past what the module can trap");
+        f.trace[*nr / 64] |= 1ULL << (*nr % 64);
+        if (const vmi::SyscallInfo* info = vmi::syscall_info(*nr); info && info->capture_arg >= 0) {
+            std::uint8_t spec = static_cast<std::uint8_t>(info->capture_arg + 1);
+            if (info->capture_len_arg < 0)
+                spec |= VMI_CAPTURE_STRING;
+            else
+                spec |= static_cast<std::uint8_t>((info->capture_len_arg + 1) << 4);
+            f.capture[*nr] = spec;
+        }
+    }
+    if (!plan.allow_exec.empty())
+        f.exec_mode = VMI_EXEC_ALLOW_LISTED;
+    else if (!plan.deny_exec.empty())
+        f.exec_mode = VMI_EXEC_DENY_LISTED;
+    return f;
+}
+
+}  // namespace vmid

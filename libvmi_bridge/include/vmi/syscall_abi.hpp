@@ -1,0 +1,71 @@
+// The x86-64 Linux syscall ABI, as a hypervisor sees it: numbers and names, the arguments
+// worth decoding, and which argument's bytes to copy out of guest memory at the call.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "vmi/result.hpp"
+
+namespace vmi {
+
+/// Highest x86-64 syscall number + 1 (Linux 6.12).
+inline constexpr std::uint32_t kSyscallCount = 463;
+
+/// "openat" for 257; empty for numbers Linux does not use.
+std::string_view syscall_name(std::uint64_t nr);
+/// 257 for "openat"; nullopt for names Linux does not have.
+std::optional<std::uint32_t> syscall_number(std::string_view name);
+
+/// How an argument is shown.
+enum class ArgKind {
+    kInt,         // signed
+    kUint,        // unsigned, decimal
+    kHex,         // pointers, masks: hex
+    kFd,          // int; AT_FDCWD by name
+    kPath,        // NUL-terminated user string (captured)
+    kSockaddr,    // struct sockaddr (captured; length in another argument)
+    kOpenFlags,   // O_*
+    kMode,        // octal
+    kSignal,      // SIG*
+    kProt,        // PROT_*
+    kCloneFlags,  // CLONE_*
+};
+
+struct ArgInfo {
+    std::string_view name;
+    ArgKind kind;
+};
+
+struct SyscallInfo {
+    std::string_view name;
+    std::vector<ArgInfo> args;
+    int capture_arg = -1;      // argument whose value the hypervisor copies at the call
+    int capture_len_arg = -1;  // for a buffer: the argument holding its length; -1: a string
+};
+
+/// Argument metadata for the security-relevant syscalls; nullptr for the rest (their
+/// arguments are shown raw).
+const SyscallInfo* syscall_info(std::uint64_t nr);
+
+/// Decoders: pure functions over values a guest controls; unknown bits are shown in hex.
+std::string decode_open_flags(std::uint64_t flags);
+std::string decode_prot(std::uint64_t prot);
+std::string decode_clone_flags(std::uint64_t flags);
+std::string decode_signal(std::uint64_t sig);
+/// "ENOENT" for -2; empty for values that are not errors (-4095..-1 are).
+std::string decode_errno(std::int64_t ret);
+
+struct SockAddr {
+    std::string family;   // "AF_INET", "AF_INET6", "AF_UNIX" or "AF_<n>"
+    std::string address;  // "10.0.2.2", "::1", a unix path, "@name" for an abstract one
+    int port = -1;        // host order; -1 where a family has none
+};
+/// Decodes a struct sockaddr copied from the guest; errors on truncated input.
+Result<SockAddr> decode_sockaddr(std::span<const std::uint8_t> bytes);
+
+}  // namespace vmi
