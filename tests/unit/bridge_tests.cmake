@@ -8,6 +8,7 @@ add_executable(bridge_tests
   ${CMAKE_CURRENT_LIST_DIR}/bridge_page_walker_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_btf_profile_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_system_map_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_syscall_abi_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_kaslr_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_linux_model_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_kernel_discovery_test.cpp

@@ -1,0 +1,117 @@
+// Syscall calls become events: names, decoded arguments, captured values, outcome, caller.
+#include <gtest/gtest.h>
+
+#include "syscall_event.hpp"
+#include "syscall_filter.hpp"
+
+namespace vmid {
+namespace {
+
+SyscallCall openat_call() {
+    SyscallCall c;
+    c.seq = 5;
+    c.nr = 257;
+    c.args = {static_cast<std::uint64_t>(-100), 0x7ff000, 0101 | 02000000, 0600, 0, 0};
+    c.cr3 = 0x1000;
+    c.tgid = 90;
+    c.comm = "vmi-sysprobe";
+    c.data_arg = 1;
+    c.data = "/tmp/vmi-marker-run2";
+    c.ret = 3;
+    return c;
+}
+
+TEST(SyscallEvent, DecodesArgumentsAndUsesTheCapturedPath) {
+    const auto e = syscall_event(openat_call(), nullptr, "vm1");
+    EXPECT_EQ(e["event"]["action"], "syscall");
+    EXPECT_EQ(e["event"]["outcome"], "success");
+    EXPECT_EQ(e["vm"]["name"], "vm1");
+    const auto& s = e["syscall"];
+    EXPECT_EQ(s["name"], "openat");
+    EXPECT_EQ(s["args"]["dirfd"], "AT_FDCWD");
+    EXPECT_EQ(s["args"]["path"], "/tmp/vmi-marker-run2");
+    EXPECT_EQ(s["args"]["flags"], "O_WRONLY|O_CREAT|O_CLOEXEC");
+    EXPECT_EQ(s["args"]["mode"], "0600");
+    EXPECT_EQ(s["ret"], 3);
+    EXPECT_FALSE(s.contains("error"));
+    EXPECT_EQ(e["process"]["pid"], 90);
+    EXPECT_EQ(e["process"]["name"], "vmi-sysprobe");
+}
+
+TEST(SyscallEvent, UnreadableAndTruncatedValuesAreMarked) {
+    SyscallCall c = openat_call();
+    c.data_fault = true;
+    c.data.clear();
+    auto e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["args"]["path"], "0x7ff000");
+    EXPECT_EQ(e["syscall"]["path_unreadable"], true);
+    c = openat_call();
+    c.data_truncated = true;
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["path_truncated"], true);
+}
+
+TEST(SyscallEvent, DeniedAndFailedCalls) {
+    SyscallCall c;
+    c.nr = 59;
+    c.denied = true;
+    c.ret = -1;
+    c.data_arg = 0;
+    c.data = "/tmp/x";
+    auto e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["event"]["action"], "syscall-denied");
+    EXPECT_EQ(e["event"]["outcome"], "failure");
+    EXPECT_EQ(e["syscall"]["error"], "EPERM");
+    EXPECT_EQ(e["syscall"]["denied"], true);
+    c = SyscallCall{};
+    c.nr = 42;
+    c.ret = -111;
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["error"], "ECONNREFUSED");
+    EXPECT_EQ(e["syscall"]["args"]["addr"], "0x0");  // not captured: the raw pointer
+    c = SyscallCall{};
+    c.nr = 500;  // not a syscall: raw arguments, a made-up name
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["name"], "nr500");
+    EXPECT_EQ(e["syscall"]["args_raw"].size(), 6u);
+    EXPECT_EQ(e["event"]["outcome"], "unknown");
+}
+
+TEST(SyscallEvent, TheListingAddsToTheCallerOnlyIfItIsTheSameProcess) {
+    GuestProcess p;
+    p.pid = 90;
+    p.ppid = 1;
+    p.comm = "renamed";
+    p.exe = "/bin/vmi-sysprobe";
+    auto e = syscall_event(openat_call(), &p, "vm1");
+    EXPECT_EQ(e["process"]["ppid"], 1);
+    EXPECT_EQ(e["process"]["exe"], "/bin/vmi-sysprobe");
+    EXPECT_EQ(e["process"]["name"], "vmi-sysprobe");  // the name at the call wins
+    p.pid = 91;                                       // a stale address-space owner
+    e = syscall_event(openat_call(), &p, "vm1");
+    EXPECT_EQ(e["process"]["pid"], 90);
+    EXPECT_FALSE(e["process"].contains("exe"));
+}
+
+TEST(SyscallFilter, BuildsBitmapsCapturesAndExecLists) {
+    SyscallPlan plan;
+    plan.trace = {"openat", "connect", "getppid"};
+    plan.deny_exec = {"/tmp/x"};
+    plan.deny_errno = 13;
+    const vmi_syscall_filter f = build_filter(plan);
+    EXPECT_TRUE(f.trace[257 / 64] & (1ULL << (257 % 64)));
+    EXPECT_TRUE(f.trace[110 / 64] & (1ULL << (110 % 64)));
+    EXPECT_FALSE(f.trace[0] & 1);
+    EXPECT_EQ(f.capture[257], VMI_CAPTURE_STRING | 2);
+    EXPECT_EQ(f.capture[42], 2 | (3 << 4));
+    EXPECT_EQ(f.capture[110], 0);
+    EXPECT_EQ(f.exec_mode, VMI_EXEC_DENY_LISTED);
+    EXPECT_EQ(f.deny_errno, 13);
+    EXPECT_TRUE(plan_traps_anything(plan));
+    EXPECT_FALSE(plan_traps_anything(SyscallPlan{}));
+    plan.trace = {"nosuch"};
+    EXPECT_THROW(build_filter(plan), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace vmid
