@@ -23,8 +23,16 @@ KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t dat
     vmi_attach req{};
     req.vm_fd = vm_fd;
     req.data_pages = data_pages;
-    session_ = UniqueFd(::ioctl(dev.get(), VMI_IOC_ATTACH, &req));
-    if (!session_.valid()) fail(device + ": VMI_IOC_ATTACH");
+    // EBUSY: another session, or the last one still waiting for an idle vCPU to drop its
+    // syscall traps (it does at the vCPU's next entry). Give the latter a few seconds.
+    for (int tries = 0; tries < 60; ++tries) {
+        session_ = UniqueFd(::ioctl(dev.get(), VMI_IOC_ATTACH, &req));
+        if (session_.valid() || errno != EBUSY) break;
+        ::usleep(50000);
+    }
+    if (!session_.valid())
+        fail(device + ": VMI_IOC_ATTACH" +
+             (errno == EBUSY ? std::string(" (another session holds this VM)") : ""));
 
     // Map the header page alone to learn the ring's geometry, then the whole ring.
     const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));

@@ -58,6 +58,14 @@ nlohmann::json arg_value(const SyscallCall& c, int i, ArgKind kind, nlohmann::js
             return vmi::decode_prot(v);
         case ArgKind::kCloneFlags:
             return vmi::decode_clone_flags(v);
+        case ArgKind::kNsFlags:
+            return vmi::decode_ns_flags(v);
+        case ArgKind::kPtraceRequest:
+            return vmi::decode_ptrace_request(v);
+        case ArgKind::kSocketDomain:
+            return vmi::decode_socket_domain(v);
+        case ArgKind::kSocketType:
+            return vmi::decode_socket_type(v);
         case ArgKind::kHex:
             break;
     }

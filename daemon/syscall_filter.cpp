@@ -24,13 +24,13 @@ vmi_syscall_filter build_filter(const SyscallPlan& plan) {
             throw std::invalid_argument("syscall '" + name + "' (" + std::to_string(*nr) +
                                         ") is past what the module can trap");
         f.trace[*nr / 64] |= 1ULL << (*nr % 64);
-        if (const vmi::SyscallInfo* info = vmi::syscall_info(*nr); info && info->capture_arg >= 0) {
-            std::uint8_t spec = static_cast<std::uint8_t>(info->capture_arg + 1);
-            if (info->capture_len_arg < 0)
-                spec |= VMI_CAPTURE_STRING;
+        if (const auto spec = vmi::syscall_capture(*nr)) {
+            auto byte = static_cast<std::uint8_t>(spec->arg + 1);
+            if (spec->kind == vmi::CaptureSpec::Kind::kString)
+                byte |= VMI_CAPTURE_STRING;
             else
-                spec |= static_cast<std::uint8_t>((info->capture_len_arg + 1) << 4);
-            f.capture[*nr] = spec;
+                byte |= static_cast<std::uint8_t>((spec->len_arg + 1) << 4);
+            f.capture[*nr] = byte;
         }
     }
     if (!plan.allow_exec.empty())

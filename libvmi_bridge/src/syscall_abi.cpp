@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -513,6 +514,101 @@ std::string join_flags(std::uint64_t v, std::span<const Flag> flags, std::string
     return out.empty() ? "0" : out;
 }
 
+struct Named {
+    std::uint64_t value;
+    const char* name;
+};
+
+// Stringizing does not expand its operand, so glibc's self-referencing macros (#define
+// SOCK_STREAM SOCK_STREAM) keep their names.
+#define VMI_NAMED(x) \
+    Named { static_cast<std::uint64_t>(x), #x }
+
+// Linux 6.12's families, from <sys/socket.h> (glibc 2.36 has them all; AF_MAX is 46 in both).
+constexpr Named kDomains[] = {
+    VMI_NAMED(AF_UNSPEC),     VMI_NAMED(AF_UNIX),      VMI_NAMED(AF_INET),
+    VMI_NAMED(AF_AX25),       VMI_NAMED(AF_IPX),       VMI_NAMED(AF_APPLETALK),
+    VMI_NAMED(AF_NETROM),     VMI_NAMED(AF_BRIDGE),    VMI_NAMED(AF_ATMPVC),
+    VMI_NAMED(AF_X25),        VMI_NAMED(AF_INET6),     VMI_NAMED(AF_ROSE),
+    VMI_NAMED(AF_DECnet),     VMI_NAMED(AF_NETBEUI),   VMI_NAMED(AF_SECURITY),
+    VMI_NAMED(AF_KEY),        VMI_NAMED(AF_NETLINK),   VMI_NAMED(AF_PACKET),
+    VMI_NAMED(AF_ASH),        VMI_NAMED(AF_ECONET),    VMI_NAMED(AF_ATMSVC),
+    VMI_NAMED(AF_RDS),        VMI_NAMED(AF_SNA),       VMI_NAMED(AF_IRDA),
+    VMI_NAMED(AF_PPPOX),      VMI_NAMED(AF_WANPIPE),   VMI_NAMED(AF_LLC),
+    VMI_NAMED(AF_IB),         VMI_NAMED(AF_MPLS),      VMI_NAMED(AF_CAN),
+    VMI_NAMED(AF_TIPC),       VMI_NAMED(AF_BLUETOOTH), VMI_NAMED(AF_IUCV),
+    VMI_NAMED(AF_RXRPC),      VMI_NAMED(AF_ISDN),      VMI_NAMED(AF_PHONET),
+    VMI_NAMED(AF_IEEE802154), VMI_NAMED(AF_CAIF),      VMI_NAMED(AF_ALG),
+    VMI_NAMED(AF_NFC),        VMI_NAMED(AF_VSOCK),     VMI_NAMED(AF_KCM),
+    VMI_NAMED(AF_QIPCRTR),    VMI_NAMED(AF_SMC),       VMI_NAMED(AF_XDP),
+    VMI_NAMED(AF_MCTP),
+};
+
+constexpr Named kSocketTypes[] = {
+    VMI_NAMED(SOCK_STREAM),    VMI_NAMED(SOCK_DGRAM), VMI_NAMED(SOCK_RAW),    VMI_NAMED(SOCK_RDM),
+    VMI_NAMED(SOCK_SEQPACKET), VMI_NAMED(SOCK_DCCP),  VMI_NAMED(SOCK_PACKET),
+};
+constexpr Named kSocketFlags[] = {VMI_NAMED(SOCK_NONBLOCK), VMI_NAMED(SOCK_CLOEXEC)};
+// The kernel's SOCK_TYPE_MASK (include/linux/net.h); not exported to userspace.
+constexpr std::uint64_t kSockTypeMask = 0xf;
+
+// <sys/ptrace.h> plus the x86 and 6.12 requests glibc 2.36 lacks (values from Linux 6.12's
+// arch/x86/include/uapi/asm/ptrace-abi.h and include/uapi/linux/ptrace.h).
+constexpr Named kPtraceRequests[] = {
+    VMI_NAMED(PTRACE_TRACEME),
+    VMI_NAMED(PTRACE_PEEKTEXT),
+    VMI_NAMED(PTRACE_PEEKDATA),
+    VMI_NAMED(PTRACE_PEEKUSER),
+    VMI_NAMED(PTRACE_POKETEXT),
+    VMI_NAMED(PTRACE_POKEDATA),
+    VMI_NAMED(PTRACE_POKEUSER),
+    VMI_NAMED(PTRACE_CONT),
+    VMI_NAMED(PTRACE_KILL),
+    VMI_NAMED(PTRACE_SINGLESTEP),
+    VMI_NAMED(PTRACE_GETREGS),
+    VMI_NAMED(PTRACE_SETREGS),
+    VMI_NAMED(PTRACE_GETFPREGS),
+    VMI_NAMED(PTRACE_SETFPREGS),
+    VMI_NAMED(PTRACE_ATTACH),
+    VMI_NAMED(PTRACE_DETACH),
+    VMI_NAMED(PTRACE_GETFPXREGS),
+    VMI_NAMED(PTRACE_SETFPXREGS),
+    {21, "PTRACE_OLDSETOPTIONS"},
+    VMI_NAMED(PTRACE_SYSCALL),
+    VMI_NAMED(PTRACE_GET_THREAD_AREA),
+    VMI_NAMED(PTRACE_SET_THREAD_AREA),
+    VMI_NAMED(PTRACE_ARCH_PRCTL),
+    VMI_NAMED(PTRACE_SYSEMU),
+    VMI_NAMED(PTRACE_SYSEMU_SINGLESTEP),
+    VMI_NAMED(PTRACE_SINGLEBLOCK),
+    VMI_NAMED(PTRACE_SETOPTIONS),
+    VMI_NAMED(PTRACE_GETEVENTMSG),
+    VMI_NAMED(PTRACE_GETSIGINFO),
+    VMI_NAMED(PTRACE_SETSIGINFO),
+    VMI_NAMED(PTRACE_GETREGSET),
+    VMI_NAMED(PTRACE_SETREGSET),
+    VMI_NAMED(PTRACE_SEIZE),
+    VMI_NAMED(PTRACE_INTERRUPT),
+    VMI_NAMED(PTRACE_LISTEN),
+    VMI_NAMED(PTRACE_PEEKSIGINFO),
+    VMI_NAMED(PTRACE_GETSIGMASK),
+    VMI_NAMED(PTRACE_SETSIGMASK),
+    VMI_NAMED(PTRACE_SECCOMP_GET_FILTER),
+    VMI_NAMED(PTRACE_SECCOMP_GET_METADATA),
+    VMI_NAMED(PTRACE_GET_SYSCALL_INFO),
+    VMI_NAMED(PTRACE_GET_RSEQ_CONFIGURATION),
+    {0x4210, "PTRACE_SET_SYSCALL_USER_DISPATCH_CONFIG"},
+    {0x4211, "PTRACE_GET_SYSCALL_USER_DISPATCH_CONFIG"},
+};
+
+#undef VMI_NAMED
+
+const char* find(std::span<const Named> table, std::uint64_t v) {
+    for (const Named& n : table)
+        if (n.value == v) return n.name;
+    return nullptr;
+}
+
 using K = ArgKind;
 
 const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
@@ -549,7 +645,8 @@ const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
         add("accept", {{"fd", K::kFd}, {"addr", K::kHex}, {"addrlen", K::kHex}});
         add("accept4",
             {{"fd", K::kFd}, {"addr", K::kHex}, {"addrlen", K::kHex}, {"flags", K::kHex}});
-        add("socket", {{"domain", K::kInt}, {"type", K::kHex}, {"protocol", K::kInt}});
+        add("socket",
+            {{"domain", K::kSocketDomain}, {"type", K::kSocketType}, {"protocol", K::kInt}});
         add("ptrace",
             {{"request", K::kInt}, {"pid", K::kInt}, {"addr", K::kHex}, {"data", K::kHex}});
         add("kill", {{"pid", K::kInt}, {"sig", K::kSignal}});
@@ -625,8 +722,8 @@ const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
                            {"flags", K::kHex}});
         add("chroot", {{"path", K::kPath}}, 0);
         add("pivot_root", {{"new_root", K::kPath}, {"put_old", K::kHex}}, 0);
-        add("setns", {{"fd", K::kFd}, {"nstype", K::kHex}});
-        add("unshare", {{"flags", K::kCloneFlags}});
+        add("setns", {{"fd", K::kFd}, {"nstype", K::kNsFlags}});
+        add("unshare", {{"flags", K::kNsFlags}});
         add("truncate", {{"path", K::kPath}, {"length", K::kInt}}, 0);
         add("link", {{"oldpath", K::kPath}, {"newpath", K::kHex}}, 0);
         add("linkat",
@@ -690,14 +787,20 @@ const SyscallInfo* syscall_info(std::uint64_t nr) {
     return it == infos().end() ? nullptr : &it->second;
 }
 
+// glibc defines O_LARGEFILE as 0 on x86-64; the kernel's bit is 0100000.
+constexpr std::uint64_t kKernelLargefile = 0100000;
+
 std::string decode_open_flags(std::uint64_t flags) {
     static constexpr Flag kFlags[] = {
-        {O_CREAT, "O_CREAT"},         {O_EXCL, "O_EXCL"},           {O_NOCTTY, "O_NOCTTY"},
-        {O_TRUNC, "O_TRUNC"},         {O_APPEND, "O_APPEND"},       {O_NONBLOCK, "O_NONBLOCK"},
-        {O_TMPFILE, "O_TMPFILE"},     {O_DSYNC, "O_DSYNC"},         {O_SYNC, "O_SYNC"},
-        {O_DIRECTORY, "O_DIRECTORY"}, {O_NOFOLLOW, "O_NOFOLLOW"},   {O_CLOEXEC, "O_CLOEXEC"},
-        {O_DIRECT, "O_DIRECT"},       {O_LARGEFILE, "O_LARGEFILE"}, {O_NOATIME, "O_NOATIME"},
-        {O_PATH, "O_PATH"},           {O_ASYNC, "O_ASYNC"},
+        {O_CREAT, "O_CREAT"},       {O_EXCL, "O_EXCL"},
+        {O_NOCTTY, "O_NOCTTY"},     {O_TRUNC, "O_TRUNC"},
+        {O_APPEND, "O_APPEND"},     {O_NONBLOCK, "O_NONBLOCK"},
+        {O_TMPFILE, "O_TMPFILE"},   {O_SYNC, "O_SYNC"},
+        {O_DSYNC, "O_DSYNC"},       {O_DIRECTORY, "O_DIRECTORY"},
+        {O_NOFOLLOW, "O_NOFOLLOW"}, {O_CLOEXEC, "O_CLOEXEC"},
+        {O_DIRECT, "O_DIRECT"},     {kKernelLargefile, "O_LARGEFILE"},
+        {O_NOATIME, "O_NOATIME"},   {O_PATH, "O_PATH"},
+        {O_ASYNC, "O_ASYNC"},
     };
     static constexpr const char* kAccess[] = {"O_RDONLY", "O_WRONLY", "O_RDWR", "O_ACCMODE"};
     // O_TMPFILE includes O_DIRECTORY: name the larger set first.
@@ -713,33 +816,41 @@ std::string decode_prot(std::uint64_t prot) {
     return prot ? join_flags(prot, kFlags) : "PROT_NONE";
 }
 
+// CLONE_* bits; bit 7 is CLONE_NEWTIME for unshare and setns, the signal byte for clone.
+constexpr Flag kCloneFlagNames[] = {{CLONE_VM, "CLONE_VM"},
+                                    {CLONE_FS, "CLONE_FS"},
+                                    {CLONE_FILES, "CLONE_FILES"},
+                                    {CLONE_SIGHAND, "CLONE_SIGHAND"},
+                                    {CLONE_PIDFD, "CLONE_PIDFD"},
+                                    {CLONE_PTRACE, "CLONE_PTRACE"},
+                                    {CLONE_VFORK, "CLONE_VFORK"},
+                                    {CLONE_PARENT, "CLONE_PARENT"},
+                                    {CLONE_THREAD, "CLONE_THREAD"},
+                                    {CLONE_NEWNS, "CLONE_NEWNS"},
+                                    {CLONE_SYSVSEM, "CLONE_SYSVSEM"},
+                                    {CLONE_SETTLS, "CLONE_SETTLS"},
+                                    {CLONE_PARENT_SETTID, "CLONE_PARENT_SETTID"},
+                                    {CLONE_CHILD_CLEARTID, "CLONE_CHILD_CLEARTID"},
+                                    {CLONE_UNTRACED, "CLONE_UNTRACED"},
+                                    {CLONE_CHILD_SETTID, "CLONE_CHILD_SETTID"},
+                                    {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
+                                    {CLONE_NEWUTS, "CLONE_NEWUTS"},
+                                    {CLONE_NEWIPC, "CLONE_NEWIPC"},
+                                    {CLONE_NEWUSER, "CLONE_NEWUSER"},
+                                    {CLONE_NEWPID, "CLONE_NEWPID"},
+                                    {CLONE_NEWNET, "CLONE_NEWNET"},
+                                    {CLONE_IO, "CLONE_IO"}};
+
 std::string decode_clone_flags(std::uint64_t flags) {
-    static constexpr Flag kFlags[] = {{CLONE_VM, "CLONE_VM"},
-                                      {CLONE_FS, "CLONE_FS"},
-                                      {CLONE_FILES, "CLONE_FILES"},
-                                      {CLONE_SIGHAND, "CLONE_SIGHAND"},
-                                      {CLONE_PIDFD, "CLONE_PIDFD"},
-                                      {CLONE_PTRACE, "CLONE_PTRACE"},
-                                      {CLONE_VFORK, "CLONE_VFORK"},
-                                      {CLONE_PARENT, "CLONE_PARENT"},
-                                      {CLONE_THREAD, "CLONE_THREAD"},
-                                      {CLONE_NEWNS, "CLONE_NEWNS"},
-                                      {CLONE_SYSVSEM, "CLONE_SYSVSEM"},
-                                      {CLONE_SETTLS, "CLONE_SETTLS"},
-                                      {CLONE_PARENT_SETTID, "CLONE_PARENT_SETTID"},
-                                      {CLONE_CHILD_CLEARTID, "CLONE_CHILD_CLEARTID"},
-                                      {CLONE_UNTRACED, "CLONE_UNTRACED"},
-                                      {CLONE_CHILD_SETTID, "CLONE_CHILD_SETTID"},
-                                      {CLONE_NEWCGROUP, "CLONE_NEWCGROUP"},
-                                      {CLONE_NEWUTS, "CLONE_NEWUTS"},
-                                      {CLONE_NEWIPC, "CLONE_NEWIPC"},
-                                      {CLONE_NEWUSER, "CLONE_NEWUSER"},
-                                      {CLONE_NEWPID, "CLONE_NEWPID"},
-                                      {CLONE_NEWNET, "CLONE_NEWNET"},
-                                      {CLONE_IO, "CLONE_IO"}};
     // The low byte is the signal sent to the parent at exit.
     std::string sig = (flags & 0xff) ? decode_signal(flags & 0xff) : std::string{};
-    return join_flags(flags & ~std::uint64_t{0xff}, kFlags, sig);
+    return join_flags(flags & ~std::uint64_t{0xff}, kCloneFlagNames, sig);
+}
+
+std::string decode_ns_flags(std::uint64_t flags) {
+    constexpr std::uint64_t kNewTime = 0x80;
+    std::string time = (flags & kNewTime) ? "CLONE_NEWTIME" : "";
+    return join_flags(flags & ~kNewTime, kCloneFlagNames, time);
 }
 
 std::string decode_signal(std::uint64_t sig) {
@@ -793,6 +904,42 @@ Result<SockAddr> decode_sockaddr(std::span<const std::uint8_t> b) {
         a.family = "AF_" + std::to_string(family);
     }
     return a;
+}
+
+std::optional<CaptureSpec> syscall_capture(std::uint64_t nr) {
+    const SyscallInfo* info = syscall_info(nr);
+    if (info == nullptr || info->capture_arg < 0) return std::nullopt;
+    if (info->capture_len_arg >= 0)
+        return CaptureSpec{CaptureSpec::Kind::kBuffer, info->capture_arg, info->capture_len_arg};
+    return CaptureSpec{CaptureSpec::Kind::kString, info->capture_arg, -1};
+}
+
+std::string decode_ptrace_request(std::uint64_t request) {
+    const char* name = find(kPtraceRequests, request);
+    return name ? name : hex(request);
+}
+
+std::string decode_socket_domain(std::uint64_t domain) {
+    const auto d = static_cast<std::int32_t>(static_cast<std::uint32_t>(domain));
+    const char* name = find(kDomains, static_cast<std::uint32_t>(d));
+    return name ? name : "AF_" + std::to_string(d);
+}
+
+std::string decode_socket_type(std::uint64_t type) {
+    std::uint64_t rest = type & 0xffffffffULL;
+    const std::uint64_t base = rest & kSockTypeMask;
+    rest &= ~kSockTypeMask;
+    const char* name = find(kSocketTypes, base);
+    std::string out = name ? name : std::to_string(base);
+    for (const Named& f : kSocketFlags) {
+        if (rest & f.value) {
+            out += '|';
+            out += f.name;
+            rest &= ~f.value;
+        }
+    }
+    if (rest) out += "|" + hex(rest);
+    return out;
 }
 
 }  // namespace vmi

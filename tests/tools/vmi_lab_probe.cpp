@@ -1,8 +1,11 @@
 // vmi-lab-probe: drives vminsight.ko directly for the lab's robustness scenario.
-//   cycle PID N     attach, request CR3 exiting, read, detach: N times, under guest load
+//   cycle PID N     attach, trap CR3 writes and every syscall, read, detach: N times, under
+//                   guest load
 //   overflow PID    a one-page ring nobody reads until it overflows; then, with QEMU stopped,
 //                   check that every record is accounted for: read, or counted lost
 //   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
+//   linger PID      trap every syscall, stop QEMU (SIGSTOP) and detach: the session must
+//                   linger (module busy) until QEMU is continued and its vCPU drops its traps
 // Prints one JSON line with the figures; exits non-zero when an invariant breaks.
 #include <poll.h>
 #include <signal.h>
@@ -23,9 +26,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void request_cr3_exiting(vmid::KmodSession& s) {
+// CR3 exiting and every syscall trapped, with paths captured: the heaviest load the module
+// can be put under, so attach, detach and overflow are tested mid-syscall.
+void request_traps(vmid::KmodSession& s) {
     auto layout = vmid::resolve_kvm_layout();
-    if (auto* l = std::get_if<vmi_kvm_layout>(&layout)) s.set_traps(VMI_TRAP_CR3, *l);
+    auto* l = std::get_if<vmi_kvm_layout>(&layout);
+    if (!l) throw std::runtime_error("no KVM layout: " + std::get<std::string>(layout));
+    vmi_syscall_filter f{};
+    for (auto& w : f.trace) w = ~0ULL;
+    f.capture[257] = VMI_CAPTURE_STRING | 2;  // openat: path
+    f.capture[59] = VMI_CAPTURE_STRING | 1;   // execve: path
+    s.set_filter(f);
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
 }
 
 // Wait (bounded) until the ring has records, by poll() on the session like the daemon.
@@ -35,15 +47,22 @@ bool wait_records(const vmid::KmodSession& s, int timeout_ms) {
 }
 
 int cycle(pid_t pid, int n) {
-    std::uint64_t records = 0;
-    int with_records = 0;
+    std::uint64_t records = 0, syscalls = 0;
+    int with_records = 0, with_syscalls = 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
         vmid::LocatedVm vm = vmid::locate_vm(pid);
         vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 1);
-        request_cr3_exiting(s);
-        if (wait_records(s, 2000)) ++with_records;
-        records += s.ring().drain([](const vmi_record&) {});
+        request_traps(s);
+        // Read until the guest's syscalls show up (bounded), then detach under them.
+        std::uint64_t sys = 0, got = 0;
+        const auto until = Clock::now() + std::chrono::seconds(2);
+        while (!sys && Clock::now() < until && wait_records(s, 500))
+            got += s.ring().drain([&](const vmi_record& r) { sys += r.type == VMI_REC_SYSCALL; });
+        records += got;
+        with_records += got > 0;
+        syscalls += sys;
+        with_syscalls += sys > 0;
         const vmi_status st = s.status();
         if (st.records < s.ring().consumed()) {
             std::printf("{\"error\":\"status counts fewer records than were read\"}\n");
@@ -53,11 +72,14 @@ int cycle(pid_t pid, int n) {
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("%s\n", nlohmann::json{{"cycles", n},
                                        {"cycles_with_records", with_records},
+                                       {"cycles_with_syscalls", with_syscalls},
                                        {"records", records},
+                                       {"syscall_records", syscalls},
                                        {"seconds", secs}}
                             .dump()
                             .c_str());
-    return with_records * 2 >= n ? 0 : 1;  // the guest is busy: most cycles see its switches
+    // The guest is busy: most cycles see its switches and its syscalls.
+    return with_records * 2 >= n && with_syscalls * 2 >= n ? 0 : 1;
 }
 
 // Overflow, then a quiescent point (QEMU stopped) where every record must be accounted for:
@@ -65,7 +87,7 @@ int cycle(pid_t pid, int n) {
 int overflow(pid_t pid) {
     vmid::LocatedVm vm = vmid::locate_vm(pid);
     vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 1);  // 32 records
-    request_cr3_exiting(s);
+    request_traps(s);
     const auto deadline = Clock::now() + std::chrono::seconds(60);
     while (s.status().lost < 1000 && Clock::now() < deadline)  // nobody reads: the ring fills
         std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -124,19 +146,31 @@ int overflow(pid_t pid) {
     return exact ? 0 : 1;
 }
 
+int linger(pid_t pid) {
+    vmi_status st{};
+    {
+        vmid::LocatedVm vm = vmid::locate_vm(pid);
+        vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 64);
+        request_traps(s);
+        std::uint64_t sys = 0;
+        const auto until = Clock::now() + std::chrono::seconds(10);
+        while (!sys && Clock::now() < until && wait_records(s, 500))
+            s.ring().drain([&](const vmi_record& r) { sys += r.type == VMI_REC_SYSCALL; });
+        if (::kill(pid, SIGSTOP) != 0) throw std::runtime_error("SIGSTOP qemu failed");
+        st = s.status();
+    }  // detach with the vCPU stopped, its traps armed
+    std::printf("%s\n", nlohmann::json{{"sys_armed_vcpus_at_detach", st.sys_armed_vcpus},
+                                       {"syscalls", st.syscalls}}
+                            .dump()
+                            .c_str());
+    return st.sys_armed_vcpus > 0 && st.syscalls > 0 ? 0 : 1;
+}
+
 // Every record as a JSON line: the raw kernel view, without the daemon's decoding.
 int trace(pid_t pid, int ms) {
     vmid::LocatedVm vm = vmid::locate_vm(pid);
     vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 64);
-    auto layout = vmid::resolve_kvm_layout();
-    auto* l = std::get_if<vmi_kvm_layout>(&layout);
-    if (!l) throw std::runtime_error("no KVM layout");
-    vmi_syscall_filter f{};
-    for (auto& w : f.trace) w = ~0ULL;
-    f.capture[257] = VMI_CAPTURE_STRING | 2;  // openat: path
-    f.capture[59] = VMI_CAPTURE_STRING | 1;   // execve: path
-    s.set_filter(f);
-    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
+    request_traps(s);
     const auto deadline = Clock::now() + std::chrono::milliseconds(ms);
     while (Clock::now() < deadline) {
         wait_records(s, 100);
@@ -185,7 +219,10 @@ int main(int argc, char** argv) {
         if (cmd == "cycle" && argc == 4) return cycle(std::stoi(argv[2]), std::stoi(argv[3]));
         if (cmd == "overflow" && argc == 3) return overflow(std::stoi(argv[2]));
         if (cmd == "trace" && argc == 4) return trace(std::stoi(argv[2]), std::stoi(argv[3]));
-        std::fprintf(stderr, "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS\n");
+        if (cmd == "linger" && argc == 3) return linger(std::stoi(argv[2]));
+        std::fprintf(
+            stderr,
+            "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS | linger PID\n");
         return 2;
     } catch (const std::exception& e) {
         std::printf("{\"error\":\"%s\"}\n", e.what());

@@ -2,6 +2,7 @@
 // worth decoding, and which argument's bytes to copy out of guest memory at the call.
 #pragma once
 
+#include <compare>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -33,7 +34,11 @@ enum class ArgKind {
     kMode,        // octal
     kSignal,      // SIG*
     kProt,        // PROT_*
-    kCloneFlags,  // CLONE_*
+    kCloneFlags,  // CLONE_* with the exit signal in the low byte (clone)
+    kNsFlags,     // CLONE_NEW* (unshare, setns): no signal byte
+    kPtraceRequest,
+    kSocketDomain,
+    kSocketType,
 };
 
 struct ArgInfo {
@@ -52,11 +57,38 @@ struct SyscallInfo {
 /// arguments are shown raw).
 const SyscallInfo* syscall_info(std::uint64_t nr);
 
+/// The one argument a hypervisor copies out of guest memory when a syscall is entered: later
+/// (at the return) the guest may have changed or unmapped it.
+struct CaptureSpec {
+    enum class Kind : std::uint8_t {
+        kString,  // NUL-terminated user string at args[arg]: a path, a module or memfd name
+        kBuffer,  // args[arg] points to args[len_arg] bytes: a sockaddr
+    };
+    Kind kind = Kind::kString;
+    int arg = -1;      // index of the pointer argument
+    int len_arg = -1;  // kBuffer: index of the length argument; -1 for kString
+
+    friend bool operator==(const CaptureSpec&, const CaptureSpec&) = default;
+};
+
+/// The capture rule from syscall_info(nr): the first path of path-taking syscalls (execveat:
+/// arg 1; renameat: the old path), the address of connect/bind. nullopt when nothing is
+/// copied (unknown number, no metadata, or no pointer worth copying).
+std::optional<CaptureSpec> syscall_capture(std::uint64_t nr);
+
 /// Decoders: pure functions over values a guest controls; unknown bits are shown in hex.
 std::string decode_open_flags(std::uint64_t flags);
 std::string decode_prot(std::uint64_t prot);
 std::string decode_clone_flags(std::uint64_t flags);
+/// unshare and setns flags: CLONE_NEW* without clone's signal byte.
+std::string decode_ns_flags(std::uint64_t flags);
 std::string decode_signal(std::uint64_t sig);
+/// "PTRACE_ATTACH"; unknown requests in hex.
+std::string decode_ptrace_request(std::uint64_t request);
+/// "AF_INET"; unknown families as "AF_<n>".
+std::string decode_socket_domain(std::uint64_t domain);
+/// "SOCK_STREAM|SOCK_NONBLOCK|SOCK_CLOEXEC"; unknown bits in hex.
+std::string decode_socket_type(std::uint64_t type);
 /// "ENOENT" for -2; empty for values that are not errors (-4095..-1 are).
 std::string decode_errno(std::int64_t ret);
 

@@ -17,7 +17,7 @@ start_daemon() { # start_daemon EVENTS [OPTIONS...]: starts vminsightd on $qemu,
 	events=$1
 	shift
 	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$events" \
-		--rescan-interval-ms 200 "$@" 2>>"$out/daemon.err" &
+		--rescan-interval-ms 200 --syscalls execve,exit_group "$@" 2>>"$out/daemon.err" &
 	daemon=$!
 }
 
@@ -78,7 +78,7 @@ start_daemon "$out/events-killed.jsonl"
 wait_for 60 in_file "$out/events-killed.jsonl" vm-attached
 kill -KILL "$daemon"
 wait "$daemon" 2>/dev/null
-if rmmod vminsight; then
+if wait_for 10 rmmod vminsight; then
 	step rmmod-after-daemon-killed PASS
 else
 	step rmmod-after-daemon-killed FAIL "module still busy"
