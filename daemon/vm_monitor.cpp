@@ -300,6 +300,8 @@ void VmMonitor::report_stats() {
            {"sysrets_emulated", st.sysrets},
            {"syscalls_denied", st.denied},
            {"sysrets_retried", st.retried},
+           {"sysrets_early", st.sysrets_early},
+           {"exit_probe_missed", st.exit_probe_missed},
            {"capture_faults", st.capture_faults},
            {"returns_unmatched_kernel", st.unmatched},
            {"calls", calls_.stats().calls},

@@ -8,6 +8,7 @@
  * headers the module is built against, except struct vcpu_svm's VMCB
  * pointer, whose offset userspace reads from kvm_amd's BTF.
  */
+#include <linux/kprobes.h>
 #include <linux/kvm_host.h>
 #include <linux/tracepoint.h>
 #include <linux/err.h>
@@ -280,18 +281,20 @@ int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
 enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 				      const struct vmi_kvm_layout *layout)
 {
+	struct kvm_queued_exception *ex;
 	struct vmcb *vmcb;
 	int why = 0;
-	u32 inj;
 
 	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
 	if (!vmcb || vmcb->control.exit_code != SVM_EXIT_EXCP_BASE + UD_VECTOR ||
 	    vmcb->save.cpl != 0)
 		return VMI_EXIT_OTHER;
-	inj = vmcb->control.event_inj;
-	if ((inj & SVM_EVTINJ_VALID) &&
-	    (inj & SVM_EVTINJ_TYPE_MASK) == SVM_EVTINJ_TYPE_EXEPT &&
-	    (inj & SVM_EVTINJ_VEC_MASK) == UD_VECTOR)
+	/*
+	 * KVM queued #UD (pending), or is injecting it now (injected, and in
+	 * the VMCB's event_inj at VM entry).
+	 */
+	ex = &vcpu->arch.exception;
+	if ((ex->pending || ex->injected) && ex->vector == UD_VECTOR)
 		return VMI_EXIT_UD_KERNEL;
 	/* A #UD from user mode that leaves the vCPU at the SYSCALL entry. */
 	if (vcpu->arch.regs[VCPU_REGS_RIP] == vmcb->save.lstar)
@@ -341,6 +344,18 @@ static void vmi_svm_flat_seg(struct vmcb_seg *seg, u16 selector, u16 attrib)
 	seg->base = 0;
 }
 
+/*
+ * Forget the #UD KVM queued: at VM entry it is in the VMCB (undelivered, as
+ * far as KVM can tell at the next exit); on the way out to userspace it is
+ * only in KVM's queue, which a save or migration would carry along.
+ */
+static void vmi_vcpu_drop_ud(struct kvm_vcpu *vcpu, struct vmcb *vmcb)
+{
+	vmcb->control.event_inj = 0;
+	vcpu->arch.exception.pending = false;
+	vcpu->arch.exception.injected = false;
+}
+
 bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
 		     const struct vmi_kvm_layout *layout, bool wide, u64 rax)
 {
@@ -368,8 +383,7 @@ bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
 	/* KVM copies these into the VMCB right after the entry tracepoint. */
 	r[VCPU_REGS_RIP] = rip;
 	r[VCPU_REGS_RAX] = rax;
-	/* Undelivered, as far as KVM can tell at the next exit. */
-	vmcb->control.event_inj = 0;
+	vmi_vcpu_drop_ud(vcpu, vmcb);
 	return true;
 }
 
@@ -384,7 +398,7 @@ void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
 		return;
 	vmcb->save.efer |= vcpu->arch.efer & EFER_SCE;
 	vmcb->control.clean &= ~VMI_VMCB_CLEAN_CR;
-	vmcb->control.event_inj = 0;
+	vmi_vcpu_drop_ud(vcpu, vmcb);
 }
 
 /*
@@ -400,4 +414,50 @@ int vmi_vcpu_read_gpa(struct kvm_vcpu *vcpu, u64 gpa, void *buf, u32 len)
 	ret = kvm_vcpu_read_guest_atomic(vcpu, gpa, buf, len);
 	srcu_read_unlock(&vcpu->kvm->srcu, idx);
 	return ret;
+}
+
+/*
+ * The way out of KVM_RUN to userspace. A return probe on the x86 run
+ * ioctl: there is no tracepoint with the vCPU there.
+ */
+static vmi_userspace_exit_probe_t userspace_exit_probe;
+
+static int vmi_run_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	*(struct kvm_vcpu **)ri->data = (struct kvm_vcpu *)regs->di;
+	return 0;
+}
+
+static int vmi_run_return(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	userspace_exit_probe(*(struct kvm_vcpu **)ri->data);
+	return 0;
+}
+
+static struct kretprobe vmi_run_probe = {
+	.kp.symbol_name = "kvm_arch_vcpu_ioctl_run",
+	.entry_handler = vmi_run_entry,
+	.handler = vmi_run_return,
+	.data_size = sizeof(struct kvm_vcpu *),
+	/* One per vCPU thread inside KVM_RUN at once. */
+	.maxactive = 1024,
+};
+
+int vmi_kvm_userspace_exit_probe_register(vmi_userspace_exit_probe_t probe)
+{
+	userspace_exit_probe = probe;
+	memset(&vmi_run_probe.kp, 0, sizeof(vmi_run_probe.kp));
+	vmi_run_probe.kp.symbol_name = "kvm_arch_vcpu_ioctl_run";
+	vmi_run_probe.nmissed = 0;
+	return register_kretprobe(&vmi_run_probe);
+}
+
+void vmi_kvm_userspace_exit_probe_unregister(void)
+{
+	unregister_kretprobe(&vmi_run_probe);
+}
+
+unsigned long vmi_kvm_userspace_exit_probe_missed(void)
+{
+	return vmi_run_probe.nmissed;
 }

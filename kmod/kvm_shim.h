@@ -81,7 +81,7 @@ int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
 enum vmi_trap_exit {
 	VMI_EXIT_OTHER = 0,
 	VMI_EXIT_SYSCALL,	/* KVM emulated a SYSCALL: kernel entry now */
-	VMI_EXIT_UD_KERNEL,	/* KVM injects #UD at CPL 0: maybe SYSRET */
+	VMI_EXIT_UD_KERNEL,	/* KVM queued #UD at CPL 0: maybe SYSRET */
 };
 
 enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
@@ -118,6 +118,17 @@ void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
 
 /* Read guest-physical memory without sleeping; 0 or -errno. */
 int vmi_vcpu_read_gpa(struct kvm_vcpu *vcpu, u64 gpa, void *buf, u32 len);
+
+/*
+ * Return probe on KVM_RUN, in the vCPU's thread after it left the guest for
+ * userspace (QEMU), where a save or migration may read its state. The vCPU
+ * is not loaded; interrupts may be off.
+ */
+typedef void (*vmi_userspace_exit_probe_t)(struct kvm_vcpu *vcpu);
+int vmi_kvm_userspace_exit_probe_register(vmi_userspace_exit_probe_t probe);
+void vmi_kvm_userspace_exit_probe_unregister(void);
+/* Returns missed for lack of instances (more vCPUs in KVM_RUN than planned). */
+unsigned long vmi_kvm_userspace_exit_probe_missed(void);
 
 /* Tracepoint on every VM entry. */
 typedef void (*vmi_entry_probe_t)(struct kvm_vcpu *vcpu);

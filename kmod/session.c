@@ -136,6 +136,19 @@ out:
 	rcu_read_unlock();
 }
 
+void vmi_session_on_userspace_exit(struct kvm_vcpu *vcpu)
+{
+	struct vmi_session *s;
+	u32 idx;
+
+	rcu_read_lock();
+	s = vmi_session_find(vmi_vcpu_kvm(vcpu));
+	idx = vmi_vcpu_index(vcpu);
+	if (s && idx < s->max_vcpus && !vmi_vcpu_in_nested_guest(vcpu))
+		vmi_sys_on_userspace_exit(s, &s->vcpus[idx], vcpu);
+	rcu_read_unlock();
+}
+
 void vmi_session_notify(struct vmi_session *s)
 {
 	irq_work_queue(&s->wake);
@@ -172,6 +185,12 @@ static int vmi_session_publish(struct vmi_session *s)
 		ret = vmi_kvm_entry_probe_register(vmi_session_on_vm_entry);
 		if (ret)
 			goto out;
+		ret = vmi_kvm_userspace_exit_probe_register(vmi_session_on_userspace_exit);
+		if (ret) {
+			pr_err("cannot probe kvm_arch_vcpu_ioctl_run: %d\n", ret);
+			vmi_kvm_entry_probe_unregister();
+			goto out;
+		}
 	}
 	vmi_nr_sessions++;
 	hash_add_rcu(vmi_sessions, &s->node, (unsigned long)s->kvm);
@@ -184,8 +203,10 @@ static void vmi_session_unpublish(struct vmi_session *s)
 {
 	mutex_lock(&vmi_sessions_lock);
 	hash_del_rcu(&s->node);
-	if (!--vmi_nr_sessions)
+	if (!--vmi_nr_sessions) {
+		vmi_kvm_userspace_exit_probe_unregister();
 		vmi_kvm_entry_probe_unregister();	/* waits for probes */
+	}
 	mutex_unlock(&vmi_sessions_lock);
 	/* A probe that found this session has finished with it. */
 	synchronize_rcu();
@@ -288,6 +309,7 @@ static long vmi_session_status(struct vmi_session *s, void __user *arg)
 	for (i = 0; i < s->max_vcpus; i++)
 		st.cr3_samples += READ_ONCE(s->vcpus[i].samples);
 	vmi_sys_status(s, &st);
+	st.exit_probe_missed = vmi_kvm_userspace_exit_probe_missed();
 	st.cr3_mode = READ_ONCE(s->cr3_mode);
 	st.cr3_fallback = READ_ONCE(s->cr3_fallback);
 	st.cr3_armed_vcpus = atomic_read(&s->cr3_armed);
@@ -474,6 +496,7 @@ void vmi_sessions_exit(void)
 	if (vmi_nr_sessions) {
 		pr_err("forced unload with %u sessions attached\n",
 		       vmi_nr_sessions);
+		vmi_kvm_userspace_exit_probe_unregister();
 		vmi_kvm_entry_probe_unregister();
 		vmi_nr_sessions = 0;
 	}

@@ -59,6 +59,8 @@ int vmi_session_attach(const struct vmi_attach *attach);
 
 /* Called for every VM entry of every VM while any session exists. */
 void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu);
+/* Called for every return of KVM_RUN to userspace, likewise. */
+void vmi_session_on_userspace_exit(struct kvm_vcpu *vcpu);
 
 /* Wake readers soon (lazily); callable from the entry probe. */
 void vmi_session_notify(struct vmi_session *s);

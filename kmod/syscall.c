@@ -180,6 +180,7 @@ void vmi_sys_status(struct vmi_session *s, struct vmi_status *out)
 		out->denied += READ_ONCE(vs->denied);
 		out->retried += READ_ONCE(vs->retried);
 		out->capture_faults += READ_ONCE(vs->faults);
+		out->sysrets_early += READ_ONCE(vs->early);
 	}
 	raw_spin_lock_irqsave(&s->sys.pending_lock, flags);
 	out->unmatched = s->sys.unmatched;
@@ -510,6 +511,22 @@ static bool vmi_sys_ud_kernel(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 	trace_vminsight_sysret(&rec, vmi_kvm_owner_pid(s->kvm), !written);
 	vmi_session_notify(s);
 	return false;
+}
+
+void vmi_sys_on_userspace_exit(struct vmi_session *s,
+			       struct vmi_vcpu_state *st,
+			       struct kvm_vcpu *vcpu)
+{
+	struct vmi_vcpu_sys *vs = &st->sys;
+	u64 exits = vmi_vcpu_exits(vcpu);
+
+	if (!vs->active || exits == vs->exits_seen ||
+	    vmi_vcpu_trap_exit(vcpu, &s->layout) != VMI_EXIT_UD_KERNEL)
+		return;
+	/* This exit is dealt with: the next entry must not see it again. */
+	vs->exits_seen = exits;
+	vmi_sys_ud_kernel(s, vs, vcpu, rcu_dereference(s->sys.filter));
+	WRITE_ONCE(vs->early, vs->early + 1);
 }
 
 void vmi_sys_on_entry(struct vmi_session *s, struct vmi_vcpu_state *st,

@@ -32,7 +32,7 @@ struct vmi_vcpu_sys {
 	bool sysret_wide;		/* the cached SYSRET site is SYSRETQ */
 	u64 sysret_rip;			/* a SYSRET site seen, and where it is */
 	u64 sysret_gpa;
-	u64 syscalls, sysrets, denied, retried, faults;
+	u64 syscalls, sysrets, denied, retried, faults, early;
 };
 
 /* A traced call waiting for its SYSRET; keyed by the thread's user state. */
@@ -62,6 +62,15 @@ long vmi_sys_set_filter(struct vmi_session *s, const void __user *arg);
 /* In the vCPU's thread at VM entry, under rcu_read_lock(). */
 void vmi_sys_on_entry(struct vmi_session *s, struct vmi_vcpu_state *st,
 		      struct kvm_vcpu *vcpu);
+
+/*
+ * In the vCPU's thread on its way out to userspace, under rcu_read_lock():
+ * complete a trapped SYSRET now, so no #UD of ours sits in KVM's queue
+ * where a save or a migration would carry it to a host without us.
+ */
+void vmi_sys_on_userspace_exit(struct vmi_session *s,
+			       struct vmi_vcpu_state *st,
+			       struct kvm_vcpu *vcpu);
 
 /* Fill the sys_* fields of a status report. */
 void vmi_sys_status(struct vmi_session *s, struct vmi_status *out);

@@ -196,7 +196,9 @@ struct vmi_status {
 	__u64 retried;		/* SYSRETs left to run natively (unreadable) */
 	__u64 capture_faults;	/* argument values that could not be read */
 	__u64 unmatched;	/* traced calls whose SYSRET lost its match */
-	__u64 reserved[4];
+	__u64 sysrets_early;	/* of sysrets: done before a return to QEMU */
+	__u64 exit_probe_missed;	/* returns to userspace not looked at */
+	__u64 reserved[2];
 };
 
 /*

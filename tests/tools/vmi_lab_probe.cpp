@@ -4,11 +4,19 @@
 //   overflow PID    a one-page ring nobody reads until it overflows; then, with QEMU stopped,
 //                   check that every record is accounted for: read, or counted lost
 //   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
+//   pause PID N     trap every syscall; N times stop QEMU (SIGSTOP), as a save or migration
+//                   does, and go on: reports the SYSRETs completed on the way out
 //   linger PID      trap every syscall, stop QEMU (SIGSTOP) and detach: the session must
 //                   linger (module busy) until QEMU is continued and its vCPU drops its traps
 // Prints one JSON line with the figures; exits non-zero when an invariant breaks.
 #include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 
 #include <chrono>
 #include <cstdio>
@@ -146,6 +154,44 @@ int overflow(pid_t pid) {
     return exact ? 0 : 1;
 }
 
+// Every thread of `pid` stopped (so no vCPU is inside KVM_RUN).
+bool all_stopped(pid_t pid) {
+    for (const auto& t :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+        std::ifstream f(t.path() / "stat");
+        std::string line;
+        std::getline(f, line);
+        const auto close = line.rfind(')');
+        if (close == std::string::npos || close + 2 >= line.size() || line[close + 2] != 'T')
+            return false;
+    }
+    return true;
+}
+
+int pause_check(pid_t pid, int n) {
+    vmid::LocatedVm vm = vmid::locate_vm(pid);
+    vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 64);
+    request_traps(s);
+    for (int i = 0; i < n; ++i) {
+        s.ring().drain([](const vmi_record&) {});
+        std::this_thread::sleep_for(std::chrono::milliseconds(3 + i % 7));
+        if (::kill(pid, SIGSTOP) != 0) throw std::runtime_error("SIGSTOP qemu failed");
+        const auto until = Clock::now() + std::chrono::seconds(5);
+        while (!all_stopped(pid) && Clock::now() < until)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
+        ::kill(pid, SIGCONT);
+    }
+    const vmi_status st = s.status();
+    std::printf("%s\n", nlohmann::json{{"pauses", n},
+                                       {"syscalls", st.syscalls},
+                                       {"sysrets", st.sysrets},
+                                       {"sysrets_early", st.sysrets_early},
+                                       {"exit_probe_missed", st.exit_probe_missed}}
+                            .dump()
+                            .c_str());
+    return st.syscalls > 0 && st.exit_probe_missed == 0 ? 0 : 1;
+}
+
 int linger(pid_t pid) {
     vmi_status st{};
     {
@@ -220,9 +266,10 @@ int main(int argc, char** argv) {
         if (cmd == "overflow" && argc == 3) return overflow(std::stoi(argv[2]));
         if (cmd == "trace" && argc == 4) return trace(std::stoi(argv[2]), std::stoi(argv[3]));
         if (cmd == "linger" && argc == 3) return linger(std::stoi(argv[2]));
-        std::fprintf(
-            stderr,
-            "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS | linger PID\n");
+        if (cmd == "pause" && argc == 4) return pause_check(std::stoi(argv[2]), std::stoi(argv[3]));
+        std::fprintf(stderr,
+                     "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS | linger PID "
+                     "| pause PID N\n");
         return 2;
     } catch (const std::exception& e) {
         std::printf("{\"error\":\"%s\"}\n", e.what());

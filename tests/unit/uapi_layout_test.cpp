@@ -51,6 +51,7 @@ TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(offsetof(vmi_status, sys_mode), 44u);
     EXPECT_EQ(offsetof(vmi_status, syscalls), 56u);
     EXPECT_EQ(offsetof(vmi_status, unmatched), 96u);
+    EXPECT_EQ(offsetof(vmi_status, sysrets_early), 104u);
     EXPECT_EQ(sizeof(vmi_syscall_filter), 1088u);
     EXPECT_EQ(offsetof(vmi_syscall_filter, exec_paths), 24u);
     EXPECT_EQ(offsetof(vmi_syscall_filter, trace), 32u);
