@@ -21,3 +21,14 @@ for k in ${VMI_KERNELS:-6.1}; do
 	first=$(sed -n 's/^first_event_ms=\([0-9]*\)$/\1/p' "$out/metrics.txt")
 	echo "lab-boot-to-first-event ($k): $((first - start)) ms from guest QEMU start to the first process event (nested KVM under TCG)"
 done
+
+# Syscall trap cost in the lab: median ns per getppid in the guest with no traps, with
+# getppid recorded, and with traps on but only openat recorded (dropped in the kernel). The
+# lab is nested KVM under TCG, where a VM exit costs ~100 us: compare the phases, not the
+# absolute numbers, with hardware.
+for k in ${VMI_KERNELS:-6.1}; do
+	out=$build/lab-out/bench-syscalls-$k
+	bash scripts/lab-test.sh "$k" tests/lab/bench/syscalls "$out" >"$out.log" 2>&1 ||
+		{ echo "syscall-trap-cost ($k): lab run failed, see $out.log"; exit 1; }
+	echo "syscall-trap-cost ($k): ns per getppid in the lab guest: $(cat "$out/figures.txt")"
+done

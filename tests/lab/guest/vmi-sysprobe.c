@@ -6,6 +6,7 @@
 //   execve   EXEC_PATH in a child, which must run
 //   execve   DENIED_PATH in a child, which the hypervisor should refuse with an error
 // Prints what it did and what the guest kernel answered, one "SYSPROBE key=value" line each.
+//        vmi-sysprobe --bench N: time N getppid calls, print "SYSBENCH ns_per_call=X".
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -16,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define GETPPID_CALLS 37
@@ -49,12 +51,34 @@ static int run_child(const char *path)
 	return err ? 1000 + err : WEXITSTATUS(status);
 }
 
+static long long now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static int bench(long n)
+{
+	long long t0 = now_ns();
+	long i;
+
+	for (i = 0; i < n; i++)
+		syscall(SYS_getppid);
+	printf("SYSBENCH ns_per_call=%lld\n", (now_ns() - t0) / (n ? n : 1));
+	fflush(stdout);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct sockaddr_in addr = { .sin_family = AF_INET };
 	char marker[128];
 	int fd, i, ret;
 
+	if (argc == 3 && !strcmp(argv[1], "--bench"))
+		return bench(atol(argv[2]));
 	if (argc < 4) {
 		fprintf(stderr, "usage: vmi-sysprobe TAG PORT EXEC_PATH [DENIED_PATH]\n");
 		return 2;

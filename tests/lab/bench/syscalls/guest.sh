@@ -1,0 +1,5 @@
+#!/bin/sh
+# Guest side of the syscall-cost bench: time batches of getppid calls, forever.
+while :; do
+	/bin/vmi-sysprobe --bench 5000
+done
