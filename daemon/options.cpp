@@ -1,5 +1,6 @@
 #include "options.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 #include "vmi/syscall_abi.hpp"
@@ -10,11 +11,14 @@ const char* const kUsage =
     "usage: vminsightd --qemu-pid PID [--guest-kernel VMLINUX]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
-    "                  [--syscalls NAME,...] [--deny-exec PATH]... [--allow-exec PATH]...\n"
+    "                  [--syscalls NAME,...] [--lifecycle] [--deny-exec PATH]...\n"
+    "                  [--allow-exec PATH]...\n"
     "                  [--deny-errno N]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
-    "--syscalls. --deny-exec makes execve of that exact path fail in the guest with\n"
+    "--syscalls; --lifecycle adds the fork, clone, exec and exit_group calls, each event\n"
+    "saying what it means (fork with the child's pid, exec, exit with its code).\n"
+    "--deny-exec makes execve of that exact path fail in the guest with\n"
     "--deny-errno (default 1, EPERM); --allow-exec denies every other path instead.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
@@ -70,6 +74,11 @@ Options parse_options(const std::vector<std::string>& args) {
                 o.syscalls.push_back(std::move(name));
                 b = e + 1;
             }
+        } else if (a == "--lifecycle") {
+            for (const char* n :
+                 {"execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group"})
+                if (std::find(o.syscalls.begin(), o.syscalls.end(), n) == o.syscalls.end())
+                    o.syscalls.emplace_back(n);
         } else if (a == "--deny-exec" || a == "--allow-exec") {
             const std::string& v = value();
             if (v.empty() || v[0] != '/')

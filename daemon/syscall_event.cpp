@@ -1,5 +1,9 @@
 #include "syscall_event.hpp"
 
+#include <linux/sched.h>
+
+#include <cstring>
+#include <optional>
 #include <span>
 
 #include "event_fields.hpp"
@@ -9,6 +13,33 @@ namespace vmid {
 namespace {
 
 using vmi::ArgKind;
+
+// struct clone_args begins with its u64 flags (exit signal separate, in exit_signal).
+std::optional<std::uint64_t> clone3_flags(const SyscallCall& c) {
+    if (c.data_arg != 0 || c.data_fault || c.data.size() < 8) return std::nullopt;
+    std::uint64_t flags = 0;
+    std::memcpy(&flags, c.data.data(), sizeof flags);
+    return flags;
+}
+
+// What a call means for the process lifecycle: a new process or thread (fork, clone, clone3
+// returning in the parent), a new program (execve), the end (exit_group).
+void add_lifecycle(const SyscallCall& c, nlohmann::json& sc) {
+    const std::string_view name = vmi::syscall_name(c.nr);
+    if (name == "execve" || name == "execveat") {
+        sc["lifecycle"] = "exec";
+    } else if (name == "exit_group") {
+        sc["lifecycle"] = "exit";
+        sc["exit_code"] = static_cast<std::int32_t>(c.args[0] & 0xff);
+    } else if (name == "fork" || name == "vfork" || name == "clone" || name == "clone3") {
+        std::optional<std::uint64_t> flags;
+        if (name == "clone") flags = c.args[0];
+        if (name == "clone3") flags = clone3_flags(c);
+        const bool thread = flags && (*flags & CLONE_THREAD);
+        sc["lifecycle"] = thread ? "thread" : "fork";
+        if (c.ret && *c.ret > 0) sc[thread ? "child_tid" : "child_pid"] = *c.ret;
+    }
+}
 
 std::string octal(std::uint64_t v) {
     char buf[24];
@@ -22,7 +53,9 @@ nlohmann::json arg_value(const SyscallCall& c, int i, ArgKind kind, nlohmann::js
                          const std::string& name) {
     const std::uint64_t v = c.args[static_cast<std::size_t>(i)];
     const bool captured = c.data_arg == i;
-    if (captured && (c.data_fault || (kind != ArgKind::kPath && kind != ArgKind::kSockaddr))) {
+    const bool shows_capture =
+        kind == ArgKind::kPath || kind == ArgKind::kSockaddr || kind == ArgKind::kCloneArgs;
+    if (captured && (c.data_fault || !shows_capture)) {
         if (c.data_fault) notes[name + "_unreadable"] = true;
         return hex(v);
     }
@@ -60,6 +93,9 @@ nlohmann::json arg_value(const SyscallCall& c, int i, ArgKind kind, nlohmann::js
             return vmi::decode_clone_flags(v);
         case ArgKind::kNsFlags:
             return vmi::decode_ns_flags(v);
+        case ArgKind::kCloneArgs:
+            if (auto flags = clone3_flags(c)) return vmi::decode_clone_flags(*flags & ~0xffULL);
+            return hex(v);
         case ArgKind::kPtraceRequest:
             return vmi::decode_ptrace_request(v);
         case ArgKind::kSocketDomain:
@@ -92,6 +128,7 @@ nlohmann::json syscall_event(const SyscallCall& c, const GuestProcess* p,
         sc["args_raw"] = std::move(raw);
     }
     for (auto& [k, v] : notes.items()) sc[k] = v;
+    add_lifecycle(c, sc);
     std::string outcome = "unknown";
     if (c.ret) {
         sc["ret"] = *c.ret;

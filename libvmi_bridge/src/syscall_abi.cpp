@@ -708,7 +708,7 @@ const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
                       {"parent_tid", K::kHex},
                       {"child_tid", K::kHex},
                       {"tls", K::kHex}});
-        add("clone3", {{"args", K::kHex}, {"size", K::kUint}});
+        add("clone3", {{"args", K::kCloneArgs}, {"size", K::kUint}}, 0, 1);
         add("fork", {});
         add("vfork", {});
         add("exit", {{"status", K::kInt}});

@@ -49,4 +49,7 @@ TEST(Options, SyscallTrapOptions) {
     EXPECT_EQ(o.deny_exec, (std::vector<std::string>{"/tmp/a", "/tmp/b"}));
     EXPECT_TRUE(o.allow_exec.empty());
     EXPECT_EQ(o.deny_errno, 13);
+    o = parse_options({"--qemu-pid", "1", "--syscalls", "execve,openat", "--lifecycle"});
+    EXPECT_EQ(o.syscalls, (std::vector<std::string>{"execve", "openat", "execveat", "fork", "vfork",
+                                                    "clone", "clone3", "exit_group"}));
 }

@@ -77,6 +77,38 @@ TEST(SyscallEvent, DeniedAndFailedCalls) {
     EXPECT_EQ(e["event"]["outcome"], "unknown");
 }
 
+TEST(SyscallEvent, LifecycleMeaning) {
+    SyscallCall c;
+    c.nr = 56;  // clone(SIGCHLD): a fork
+    c.args[0] = 17;
+    c.ret = 95;
+    auto e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["lifecycle"], "fork");
+    EXPECT_EQ(e["syscall"]["child_pid"], 95);
+    c.args[0] = 0x10000 | 0x100 | 0x800;  // CLONE_THREAD|CLONE_VM|CLONE_SIGHAND
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["lifecycle"], "thread");
+    EXPECT_EQ(e["syscall"]["child_tid"], 95);
+    c = SyscallCall{};
+    c.nr = 435;  // clone3, its struct captured
+    c.data_arg = 0;
+    c.data = std::string("\x00\x00\x01\x00\x00\x00\x00\x00", 8);  // CLONE_THREAD
+    c.ret = 7;
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["lifecycle"], "thread");
+    EXPECT_EQ(e["syscall"]["args"]["args"], "CLONE_THREAD");
+    c = SyscallCall{};
+    c.nr = 231;  // exit_group(42)
+    c.args[0] = 42;
+    e = syscall_event(c, nullptr, "vm1");
+    EXPECT_EQ(e["syscall"]["lifecycle"], "exit");
+    EXPECT_EQ(e["syscall"]["exit_code"], 42);
+    c.nr = 59;
+    EXPECT_EQ(syscall_event(c, nullptr, "vm1")["syscall"]["lifecycle"], "exec");
+    c.nr = 39;  // getpid: no lifecycle meaning
+    EXPECT_FALSE(syscall_event(c, nullptr, "vm1")["syscall"].contains("lifecycle"));
+}
+
 TEST(SyscallEvent, TheListingAddsToTheCallerOnlyIfItIsTheSameProcess) {
     GuestProcess p;
     p.pid = 90;

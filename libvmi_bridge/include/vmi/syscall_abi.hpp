@@ -36,6 +36,7 @@ enum class ArgKind {
     kProt,        // PROT_*
     kCloneFlags,  // CLONE_* with the exit signal in the low byte (clone)
     kNsFlags,     // CLONE_NEW* (unshare, setns): no signal byte
+    kCloneArgs,   // struct clone_args (captured): its flags
     kPtraceRequest,
     kSocketDomain,
     kSocketType,

@@ -38,7 +38,7 @@ start_guest "$out/guest.log"
 wait_for 30 has_vm_fd "$qemu" || step qemu-vm FAIL "no KVM VM fd in qemu"
 wait_for 120 in_file "$out/guest.log" 'SYSPROBE done' || step guest-probe FAIL "probe never ran"
 
-phase full 2 --syscalls openat,getppid,connect,execve --deny-exec /tmp/vmi-canary-denied
+phase full 2 --syscalls openat,getppid,connect --lifecycle --deny-exec /tmp/vmi-canary-denied
 phase openat 1 --syscalls openat
 
 guest_beats_on && step guest-survives PASS || step guest-survives FAIL "no heartbeat"
