@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <string_view>
+#include <vector>
 
 namespace vmid {
 namespace {
@@ -45,21 +46,34 @@ std::variant<std::uint64_t, std::string> member_offset(const struct btf* b, cons
 std::variant<vmi_kvm_layout, std::string> resolve_kvm_layout(const std::string& dir) {
     namespace fs = std::filesystem;
     std::string why;
-    const std::string amd = dir + "/kvm_amd";
-    if (!fs::exists(amd)) {
-        if (fs::exists(dir + "/kvm_intel"))
-            return std::string("CR3 exiting is not implemented for Intel (kvm_intel) yet");
-        return amd + ": no KVM vendor module BTF (is kvm_amd loaded?)";
-    }
+    const std::string amd = dir + "/kvm_amd", intel = dir + "/kvm_intel";
+    const bool is_amd = fs::exists(amd);
+    if (!is_amd && !fs::exists(intel))
+        return dir + ": no KVM vendor module BTF (is kvm_amd or kvm_intel loaded?)";
     BtfPtr base = parse(dir + "/vmlinux", nullptr, why);
     if (!base) return why;
-    BtfPtr mod = parse(amd, base.get(), why);
+    const std::string& file = is_amd ? amd : intel;
+    BtfPtr mod = parse(file, base.get(), why);
     if (!mod) return why;
-    auto off = member_offset(mod.get(), "vcpu_svm", "vmcb", amd);
-    if (auto* err = std::get_if<std::string>(&off)) return *err;
+
     vmi_kvm_layout layout{};
-    layout.vendor = VMI_VENDOR_AMD;
-    layout.svm_vmcb = std::get<std::uint64_t>(off);
+    // Each entry: struct, member, destination.
+    struct Want {
+        const char* strct;
+        const char* member;
+        __u64* dst;
+    };
+    const std::vector<Want> wants =
+        is_amd ? std::vector<Want>{{"vcpu_svm", "vmcb", &layout.svm_vmcb}}
+               : std::vector<Want>{{"vcpu_vmx", "loaded_vmcs", &layout.vmx_loaded_vmcs},
+                                   {"loaded_vmcs", "controls_shadow", &layout.vmx_controls},
+                                   {"vcpu_vmx", "segment_cache", &layout.vmx_seg_cache}};
+    for (const Want& w : wants) {
+        auto off = member_offset(mod.get(), w.strct, w.member, file);
+        if (auto* err = std::get_if<std::string>(&off)) return *err;
+        *w.dst = std::get<std::uint64_t>(off);
+    }
+    layout.vendor = is_amd ? VMI_VENDOR_AMD : VMI_VENDOR_INTEL;
     return layout;
 }
 

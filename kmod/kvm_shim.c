@@ -14,6 +14,7 @@
 #include <linux/err.h>
 #include <asm/processor.h>
 #include <asm/svm.h>
+#include <asm/vmx.h>
 
 #include "kvm_shim.h"
 #include "uapi/vminsight.h"
@@ -202,6 +203,12 @@ static struct vmcb *vmi_svm_vmcb(struct kvm_vcpu *vcpu, u64 off, int *why)
 	return vmcb;
 }
 
+static bool vmi_is_intel(const struct vmi_kvm_layout *layout)
+{
+	return layout->vendor == VMI_VENDOR_INTEL &&
+	       boot_cpu_data.x86_vendor == X86_VENDOR_INTEL;
+}
+
 /* The vCPU's current VMCB on an AMD host, or NULL with the reason. */
 static struct vmcb *vmi_amd_vmcb(struct kvm_vcpu *vcpu,
 				 const struct vmi_kvm_layout *layout, int *why)
@@ -209,15 +216,15 @@ static struct vmcb *vmi_amd_vmcb(struct kvm_vcpu *vcpu,
 	if (layout->vendor != VMI_VENDOR_AMD ||
 	    (boot_cpu_data.x86_vendor != X86_VENDOR_AMD &&
 	     boot_cpu_data.x86_vendor != X86_VENDOR_HYGON)) {
-		*why = VMI_CR3_NO_VENDOR;	/* Intel: VMCS controls, to come */
+		*why = VMI_CR3_NO_VENDOR;
 		return NULL;
 	}
 	return vmi_svm_vmcb(vcpu, layout->svm_vmcb, why);
 }
 
-int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
-			 const struct vmi_kvm_layout *layout, bool on,
-			 bool *active)
+static int vmi_svm_cr3_exiting(struct kvm_vcpu *vcpu,
+			       const struct vmi_kvm_layout *layout, bool on,
+			       bool *active)
 {
 	unsigned long *intercepts;
 	struct vmcb *vmcb;
@@ -251,9 +258,9 @@ u64 vmi_vcpu_exits(struct kvm_vcpu *vcpu)
 	return vcpu->stat.exits;
 }
 
-int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
-			     const struct vmi_kvm_layout *layout, bool on,
-			     bool *active)
+static int vmi_svm_syscall_exiting(struct kvm_vcpu *vcpu,
+				   const struct vmi_kvm_layout *layout, bool on,
+				   bool *active)
 {
 	u64 guest_efer = vcpu->arch.efer;
 	struct vmcb *vmcb;
@@ -278,10 +285,26 @@ int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
 	return 0;
 }
 
-enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
-				      const struct vmi_kvm_layout *layout)
+/*
+ * After a #UD exit at CPL 0 (@lstar: the guest's SYSCALL entry): KVM queued
+ * #UD (pending), or is injecting it now (injected, and in the VMCB or VMCS
+ * at VM entry); or the #UD came from user mode and KVM's emulated SYSCALL
+ * left the vCPU at the entry point.
+ */
+static enum vmi_trap_exit vmi_ud_exit_kind(struct kvm_vcpu *vcpu, u64 lstar)
 {
-	struct kvm_queued_exception *ex;
+	struct kvm_queued_exception *ex = &vcpu->arch.exception;
+
+	if ((ex->pending || ex->injected) && ex->vector == UD_VECTOR)
+		return VMI_EXIT_UD_KERNEL;
+	if (vcpu->arch.regs[VCPU_REGS_RIP] == lstar)
+		return VMI_EXIT_SYSCALL;
+	return VMI_EXIT_OTHER;
+}
+
+static enum vmi_trap_exit vmi_svm_trap_exit(struct kvm_vcpu *vcpu,
+					    const struct vmi_kvm_layout *layout)
+{
 	struct vmcb *vmcb;
 	int why = 0;
 
@@ -289,17 +312,7 @@ enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 	if (!vmcb || vmcb->control.exit_code != SVM_EXIT_EXCP_BASE + UD_VECTOR ||
 	    vmcb->save.cpl != 0)
 		return VMI_EXIT_OTHER;
-	/*
-	 * KVM queued #UD (pending), or is injecting it now (injected, and in
-	 * the VMCB's event_inj at VM entry).
-	 */
-	ex = &vcpu->arch.exception;
-	if ((ex->pending || ex->injected) && ex->vector == UD_VECTOR)
-		return VMI_EXIT_UD_KERNEL;
-	/* A #UD from user mode that leaves the vCPU at the SYSCALL entry. */
-	if (vcpu->arch.regs[VCPU_REGS_RIP] == vmcb->save.lstar)
-		return VMI_EXIT_SYSCALL;
-	return VMI_EXIT_OTHER;
+	return vmi_ud_exit_kind(vcpu, vmcb->save.lstar);
 }
 
 /* At VM entry RIP, RSP and RAX are still in KVM's array (SVM copies them). */
@@ -324,7 +337,14 @@ void vmi_vcpu_regs(struct kvm_vcpu *vcpu, const struct vmi_kvm_layout *layout,
 	regs->cr3 = vmi_vcpu_cr3(vcpu);
 	regs->la57 = vcpu->arch.cr4 & X86_CR4_LA57;
 	regs->sce = vcpu->arch.efer & EFER_SCE;
-	/* VMSAVE keeps it in the VMCB; SYSCALL and SYSRET trap before SWAPGS. */
+	/*
+	 * SYSCALL and SYSRET trap before SWAPGS. SVM: VMSAVE keeps it in the
+	 * VMCB. VMX: KVM loaded the guest's into the MSR before the entry.
+	 */
+	if (vmi_is_intel(layout)) {
+		rdmsrl(MSR_KERNEL_GS_BASE, regs->kernel_gs_base);
+		return;
+	}
 	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
 	regs->kernel_gs_base = vmcb ? vmcb->save.kernel_gs_base : 0;
 }
@@ -349,15 +369,21 @@ static void vmi_svm_flat_seg(struct vmcb_seg *seg, u16 selector, u16 attrib)
  * far as KVM can tell at the next exit); on the way out to userspace it is
  * only in KVM's queue, which a save or migration would carry along.
  */
-static void vmi_vcpu_drop_ud(struct kvm_vcpu *vcpu, struct vmcb *vmcb)
+static void vmi_drop_queued_ud(struct kvm_vcpu *vcpu)
 {
-	vmcb->control.event_inj = 0;
 	vcpu->arch.exception.pending = false;
 	vcpu->arch.exception.injected = false;
 }
 
-bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
-		     const struct vmi_kvm_layout *layout, bool wide, u64 rax)
+static void vmi_vcpu_drop_ud(struct kvm_vcpu *vcpu, struct vmcb *vmcb)
+{
+	vmcb->control.event_inj = 0;
+	vmi_drop_queued_ud(vcpu);
+}
+
+static bool vmi_svm_sysret(struct kvm_vcpu *vcpu,
+			   const struct vmi_kvm_layout *layout, bool wide,
+			   u64 rax)
 {
 	unsigned long *r = vcpu->arch.regs;
 	struct vmcb *vmcb;
@@ -387,8 +413,8 @@ bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
 	return true;
 }
 
-void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
-			     const struct vmi_kvm_layout *layout)
+static void vmi_svm_retry_natively(struct kvm_vcpu *vcpu,
+				   const struct vmi_kvm_layout *layout)
 {
 	struct vmcb *vmcb;
 	int why = 0;
@@ -399,6 +425,292 @@ void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
 	vmcb->save.efer |= vcpu->arch.efer & EFER_SCE;
 	vmcb->control.clean &= ~VMI_VMCB_CLEAN_CR;
 	vmi_vcpu_drop_ud(vcpu, vmcb);
+}
+
+/*
+ * Intel (VMX). At VM entry the vCPU's VMCS is the current one: its fields are
+ * read and written with VMREAD/VMWRITE. KVM keeps a shadow of the VMCS
+ * execution controls in struct loaded_vmcs (entry, exit, pin, exec,
+ * secondary: that order on 6.1 and 6.12) and writes the VMCS through it, so
+ * every control changed here is changed in the shadow too; its segment cache
+ * in struct vcpu_vmx is invalidated after segments change. Offsets come from
+ * kvm_intel's BTF and are checked against the VMCS itself.
+ */
+#define VMI_VMX_ENTRY 0
+#define VMI_VMX_EXIT 1
+#define VMI_VMX_EXEC 3
+
+/* SYSRET's segments in VMX access-rights format: user code and data, DPL 3. */
+#define VMI_VMX_AR(type, l, db)						\
+	((type) | BIT(4) | (3 << 5) | BIT(7) | ((l) << 13) | ((db) << 14) |	\
+	 BIT(15))
+
+static bool vmi_vmread(unsigned long field, u64 *val)
+{
+	bool fail;
+
+	asm volatile("vmread %[field], %[val]\n\t" CC_SET(be)
+		     : CC_OUT(be) (fail), [val] "=rm" (*val)
+		     : [field] "r" (field));
+	return !fail;
+}
+
+static bool vmi_vmwrite(unsigned long field, u64 val)
+{
+	bool fail;
+
+	asm volatile("vmwrite %[val], %[field]\n\t" CC_SET(be)
+		     : CC_OUT(be) (fail)
+		     : [field] "r" (field), [val] "rm" (val));
+	return !fail;
+}
+
+/* KVM's controls shadow of the current VMCS, once the layout checks out. */
+static u32 *vmi_vmx_controls(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout, int *why)
+{
+	u64 exec, secondary;
+	void *loaded;
+	u32 *shadow;
+
+	if (!vmi_is_intel(layout)) {
+		*why = VMI_CR3_NO_VENDOR;
+		return NULL;
+	}
+	if (layout->vmx_loaded_vmcs < sizeof(struct kvm_vcpu) ||
+	    layout->vmx_loaded_vmcs > sizeof(struct kvm_vcpu) + 4096 ||
+	    !IS_ALIGNED(layout->vmx_loaded_vmcs, 8) ||
+	    layout->vmx_controls > 256 || !IS_ALIGNED(layout->vmx_controls, 4) ||
+	    layout->vmx_seg_cache < sizeof(struct kvm_vcpu) ||
+	    layout->vmx_seg_cache > sizeof(struct kvm_vcpu) + 16384) {
+		*why = VMI_CR3_BAD_LAYOUT;
+		return NULL;
+	}
+	loaded = *(void **)((u8 *)vcpu + layout->vmx_loaded_vmcs);
+	if (!loaded || !virt_addr_valid(loaded)) {
+		*why = VMI_CR3_BAD_VMCB;
+		return NULL;
+	}
+	shadow = (u32 *)((u8 *)loaded + layout->vmx_controls);
+	if (!vmi_vmread(CPU_BASED_VM_EXEC_CONTROL, &exec) ||
+	    (u32)exec != shadow[VMI_VMX_EXEC]) {
+		*why = VMI_CR3_MISMATCH;
+		return NULL;
+	}
+	/* Without EPT, KVM traps CR3 (shadow paging) itself. */
+	if (!(exec & CPU_BASED_ACTIVATE_SECONDARY_CONTROLS) ||
+	    !vmi_vmread(SECONDARY_VM_EXEC_CONTROL, &secondary) ||
+	    !(secondary & SECONDARY_EXEC_ENABLE_EPT)) {
+		*why = VMI_CR3_NO_NPT;
+		return NULL;
+	}
+	return shadow;
+}
+
+static void vmi_vmx_set_control(u32 *shadow, int which, unsigned long field,
+				u32 bits, bool on)
+{
+	u32 val = on ? shadow[which] | bits : shadow[which] & ~bits;
+
+	if (val != shadow[which] && vmi_vmwrite(field, val))
+		shadow[which] = val;
+}
+
+static int vmi_vmx_cr3_exiting(struct kvm_vcpu *vcpu,
+			       const struct vmi_kvm_layout *layout, bool on,
+			       bool *active)
+{
+	bool paging = (vcpu->arch.cr0 & X86_CR0_PG) &&
+		      (vcpu->arch.efer & EFER_LMA);
+	int why = 0;
+	u32 *shadow;
+
+	*active = false;
+	shadow = vmi_vmx_controls(vcpu, layout, &why);
+	if (!shadow)
+		return why;
+	/* With paging off KVM may want CR3 exits itself: leave them to it. */
+	if (!paging)
+		return 0;
+	*active = on;
+	vmi_vmx_set_control(shadow, VMI_VMX_EXEC, CPU_BASED_VM_EXEC_CONTROL,
+			    CPU_BASED_CR3_LOAD_EXITING, on);
+	return 0;
+}
+
+/*
+ * KVM runs a guest whose EFER equals the host's without switching EFER (its
+ * SCE is then the host's). Traps need the guest's own EFER loaded at entry,
+ * SCE clear, and the host's back at exit; KVM has already written the host
+ * value into the VMCS when the CPU can load EFER.
+ */
+static int vmi_vmx_syscall_exiting(struct kvm_vcpu *vcpu,
+				   const struct vmi_kvm_layout *layout, bool on,
+				   bool *active)
+{
+	u64 guest_efer = vcpu->arch.efer, efer, host_efer, now;
+	int why = 0;
+	u32 *shadow;
+
+	*active = false;
+	shadow = vmi_vmx_controls(vcpu, layout, &why);
+	if (!shadow)
+		return why;
+	on = on && (vcpu->arch.cr0 & X86_CR0_PG) && (guest_efer & EFER_LMA) &&
+	     (guest_efer & EFER_SCE) && !(vcpu->arch.cr4 & X86_CR4_VMXE);
+	if (!(shadow[VMI_VMX_ENTRY] & VM_ENTRY_LOAD_IA32_EFER)) {
+		if (!on)
+			return 0;
+		rdmsrl(MSR_EFER, efer);
+		if (!vmi_vmread(HOST_IA32_EFER, &host_efer) || host_efer != efer)
+			return VMI_CR3_MISMATCH;
+		vmi_vmx_set_control(shadow, VMI_VMX_EXIT, VM_EXIT_CONTROLS,
+				    VM_EXIT_LOAD_IA32_EFER, true);
+		vmi_vmx_set_control(shadow, VMI_VMX_ENTRY, VM_ENTRY_CONTROLS,
+				    VM_ENTRY_LOAD_IA32_EFER, true);
+	}
+	if (!vmi_vmread(GUEST_IA32_EFER, &now))
+		return VMI_CR3_MISMATCH;
+	efer = on ? guest_efer & ~EFER_SCE : now | (guest_efer & EFER_SCE);
+	if (efer != now && !vmi_vmwrite(GUEST_IA32_EFER, efer))
+		return VMI_CR3_MISMATCH;
+	*active = on;
+	return 0;
+}
+
+static enum vmi_trap_exit vmi_vmx_trap_exit(struct kvm_vcpu *vcpu,
+					    const struct vmi_kvm_layout *layout)
+{
+	u64 reason, info, ss_ar, lstar;
+
+	if (!vmi_vmread(VM_EXIT_REASON, &reason) ||
+	    (u16)reason != EXIT_REASON_EXCEPTION_NMI ||
+	    !vmi_vmread(VM_EXIT_INTR_INFO, &info) ||
+	    (info & INTR_INFO_VECTOR_MASK) != UD_VECTOR ||
+	    !vmi_vmread(GUEST_SS_AR_BYTES, &ss_ar) || ((ss_ar >> 5) & 3) != 0)
+		return VMI_EXIT_OTHER;
+	/* The guest's LSTAR is in the MSR: KVM loaded it before the entry. */
+	rdmsrl(MSR_LSTAR, lstar);
+	return vmi_ud_exit_kind(vcpu, lstar);
+}
+
+static bool vmi_vmx_flat_seg(unsigned long selector, u16 sel, u32 ar)
+{
+	/* GUEST_xS_SELECTOR, _LIMIT, _AR_BYTES and _BASE are 2, 0x800... apart. */
+	return vmi_vmwrite(selector, sel) &&
+	       vmi_vmwrite(selector + GUEST_ES_LIMIT - GUEST_ES_SELECTOR, 0xffffffff) &&
+	       vmi_vmwrite(selector + GUEST_ES_AR_BYTES - GUEST_ES_SELECTOR, ar) &&
+	       vmi_vmwrite(selector + GUEST_ES_BASE - GUEST_ES_SELECTOR, 0);
+}
+
+static bool vmi_vmx_sysret(struct kvm_vcpu *vcpu,
+			   const struct vmi_kvm_layout *layout, bool wide,
+			   u64 rax)
+{
+	unsigned long *r = vcpu->arch.regs;
+	u64 rip = r[VCPU_REGS_RCX], star;
+	int why = 0;
+	u16 sel;
+
+	if (!vmi_vmx_controls(vcpu, layout, &why))
+		return false;
+	if (!wide)
+		rip = (u32)rip;
+	else if (!vmi_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
+		return false;
+	rdmsrl(MSR_STAR, star);
+	sel = star >> 48;
+	if (!vmi_vmx_flat_seg(GUEST_CS_SELECTOR, (wide ? sel + 16 : sel) | 3,
+			      wide ? VMI_VMX_AR(0xb, 1, 0) : VMI_VMX_AR(0xb, 0, 1)) ||
+	    !vmi_vmx_flat_seg(GUEST_SS_SELECTOR, (sel + 8) | 3,
+			      VMI_VMX_AR(0x3, 0, 1)) ||
+	    !vmi_vmwrite(GUEST_RFLAGS, (r[VCPU_REGS_R11] & VMI_SYSRET_RFLAGS) |
+			 X86_EFLAGS_FIXED))
+		return false;
+	/* KVM's caches: segments (CPL is SS.DPL on VMX) and RFLAGS. */
+	*(u32 *)((u8 *)vcpu + layout->vmx_seg_cache) = 0;
+	__clear_bit(VCPU_EXREG_RFLAGS, (unsigned long *)&vcpu->arch.regs_avail);
+	/* KVM writes a dirty RIP into the VMCS right after the tracepoint. */
+	r[VCPU_REGS_RIP] = rip;
+	__set_bit(VCPU_REGS_RIP, (unsigned long *)&vcpu->arch.regs_dirty);
+	r[VCPU_REGS_RAX] = rax;
+	vmi_vmwrite(VM_ENTRY_INTR_INFO_FIELD, 0);
+	vmi_drop_queued_ud(vcpu);
+	return true;
+}
+
+static void vmi_vmx_retry_natively(struct kvm_vcpu *vcpu,
+				   const struct vmi_kvm_layout *layout)
+{
+	int why = 0;
+	u64 efer;
+
+	if (!vmi_vmx_controls(vcpu, layout, &why))
+		return;
+	if (vmi_vmread(GUEST_IA32_EFER, &efer))
+		vmi_vmwrite(GUEST_IA32_EFER, efer | (vcpu->arch.efer & EFER_SCE));
+	vmi_vmwrite(VM_ENTRY_INTR_INFO_FIELD, 0);
+	vmi_drop_queued_ud(vcpu);
+}
+
+/* Vendor dispatch. */
+int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
+			 const struct vmi_kvm_layout *layout, bool on,
+			 bool *active)
+{
+	if (vmi_is_intel(layout))
+		return vmi_vmx_cr3_exiting(vcpu, layout, on, active);
+	return vmi_svm_cr3_exiting(vcpu, layout, on, active);
+}
+
+int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout, bool on,
+			     bool *active)
+{
+	if (vmi_is_intel(layout))
+		return vmi_vmx_syscall_exiting(vcpu, layout, on, active);
+	return vmi_svm_syscall_exiting(vcpu, layout, on, active);
+}
+
+enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
+				      const struct vmi_kvm_layout *layout)
+{
+	if (vmi_is_intel(layout))
+		return vmi_vmx_trap_exit(vcpu, layout);
+	return vmi_svm_trap_exit(vcpu, layout);
+}
+
+bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
+		     const struct vmi_kvm_layout *layout, bool wide, u64 rax)
+{
+	if (vmi_is_intel(layout))
+		return vmi_vmx_sysret(vcpu, layout, wide, rax);
+	return vmi_svm_sysret(vcpu, layout, wide, rax);
+}
+
+void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout)
+{
+	if (vmi_is_intel(layout))
+		vmi_vmx_retry_natively(vcpu, layout);
+	else
+		vmi_svm_retry_natively(vcpu, layout);
+}
+
+bool vmi_vcpu_drop_queued_ud_at(struct kvm_vcpu *vcpu, u64 rip)
+{
+	struct kvm_queued_exception *ex = &vcpu->arch.exception;
+
+	if (!(ex->pending || ex->injected) || ex->vector != UD_VECTOR ||
+	    vcpu->arch.regs[VCPU_REGS_RIP] != rip)
+		return false;
+	vmi_drop_queued_ud(vcpu);
+	return true;
+}
+
+bool vmi_vcpu_state_loaded(const struct vmi_kvm_layout *layout)
+{
+	return !vmi_is_intel(layout);
 }
 
 /*

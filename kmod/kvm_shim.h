@@ -65,13 +65,14 @@ int vmi_vcpu_cr3_exiting(struct kvm_vcpu *vcpu,
 u64 vmi_vcpu_exits(struct kvm_vcpu *vcpu);
 
 /*
- * Syscall traps (AMD). With EFER.SCE clear in the VMCB, but set in the EFER
- * the guest sees, the guest's SYSCALL and SYSRET raise #UD, which KVM
- * intercepts: KVM's emulator runs SYSCALL, but not SYSRET, which
+ * Syscall traps. With EFER.SCE clear in the EFER the guest runs with (AMD:
+ * the VMCB's; Intel: the VMCS's guest EFER, loaded at entry), but set in
+ * the EFER it reads, the guest's SYSCALL and SYSRET raise #UD, which KVM
+ * intercepts on both vendors: KVM's emulator runs SYSCALL, but not SYSRET, which
  * vmi_vcpu_sysret() runs instead. Like vmi_vcpu_cr3_exiting(): from the
  * vCPU's thread at VM entry; returns 0 or an enum vmi_cr3_fallback reason.
  * Traps are on only in long mode with the guest's own SCE set, and never
- * while the guest uses SVM itself (KVM would copy our EFER into its state).
+ * while the guest uses SVM or VMX itself (nested exits reload EFER).
  */
 int vmi_vcpu_syscall_exiting(struct kvm_vcpu *vcpu,
 			     const struct vmi_kvm_layout *layout, bool on,
@@ -115,6 +116,18 @@ bool vmi_vcpu_sysret(struct kvm_vcpu *vcpu,
  */
 void vmi_vcpu_retry_natively(struct kvm_vcpu *vcpu,
 			     const struct vmi_kvm_layout *layout);
+
+/*
+ * Outside VM entry (the vCPU not loaded): drop a #UD KVM queued at @rip, so
+ * the vCPU runs that instruction again. Returns whether it did.
+ */
+bool vmi_vcpu_drop_queued_ud_at(struct kvm_vcpu *vcpu, u64 rip);
+
+/*
+ * Whether the vendor's guest state can be read and changed outside VM entry
+ * (AMD: the VMCB is memory; Intel: VMCS fields need the VMCS loaded).
+ */
+bool vmi_vcpu_state_loaded(const struct vmi_kvm_layout *layout);
 
 /* Read guest-physical memory without sleeping; 0 or -errno. */
 int vmi_vcpu_read_gpa(struct kvm_vcpu *vcpu, u64 gpa, void *buf, u32 len);

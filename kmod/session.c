@@ -357,7 +357,8 @@ static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags & ~(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL) || req.reserved || req.layout.reserved ||
+	if (req.flags & ~(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL) || req.reserved ||
+	    req.layout.reserved ||
 	    memchr_inv(req.layout.reserved2, 0, sizeof(req.layout.reserved2)))
 		return -EINVAL;
 

@@ -520,8 +520,20 @@ void vmi_sys_on_userspace_exit(struct vmi_session *s,
 	struct vmi_vcpu_sys *vs = &st->sys;
 	u64 exits = vmi_vcpu_exits(vcpu);
 
-	if (!vs->active || exits == vs->exits_seen ||
-	    vmi_vcpu_trap_exit(vcpu, &s->layout) != VMI_EXIT_UD_KERNEL)
+	if (!vs->active || exits == vs->exits_seen)
+		return;
+	/*
+	 * Intel: the VMCS is not loaded here. Dropping the #UD queued at the
+	 * SYSRET site seen before is enough: the vCPU runs SYSRET again, trapped
+	 * here or natively on a host where it is restored.
+	 */
+	if (!vmi_vcpu_state_loaded(&s->layout)) {
+		if (vs->sysret_rip &&
+		    vmi_vcpu_drop_queued_ud_at(vcpu, vs->sysret_rip))
+			WRITE_ONCE(vs->early, vs->early + 1);
+		return;
+	}
+	if (vmi_vcpu_trap_exit(vcpu, &s->layout) != VMI_EXIT_UD_KERNEL)
 		return;
 	/* This exit is dealt with: the next entry must not see it again. */
 	vs->exits_seen = exits;

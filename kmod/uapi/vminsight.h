@@ -213,7 +213,10 @@ struct vmi_kvm_layout {
 	__u32 vendor;		/* VMI_VENDOR_* */
 	__u32 reserved;
 	__u64 svm_vmcb;		/* AMD: offsetof(struct vcpu_svm, vmcb) */
-	__u64 reserved2[6];
+	__u64 vmx_loaded_vmcs;	/* Intel: offsetof(struct vcpu_vmx, loaded_vmcs) */
+	__u64 vmx_controls;	/* Intel: offsetof(struct loaded_vmcs, controls_shadow) */
+	__u64 vmx_seg_cache;	/* Intel: offsetof(struct vcpu_vmx, segment_cache) */
+	__u64 reserved2[3];
 };
 
 /* Traps requested with VMI_IOC_SET_TRAPS. */

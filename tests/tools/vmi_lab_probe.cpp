@@ -203,6 +203,10 @@ int linger(pid_t pid) {
         while (!sys && Clock::now() < until && wait_records(s, 500))
             s.ring().drain([&](const vmi_record& r) { sys += r.type == VMI_REC_SYSCALL; });
         if (::kill(pid, SIGSTOP) != 0) throw std::runtime_error("SIGSTOP qemu failed");
+        // kill() returns before the threads stop: a vCPU still running would disarm.
+        const auto stop_by = Clock::now() + std::chrono::seconds(5);
+        while (!all_stopped(pid) && Clock::now() < stop_by)
+            std::this_thread::sleep_for(std::chrono::milliseconds(1));
         st = s.status();
     }  // detach with the vCPU stopped, its traps armed
     std::printf("%s\n", nlohmann::json{{"sys_armed_vcpus_at_detach", st.sys_armed_vcpus},

@@ -58,6 +58,8 @@ TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(offsetof(vmi_syscall_filter, capture), 544u);
     EXPECT_EQ(sizeof(vmi_kvm_layout), 64u);
     EXPECT_EQ(offsetof(vmi_kvm_layout, svm_vmcb), 8u);
+    EXPECT_EQ(offsetof(vmi_kvm_layout, vmx_loaded_vmcs), 16u);
+    EXPECT_EQ(offsetof(vmi_kvm_layout, vmx_seg_cache), 32u);
     EXPECT_EQ(sizeof(vmi_traps), 72u);
     EXPECT_EQ(offsetof(vmi_traps, layout), 8u);
     EXPECT_EQ(sizeof(vmi_memslot), 32u);
