@@ -32,7 +32,6 @@
 
 /* The kernel's copy of a struct vmi_syscall_filter. */
 struct vmi_filter {
-	struct rcu_head rcu;
 	u32 scope, nr_cr3, nr_deny_cr3, exec_mode;
 	int deny_errno;
 	bool traps;			/* anything to trap at all */
@@ -159,8 +158,12 @@ long vmi_sys_set_filter(struct vmi_session *s, const void __user *arg)
 	if (IS_ERR(f))
 		return PTR_ERR(f);
 	old = xchg((struct vmi_filter __force **)&s->sys.filter, f);
-	if (old)
-		kfree_rcu(old, rcu);
+	/*
+	 * Once this returns no vCPU uses the old filter: every record written
+	 * after it follows the new one (userspace can draw the line at head).
+	 */
+	synchronize_rcu();
+	kfree(old);
 	return 0;
 }
 

@@ -231,8 +231,9 @@ struct vmi_traps {
 
 /*
  * Which syscalls are trapped, recorded and denied (VMI_IOC_SET_FILTER), for
- * which address spaces. Replaced as a whole at any time; vCPUs pick up the
- * new filter at their next VM entry. An empty filter traps nothing, so a
+ * which address spaces. Replaced as a whole at any time, without detaching:
+ * records written after the ioctl returns (past data_head then) follow the
+ * new filter; vCPUs arm or disarm at their next VM entry. An empty filter traps nothing, so a
  * quiet policy costs the guest nothing.
  *
  * Syscalls trap only in address spaces inside the scope (CR3 values are

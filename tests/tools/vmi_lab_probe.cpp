@@ -6,6 +6,9 @@
 //   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
 //   pause PID N     trap every syscall; N times stop QEMU (SIGSTOP), as a save or migration
 //                   does, and go on: reports the SYSRETs completed on the way out
+//   filter PID      change the filter of a live session four times (openat only, getppid only,
+//                   scope ONLY an address space nobody has, scope all but that one) and
+//                   check that the records after each change follow it exactly
 //   linger PID      trap every syscall, stop QEMU (SIGSTOP) and detach: the session must
 //                   linger (module busy) until QEMU is continued and its vCPU drops its traps
 // Prints one JSON line with the figures; exits non-zero when an invariant breaks.
@@ -17,6 +20,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include <chrono>
 #include <cstdio>
@@ -192,6 +196,78 @@ int pause_check(pid_t pid, int n) {
     return st.syscalls > 0 && st.exit_probe_missed == 0 ? 0 : 1;
 }
 
+// Read from the current tail until `pred` has held `want` times or the deadline passes;
+// counts syscall records by number into `nrs`.
+struct Seen {
+    std::map<std::uint64_t, std::uint64_t> nrs;
+    std::uint64_t syscalls = 0, cr3 = 0;
+};
+
+Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records) {
+    Seen seen;
+    const auto until = Clock::now() + std::chrono::seconds(seconds);
+    while (seen.cr3 < want_cr3_records && Clock::now() < until) {
+        if (!wait_records(s, 500)) continue;
+        s.ring().drain([&](const vmi_record& r) {
+            if (r.type == VMI_REC_SYSCALL) {
+                ++seen.syscalls;
+                ++seen.nrs[r.sys.nr];
+            }
+            seen.cr3 += r.type == VMI_REC_CR3;
+        });
+    }
+    return seen;
+}
+
+int filter_switch(pid_t pid) {
+    vmid::LocatedVm vm = vmid::locate_vm(pid);
+    vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 256);
+    auto layout = vmid::resolve_kvm_layout();
+    auto* l = std::get_if<vmi_kvm_layout>(&layout);
+    if (!l) throw std::runtime_error("no KVM layout");
+    auto only = [](std::initializer_list<unsigned> nrs, __u32 scope, std::uint64_t cr3) {
+        vmi_syscall_filter f{};
+        for (unsigned nr : nrs) f.trace[nr / 64] |= 1ULL << (nr % 64);
+        f.scope = scope;
+        f.nr_cr3 = cr3 ? 1 : 0;
+        f.cr3[0] = cr3;
+        return f;
+    };
+    // An address space no process has: page-table pages are never at guest-physical 4 KiB.
+    constexpr std::uint64_t kNobody = 0x1000;
+    const struct {
+        const char* name;
+        vmi_syscall_filter filter;
+        bool want_syscalls;
+        unsigned only_nr;
+    } steps[] = {
+        {"openat-only", only({257}, VMI_SCOPE_ALL, 0), true, 257},
+        {"getppid-only", only({110}, VMI_SCOPE_ALL, 0), true, 110},
+        {"scope-only-nobody", only({110, 257}, VMI_SCOPE_ONLY, kNobody), false, 0},
+        {"scope-except-nobody", only({110}, VMI_SCOPE_EXCEPT, kNobody), true, 110},
+    };
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
+    nlohmann::json report = nlohmann::json::object();
+    bool ok = true;
+    for (const auto& st : steps) {
+        s.set_filter(st.filter);
+        // Records before this point were made under the previous filter: skip them.
+        s.ring().drain([](const vmi_record&) {});
+        // Enough guest activity: about two probe runs' worth of address-space switches.
+        const Seen seen = read_for(s, 30, 30);
+        bool good = seen.cr3 >= 30 && (st.want_syscalls ? seen.syscalls > 0 : seen.syscalls == 0);
+        for (const auto& [nr, n] : seen.nrs) good = good && nr == st.only_nr;
+        nlohmann::json nrs = nlohmann::json::object();
+        for (const auto& [nr, n] : seen.nrs) nrs[std::to_string(nr)] = n;
+        report[st.name] = {{"ok", good}, {"cr3_records", seen.cr3}, {"syscall_records", nrs}};
+        ok = ok && good;
+    }
+    const vmi_status st = s.status();
+    report["sys_mode"] = st.sys_mode;
+    std::printf("%s\n", report.dump().c_str());
+    return ok && st.sys_mode == VMI_SYS_ON ? 0 : 1;
+}
+
 int linger(pid_t pid) {
     vmi_status st{};
     {
@@ -270,6 +346,7 @@ int main(int argc, char** argv) {
         if (cmd == "overflow" && argc == 3) return overflow(std::stoi(argv[2]));
         if (cmd == "trace" && argc == 4) return trace(std::stoi(argv[2]), std::stoi(argv[3]));
         if (cmd == "linger" && argc == 3) return linger(std::stoi(argv[2]));
+        if (cmd == "filter" && argc == 3) return filter_switch(std::stoi(argv[2]));
         if (cmd == "pause" && argc == 4) return pause_check(std::stoi(argv[2]), std::stoi(argv[3]));
         std::fprintf(stderr,
                      "usage: vmi-lab-probe cycle PID N | overflow PID | trace PID MS | linger PID "

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Lab host side of the syscalls scenario: vminsightd traps the guest probe's syscalls and
-# denies one execve; then, with the filter set to openat alone, nothing else is recorded.
+# denies one execve; then, with the filter set to openat alone, nothing else is recorded;
+# then a live session's filter is changed four times (vmi-lab-probe filter).
 # phases.txt records, per phase, the guest.log offset from which every probe run started
 # while the daemon was attached (check compares those runs with the events).
 set -u
@@ -40,6 +41,13 @@ wait_for 120 in_file "$out/guest.log" 'SYSPROBE done' || step guest-probe FAIL "
 
 phase full 2 --syscalls openat,getppid,connect --lifecycle --deny-exec /tmp/vmi-canary-denied
 phase openat 1 --syscalls openat
+
+# The filter of a live session changes without detaching: numbers and CR3 scope.
+if "$P/vmi-lab-probe" filter "$qemu" >"$out/filter.json"; then
+	step filter-live PASS "$(cat "$out/filter.json")"
+else
+	step filter-live FAIL "$(cat "$out/filter.json")"
+fi
 
 guest_beats_on && step guest-survives PASS || step guest-survives FAIL "no heartbeat"
 kill -KILL "$qemu"
