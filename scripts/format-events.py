@@ -24,8 +24,24 @@ for raw in sys.stdin:
     p = ev.get("process")
     if p and p.get("kernel_thread") and "--all" not in sys.argv:
         continue  # kernel threads: shown with --all
+    sc = ev.get("syscall")
+    if sc:
+        args = sc.get("args", {})
+        what = args.get("path") or args.get("addr") or ""
+        if isinstance(what, dict):
+            what = f"{what.get('address', '')}:{what.get('port', '')}"
+        if "child_pid" in sc:
+            what = f"child {sc['child_pid']}"
+        if "exit_code" in sc:
+            what = f"exit code {sc['exit_code']}"
+        result = sc.get("error") or ("" if sc.get("ret") is None else f"= {sc['ret']}")
+        mark = "!" if sc.get("denied") else "s"
+        label = f"{sc['name']} DENIED" if sc.get("denied") else sc["name"]
+        print(f"  {vm}  {mark} {label:<16} pid {p.get('pid', '?'):>5}  {p.get('name', '?'):<16} "
+              f"{what} {result}")
+        continue
     if p:
-        print(f"  {vm}  {SYMBOL.get(action, '?')} {action:<16} pid {p['pid']:>5}  ppid {p['ppid']:>5}  "
+        print(f"  {vm}  {SYMBOL.get(action, '?')} {action:<16} pid {p['pid']:>5}  ppid {p.get('ppid', '?'):>5}  "
               f"cr3 {p['cr3']:<10} {p['name']}")
     elif action == "guest-kernel-found":
         prof = ev.get("vminsight", {}).get("profile", {})
@@ -35,7 +51,9 @@ for raw in sys.stdin:
               f"(init_task {prof.get('init_task', '?')}, BTF {prof.get('btf_bytes', '?')} bytes)")
     elif action == "vm-monitor-stats":
         s = ev.get("vminsight", {})
-        print(f"  {vm}  stats: {s.get('records_read')} CR3 records read ({s.get('cr3_mode')}), "
-              f"{s.get('records_lost_kernel')} lost, {s.get('scans')} task-list walks")
+        print(f"  {vm}  stats: {s.get('records_read')} records read (CR3 {s.get('cr3_mode')}, "
+              f"syscalls {s.get('syscall_mode')}: {s.get('syscalls_trapped')} trapped, "
+              f"{s.get('syscalls_denied')} denied), {s.get('records_lost_kernel')} lost, "
+              f"{s.get('scans')} task-list walks")
     else:
         print(f"  {vm}  * {action} {ev.get('event', {}).get('reason', '')}")

@@ -14,4 +14,8 @@ while [ "$i" -lt 12 ]; do
 	kill "$job"
 	rm -f "/tmp/job-$i"
 done
+# Suspicious activity: reading the password hashes, and a program the host denies.
+cat /etc/shadow >/dev/null 2>&1 || true
+cp /bin/vmi-canary /tmp/cryptominer
+/tmp/cryptominer --exit || echo "DEMO guest: /tmp/cryptominer could not run (denied by the host)"
 echo "DEMO-GUEST-DONE"
