@@ -6,9 +6,10 @@
 //   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
 //   pause PID N     trap every syscall; N times stop QEMU (SIGSTOP), as a save or migration
 //                   does, and go on: reports the SYSRETs completed on the way out
-//   filter PID      change the filter of a live session four times (openat only, getppid only,
-//                   scope ONLY an address space nobody has, scope all but that one) and
-//                   check that the records after each change follow it exactly
+//   filter PID      change the filter of a live session six times (openat only, getppid only,
+//                   scope ONLY an address space nobody has, scope all but that one, getppid
+//                   denied for that one, then for all) and check that the records after
+//                   each change follow it exactly
 //   linger PID      trap every syscall, stop QEMU (SIGSTOP) and detach: the session must
 //                   linger (module busy) until QEMU is continued and its vCPU drops its traps
 // Prints one JSON line with the figures; exits non-zero when an invariant breaks.
@@ -200,7 +201,7 @@ int pause_check(pid_t pid, int n) {
 // counts syscall records by number into `nrs`.
 struct Seen {
     std::map<std::uint64_t, std::uint64_t> nrs;
-    std::uint64_t syscalls = 0, cr3 = 0;
+    std::uint64_t syscalls = 0, cr3 = 0, denied = 0;
 };
 
 Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records) {
@@ -212,6 +213,7 @@ Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records)
             if (r.type == VMI_REC_SYSCALL) {
                 ++seen.syscalls;
                 ++seen.nrs[r.sys.nr];
+                seen.denied += (r.flags & VMI_RECF_DENIED) != 0;
             }
             seen.cr3 += r.type == VMI_REC_CR3;
         });
@@ -233,18 +235,30 @@ int filter_switch(pid_t pid) {
         f.cr3[0] = cr3;
         return f;
     };
+    // getppid traced and denied: for every process, or only for one no process is.
+    auto deny_getppid = [&](std::uint64_t only_cr3) {
+        vmi_syscall_filter f = only({110}, VMI_SCOPE_ALL, 0);
+        f.deny[110 / 64] |= 1ULL << (110 % 64);
+        f.nr_deny_cr3 = only_cr3 ? 1 : 0;
+        f.deny_cr3[0] = only_cr3;
+        return f;
+    };
     // An address space no process has: page-table pages are never at guest-physical 4 KiB.
+    // (The guest's probe ignores what getppid returns: denying it is harmless there.)
     constexpr std::uint64_t kNobody = 0x1000;
     const struct {
         const char* name;
         vmi_syscall_filter filter;
         bool want_syscalls;
         unsigned only_nr;
+        bool denied = false;  // every record of this step is DENIED (else none is)
     } steps[] = {
         {"openat-only", only({257}, VMI_SCOPE_ALL, 0), true, 257},
         {"getppid-only", only({110}, VMI_SCOPE_ALL, 0), true, 110},
         {"scope-only-nobody", only({110, 257}, VMI_SCOPE_ONLY, kNobody), false, 0},
         {"scope-except-nobody", only({110}, VMI_SCOPE_EXCEPT, kNobody), true, 110},
+        {"deny-for-nobody", deny_getppid(kNobody), true, 110, false},
+        {"deny-for-all", deny_getppid(0), true, 110, true},
     };
     s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
     nlohmann::json report = nlohmann::json::object();
@@ -255,11 +269,15 @@ int filter_switch(pid_t pid) {
         s.ring().drain([](const vmi_record&) {});
         // Enough guest activity: about two probe runs' worth of address-space switches.
         const Seen seen = read_for(s, 30, 30);
-        bool good = seen.cr3 >= 30 && (st.want_syscalls ? seen.syscalls > 0 : seen.syscalls == 0);
+        bool good = seen.cr3 >= 30 && seen.denied == (st.denied ? seen.syscalls : 0) &&
+                    (st.want_syscalls ? seen.syscalls > 0 : seen.syscalls == 0);
         for (const auto& [nr, n] : seen.nrs) good = good && nr == st.only_nr;
         nlohmann::json nrs = nlohmann::json::object();
         for (const auto& [nr, n] : seen.nrs) nrs[std::to_string(nr)] = n;
-        report[st.name] = {{"ok", good}, {"cr3_records", seen.cr3}, {"syscall_records", nrs}};
+        report[st.name] = {{"ok", good},
+                           {"cr3_records", seen.cr3},
+                           {"syscall_records", nrs},
+                           {"denied", seen.denied}};
         ok = ok && good;
     }
     const vmi_status st = s.status();

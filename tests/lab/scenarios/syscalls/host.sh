@@ -1,7 +1,7 @@
 #!/bin/sh
 # Lab host side of the syscalls scenario: vminsightd traps the guest probe's syscalls and
 # denies one execve; then, with the filter set to openat alone, nothing else is recorded;
-# then a live session's filter is changed four times (vmi-lab-probe filter).
+# then a live session's filter is changed six times, denial included (vmi-lab-probe filter).
 # phases.txt records, per phase, the guest.log offset from which every probe run started
 # while the daemon was attached (check compares those runs with the events).
 set -u
