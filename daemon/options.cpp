@@ -12,7 +12,7 @@ const char* const kUsage =
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
     "                  [--syscalls NAME,...] [--lifecycle] [--deny-exec PATH]...\n"
-    "                  [--allow-exec PATH]...\n"
+    "                  [--allow-exec PATH]... [--policy RULES.yaml]...\n"
     "                  [--deny-errno N]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
@@ -20,6 +20,8 @@ const char* const kUsage =
     "saying what it means (fork with the child's pid, exec, exit with its code).\n"
     "--deny-exec makes execve of that exact path fail in the guest with\n"
     "--deny-errno (default 1, EPERM); --allow-exec denies every other path instead.\n"
+    "--policy loads rule files: each event matching a rule is followed by an alert, and\n"
+    "the syscalls the rules look at are trapped too.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
     "vmlinuz into one).\n";
@@ -74,6 +76,8 @@ Options parse_options(const std::vector<std::string>& args) {
                 o.syscalls.push_back(std::move(name));
                 b = e + 1;
             }
+        } else if (a == "--policy") {
+            o.policies.push_back(value());
         } else if (a == "--lifecycle") {
             for (const char* n :
                  {"execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group"})

@@ -30,6 +30,8 @@ struct Options {
     std::vector<std::string> syscalls;
     std::vector<std::string> deny_exec, allow_exec;
     int deny_errno = 1;  // EPERM
+    // Rule files (Falco-style YAML), loaded in order; alerts follow the events they match.
+    std::vector<std::string> policies;
 };
 
 /// Throws UsageError with a message naming the offending option.

@@ -127,6 +127,8 @@ nlohmann::json syscall_event(const SyscallCall& c, const GuestProcess* p,
         for (std::uint64_t a : c.args) raw.push_back(hex(a));
         sc["args_raw"] = std::move(raw);
     }
+    // The numbers as passed, for rules and receivers that want them exactly.
+    sc["raw_args"] = c.args;
     for (auto& [k, v] : notes.items()) sc[k] = v;
     add_lifecycle(c, sc);
     std::string outcome = "unknown";

@@ -24,6 +24,10 @@ for raw in sys.stdin:
     p = ev.get("process")
     if p and p.get("kernel_thread") and "--all" not in sys.argv:
         continue  # kernel threads: shown with --all
+    if ev.get("event", {}).get("kind") == "alert":
+        r = ev.get("rule", {})
+        print(f"  {vm}  ALERT [{r.get('priority', '?')}] {r.get('name', '?')}: {ev.get('message', '')}")
+        continue
     sc = ev.get("syscall")
     if sc:
         args = sc.get("args", {})

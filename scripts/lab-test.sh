@@ -36,6 +36,7 @@ strip -o "$payload/vminsightd" "$build/release/daemon/vminsightd"
 strip -o "$payload/vminsight-inspect" "$build/release/libvmi_bridge/vminsight-inspect"
 cp "$vmlinux" "$payload/vmlinux"
 strip -o "$payload/vmi-lab-probe" "$build/release/tests/vmi-lab-probe"
+cp -r "$root/policies" "$payload/policies"
 
 stage=$build/lab/stage/$kernel-$name
 rm -rf "$stage" && mkdir -p "$(dirname "$stage")"

@@ -18,9 +18,10 @@ until ls -l "/proc/$qemu/fd" 2>/dev/null | grep -q kvm-vm; do
 done
 echo "DEMO guest started (qemu pid $qemu); attaching vminsightd"
 # Each event line goes to the console as it comes (the daemon flushes per line) and to a file.
-# Syscalls: file opens and connects, the process lifecycle, and one program the host forbids.
+# The default policy (its alerts follow the events they match, and the syscalls its rules look
+# at are trapped), the process lifecycle, and one program the host forbids.
 "$P/vminsightd" --qemu-pid "$qemu" --vm-name demo-guest \
-	--output - --rescan-interval-ms 200 --syscalls openat,connect --lifecycle \
+	--output - --rescan-interval-ms 200 --policy "$P/policies/default.yaml" --lifecycle \
 	--deny-exec /tmp/cryptominer |
 	while IFS= read -r line; do
 		echo "EV $line"

@@ -1,0 +1,137 @@
+#include "policy_stage.hpp"
+
+#include <time.h>
+
+#include "event_fields.hpp"
+#include "vmi/syscall_abi.hpp"
+
+namespace vmid {
+namespace {
+
+std::optional<policy::EventType> type_of(const std::string& action) {
+    using T = policy::EventType;
+    if (action == "process-started" || action == "process-seen") return T::Start;
+    if (action == "process-exec") return T::Exec;
+    if (action == "process-exited") return T::Exit;
+    if (action == "process-renamed") return T::Rename;
+    if (action == "syscall" || action == "syscall-denied") return T::Syscall;
+    return std::nullopt;
+}
+
+template <class T>
+std::optional<T> get(const nlohmann::json& obj, const char* key) {
+    auto it = obj.find(key);
+    if (it == obj.end() || it->is_null()) return std::nullopt;
+    if constexpr (std::is_same_v<T, std::string>) {
+        if (!it->is_string()) return std::nullopt;
+    } else {
+        if (!it->is_number()) return std::nullopt;
+    }
+    return it->get<T>();
+}
+
+std::uint64_t now_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+           static_cast<std::uint64_t>(ts.tv_nsec);
+}
+
+}  // namespace
+
+std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
+    const auto action =
+        ev.contains("event") ? get<std::string>(ev["event"], "action") : std::nullopt;
+    const auto type = action ? type_of(*action) : std::nullopt;
+    if (!type) return std::nullopt;
+    policy::Event e;
+    e.type = *type;
+    if (auto vm = ev.find("vm"); vm != ev.end()) e.vm.name = get<std::string>(*vm, "name");
+    if (auto p = ev.find("process"); p != ev.end()) {
+        e.proc.pid = get<std::int64_t>(*p, "pid");
+        e.proc.ppid = get<std::int64_t>(*p, "ppid");
+        e.proc.name = get<std::string>(*p, "name");
+        e.proc.exe = get<std::string>(*p, "exe");
+        e.proc.uid = get<std::int64_t>(*p, "uid");
+        e.proc.euid = get<std::int64_t>(*p, "euid");
+        e.proc.gid = get<std::int64_t>(*p, "gid");
+        e.proc.previous_name = get<std::string>(*p, "previous_name");
+        if (auto a = p->find("args"); a != p->end() && a->is_array()) {
+            std::vector<std::string> args;
+            for (const auto& s : *a)
+                if (s.is_string()) args.push_back(s.get<std::string>());
+            e.set_args(std::move(args));
+        }
+    }
+    if (auto s = ev.find("syscall"); s != ev.end()) {
+        e.syscall.name = get<std::string>(*s, "name");
+        e.syscall.nr = get<std::int64_t>(*s, "nr");
+        if (auto raw = s->find("raw_args"); raw != s->end() && raw->is_array())
+            for (const auto& a : *raw)
+                if (a.is_number()) e.syscall.args.push_back(a.get<std::int64_t>());
+        if (auto args = s->find("args"); args != s->end() && args->is_object()) {
+            e.syscall.path = get<std::string>(*args, "path");
+            if (auto addr = args->find("addr"); addr != args->end() && addr->is_object()) {
+                e.syscall.addr = get<std::string>(*addr, "address");
+                e.syscall.port = get<std::int64_t>(*addr, "port");
+            }
+        }
+        // The open flags, by their place in the ABI (openat: 2, open: 1).
+        if (e.syscall.nr)
+            if (const vmi::SyscallInfo* info =
+                    vmi::syscall_info(static_cast<std::uint64_t>(*e.syscall.nr)))
+                for (std::size_t i = 0; i < info->args.size(); ++i)
+                    if (info->args[i].kind == vmi::ArgKind::kOpenFlags && i < e.syscall.args.size())
+                        e.syscall.flags = e.syscall.args[i];
+    }
+    return e;
+}
+
+std::vector<std::string> syscalls_needed(const policy::PolicySet& set) {
+    std::vector<std::string> out;
+    for (std::uint32_t nr = 0; nr < vmi::kSyscallCount; ++nr) {
+        const std::string_view name = vmi::syscall_name(nr);
+        if (!name.empty() && set.rules_for_syscall(name) > 0) out.emplace_back(name);
+    }
+    return out;
+}
+
+PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set)
+    : next_(next), set_(std::move(set)) {}
+
+void PolicyStage::emit(const nlohmann::json& ev) {
+    next_.emit(ev);
+    const auto pe = to_policy_event(ev);
+    if (!pe) return;
+    matches_.clear();
+    set_.evaluate(*pe, matches_);
+    for (const policy::Match& m : matches_) {
+        const policy::Rule& r = *m.rule;
+        if (!limiter_.allow(r, now_ns())) {
+            ++suppressed_;
+            continue;
+        }
+        ++alerts_;
+        nlohmann::json alert = {
+            {"@timestamp", utc_now()},
+            {"event",
+             {{"kind", "alert"},
+              {"category", ev["event"].value("category", "process")},
+              {"action", "policy-match"},
+              {"trigger", ev["event"].value("action", "")}}},
+            {"rule",
+             {{"name", r.name},
+              {"priority", policy::priority_name(r.priority)},
+              {"action", policy::action_name(r.action)},
+              {"mode", policy::mode_name(r.mode)},
+              {"tags", r.tags},
+              {"source", r.file + ":" + std::to_string(r.line)}}},
+            {"message", m.output},
+        };
+        for (const char* k : {"vm", "process", "syscall"})
+            if (ev.contains(k)) alert[k] = ev[k];
+        next_.emit(alert);
+    }
+}
+
+}  // namespace vmid

@@ -1,0 +1,41 @@
+// Applies the loaded policy to every event the daemon emits: the event goes on, followed by
+// one alert per rule it matches. Sits between the monitor and the real sink, so process and
+// syscall events are judged the same way, from what the feed itself says.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "event_sink.hpp"
+#include "policy/event.hpp"
+#include "policy/policy.hpp"
+
+namespace vmid {
+
+/// The policy engine's view of a feed event; nullopt for events rules do not look at
+/// (attach, stats, detach, alerts themselves).
+std::optional<policy::Event> to_policy_event(const nlohmann::json& ev);
+
+/// Syscall names some enabled rule looks at: what the module must trap for this policy.
+std::vector<std::string> syscalls_needed(const policy::PolicySet& set);
+
+class PolicyStage final : public EventSink {
+  public:
+    PolicyStage(EventSink& next, policy::PolicySet set);
+    void emit(const nlohmann::json& ev) override;
+    [[nodiscard]] std::uint64_t alerts() const noexcept { return alerts_; }
+    [[nodiscard]] std::uint64_t suppressed() const noexcept { return suppressed_; }
+
+  private:
+    EventSink& next_;
+    policy::PolicySet set_;
+    policy::RateLimiter limiter_;
+    std::vector<policy::Match> matches_;
+    std::uint64_t alerts_ = 0, suppressed_ = 0;
+};
+
+}  // namespace vmid

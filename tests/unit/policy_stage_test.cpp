@@ -1,0 +1,113 @@
+// The daemon's policy stage: feed events become policy events; matches become alerts that
+// follow their event; the trapped syscalls are the ones the rules look at.
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "policy_stage.hpp"
+#include "syscall_event.hpp"
+
+namespace vmid {
+namespace {
+
+struct Collect final : EventSink {
+    std::vector<nlohmann::json> got;
+    void emit(const nlohmann::json& ev) override { got.push_back(ev); }
+};
+
+constexpr const char* kRules = R"yaml(
+- rule: Read shadow
+  desc: t
+  condition: evt.type = syscall and syscall.name = openat and syscall.path = /etc/shadow and not syscall.flags & (O_WRONLY, O_RDWR)
+  output: "shadow read by %proc.name (pid=%proc.pid)"
+  priority: CRITICAL
+  tags: [T1003]
+- rule: Exec from tmp
+  desc: t
+  condition: evt.type = exec and proc.exe startswith /tmp/
+  output: "exec of %proc.exe"
+  priority: WARNING
+- rule: Outbound
+  desc: t
+  condition: evt.type = syscall and syscall.name = connect and syscall.port = 4444
+  output: "connect to %syscall.addr:%syscall.port"
+  priority: NOTICE
+)yaml";
+
+policy::PolicySet rules() {
+    auto loaded = policy::PolicySet::load_string(kRules);
+    EXPECT_TRUE(loaded) << (loaded.errors.empty() ? "" : loaded.errors[0].str());
+    return std::move(*loaded.set);
+}
+
+nlohmann::json openat_event(const std::string& path, std::uint64_t flags) {
+    SyscallCall c;
+    c.nr = 257;
+    c.args = {static_cast<std::uint64_t>(-100), 0x1000, flags, 0, 0, 0};
+    c.data_arg = 1;
+    c.data = path;
+    c.tgid = 7;
+    c.comm = "cat";
+    c.ret = 3;
+    return syscall_event(c, nullptr, "vm1");
+}
+
+TEST(PolicyStage, SyscallMatchIsFollowedByAnAlert) {
+    Collect out;
+    PolicyStage stage(out, rules());
+    stage.emit(openat_event("/etc/shadow", 0));
+    ASSERT_EQ(out.got.size(), 2u);
+    EXPECT_EQ(out.got[0]["event"]["action"], "syscall");
+    const auto& a = out.got[1];
+    EXPECT_EQ(a["event"]["kind"], "alert");
+    EXPECT_EQ(a["rule"]["name"], "Read shadow");
+    EXPECT_EQ(a["rule"]["priority"], "critical");
+    EXPECT_EQ(a["rule"]["tags"], nlohmann::json::array({"T1003"}));
+    EXPECT_EQ(a["message"], "shadow read by cat (pid=7)");
+    EXPECT_EQ(a["process"]["pid"], 7);
+    EXPECT_EQ(stage.alerts(), 1u);
+}
+
+TEST(PolicyStage, NearMissesRaiseNothing) {
+    Collect out;
+    PolicyStage stage(out, rules());
+    stage.emit(openat_event("/etc/shadow", 01));  // O_WRONLY: not a read
+    stage.emit(openat_event("/etc/passwd", 0));
+    EXPECT_EQ(out.got.size(), 2u);
+    EXPECT_EQ(stage.alerts(), 0u);
+}
+
+TEST(PolicyStage, ProcessAndConnectEvents) {
+    Collect out;
+    PolicyStage stage(out, rules());
+    stage.emit({{"event", {{"action", "process-exec"}, {"category", "process"}}},
+                {"vm", {{"name", "vm1"}}},
+                {"process", {{"pid", 9}, {"ppid", 1}, {"name", "x"}, {"exe", "/tmp/x"}}}});
+    SyscallCall c;
+    c.nr = 42;
+    c.data_arg = 1;
+    c.data = std::string("\x02\x00\x11\x5c\x0a\x00\x00\x01\0\0\0\0\0\0\0\0", 16);  // 10.0.0.1:4444
+    stage.emit(syscall_event(c, nullptr, "vm1"));
+    ASSERT_EQ(out.got.size(), 4u);
+    EXPECT_EQ(out.got[1]["rule"]["name"], "Exec from tmp");
+    EXPECT_EQ(out.got[3]["rule"]["name"], "Outbound");
+    EXPECT_EQ(out.got[3]["message"], "connect to 10.0.0.1:4444");
+}
+
+TEST(PolicyStage, OtherEventsAreNotJudged) {
+    EXPECT_FALSE(to_policy_event({{"event", {{"action", "vm-attached"}}}}));
+    EXPECT_FALSE(to_policy_event({{"event", {{"action", "policy-match"}}}}));
+    EXPECT_FALSE(to_policy_event(nlohmann::json::object()));
+    const auto e = to_policy_event(openat_event("/etc/shadow", 0));
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->syscall.flags, 0);
+    EXPECT_EQ(e->syscall.path, "/etc/shadow");
+}
+
+TEST(PolicyStage, TrappedSyscallsAreTheOnesRulesNeed) {
+    EXPECT_EQ(syscalls_needed(rules()), (std::vector<std::string>{"connect", "openat"}));
+}
+
+}  // namespace
+}  // namespace vmid
