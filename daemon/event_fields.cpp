@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <ctime>
 
+#include <time.h>
+
 namespace vmid {
 
 std::string hex(std::uint64_t v) {
@@ -24,6 +26,13 @@ std::string utc_now() {
                   tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
                   static_cast<long long>(us % 1000000));
     return buf;
+}
+
+std::uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
+           static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace vmid

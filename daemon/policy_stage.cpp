@@ -1,7 +1,5 @@
 #include "policy_stage.hpp"
 
-#include <time.h>
-
 #include "event_fields.hpp"
 #include "vmi/syscall_abi.hpp"
 
@@ -28,13 +26,6 @@ std::optional<T> get(const nlohmann::json& obj, const char* key) {
         if (!it->is_number()) return std::nullopt;
     }
     return it->get<T>();
-}
-
-std::uint64_t now_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-           static_cast<std::uint64_t>(ts.tv_nsec);
 }
 
 }  // namespace
@@ -107,7 +98,7 @@ void PolicyStage::emit(const nlohmann::json& ev) {
     set_.evaluate(*pe, matches_);
     for (const policy::Match& m : matches_) {
         const policy::Rule& r = *m.rule;
-        if (!limiter_.allow(r, now_ns())) {
+        if (!limiter_.allow(r, monotonic_ns())) {
             ++suppressed_;
             continue;
         }

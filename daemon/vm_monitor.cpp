@@ -1,11 +1,11 @@
 #include "vm_monitor.hpp"
 
-#include <time.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <variant>
 
+#include "event_fields.hpp"
 #include "kvm_layout.hpp"
 #include "syscall_event.hpp"
 #include "syscall_filter.hpp"
@@ -13,17 +13,6 @@
 
 namespace vmid {
 namespace asio = boost::asio;
-
-namespace {
-
-std::uint64_t monotonic_ns() {
-    timespec ts{};
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return static_cast<std::uint64_t>(ts.tv_sec) * 1000000000ULL +
-           static_cast<std::uint64_t>(ts.tv_nsec);
-}
-
-}  // namespace
 
 VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
     : io_(io),
