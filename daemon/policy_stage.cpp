@@ -78,6 +78,22 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
     return e;
 }
 
+std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev) {
+    auto sc = ev.find("syscall");
+    if (sc == ev.end() || sc->value("lifecycle", "") != "exec" || sc->value("denied", false))
+        return std::nullopt;
+    if (auto ret = get<std::int64_t>(*sc, "ret"); ret && *ret != 0) return std::nullopt;
+    auto args = sc->find("args");
+    const auto path = args != sc->end() ? get<std::string>(*args, "path") : std::nullopt;
+    auto e = to_policy_event(ev);
+    if (!path || path->empty() || !e) return std::nullopt;
+    e->type = policy::EventType::Exec;
+    e->proc.exe = *path;
+    e->proc.name = path->substr(path->rfind('/') + 1);
+    e->syscall = {};
+    return e;
+}
+
 std::vector<std::string> syscalls_needed(const policy::PolicySet& set) {
     std::vector<std::string> out;
     for (std::uint32_t nr = 0; nr < vmi::kSyscallCount; ++nr) {
@@ -92,10 +108,9 @@ PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set)
 
 void PolicyStage::emit(const nlohmann::json& ev) {
     next_.emit(ev);
-    const auto pe = to_policy_event(ev);
-    if (!pe) return;
     matches_.clear();
-    set_.evaluate(*pe, matches_);
+    for (const auto& pe : {to_policy_event(ev), exec_from_syscall(ev)})
+        if (pe) set_.evaluate(*pe, matches_);
     for (const policy::Match& m : matches_) {
         const policy::Rule& r = *m.rule;
         if (!limiter_.allow(r, monotonic_ns())) {

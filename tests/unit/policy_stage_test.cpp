@@ -95,6 +95,33 @@ TEST(PolicyStage, ProcessAndConnectEvents) {
     EXPECT_EQ(out.got[3]["message"], "connect to 10.0.0.1:4444");
 }
 
+TEST(PolicyStage, AnExecveThatWentThroughIsAnExec) {
+    Collect out;
+    PolicyStage stage(out, rules());
+    SyscallCall c;
+    c.nr = 59;
+    c.data_arg = 0;
+    c.data = "/tmp/miner";
+    c.tgid = 12;
+    c.comm = "sh";
+    stage.emit(syscall_event(c, nullptr, "vm1"));  // no return: it went through
+    ASSERT_EQ(out.got.size(), 2u);
+    EXPECT_EQ(out.got[1]["rule"]["name"], "Exec from tmp");
+    EXPECT_EQ(out.got[1]["message"], "exec of /tmp/miner");
+    c.ret = -2;  // ENOENT: nothing ran
+    stage.emit(syscall_event(c, nullptr, "vm1"));
+    c.ret.reset();
+    c.denied = true;
+    c.ret = -1;
+    stage.emit(syscall_event(c, nullptr, "vm1"));
+    EXPECT_EQ(out.got.size(), 4u);
+    const auto e = exec_from_syscall(out.got[0]);
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->proc.name, "miner");
+    EXPECT_EQ(e->proc.exe, "/tmp/miner");
+    EXPECT_EQ(e->proc.pid, 12);
+}
+
 TEST(PolicyStage, OtherEventsAreNotJudged) {
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "vm-attached"}}}}));
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "policy-match"}}}}));
