@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -10,10 +11,41 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "event_fields.hpp"
 #include "event_sink.hpp"
 #include "options.hpp"
 #include "policy_stage.hpp"
 #include "vm_monitor.hpp"
+
+namespace {
+
+// SIGHUP: the rule files again. A bad set never replaces the good one; either way the feed
+// says what happened. The syscalls trapped follow the rules now in force.
+void reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out, vmid::VmMonitor& monitor,
+                   const vmid::Options& opts, const std::vector<std::string>& asked) {
+    const std::vector<std::string> errors = stage.reload(opts.policies);
+    nlohmann::json ev = {
+        {"@timestamp", vmid::utc_now()},
+        {"event",
+         {{"kind", "event"},
+          {"category", "configuration"},
+          {"action", errors.empty() ? "policy-reloaded" : "policy-reload-failed"}}},
+        {"vm", {{"name", opts.vm_name}}}};
+    if (!errors.empty()) {
+        ev["vminsight"] = {{"errors", errors}, {"kept", "the rules in force before"}};
+        out.emit(ev);
+        return;
+    }
+    std::vector<std::string> trace = asked;  // --syscalls, then what the rules need
+    for (auto& name : vmid::syscalls_needed(stage.rules()))
+        if (std::find(trace.begin(), trace.end(), name) == trace.end())
+            trace.push_back(std::move(name));
+    ev["vminsight"] = {{"rules", stage.rules().rule_count()}, {"syscalls_trapped", trace.size()}};
+    out.emit(ev);
+    monitor.trace_syscalls(std::move(trace));
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
     vmid::Options opts;
@@ -23,6 +55,7 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vminsightd: %s\n%s", e.what(), vmid::kUsage);
         return 2;
     }
+    const std::vector<std::string> asked = opts.syscalls;
     // Rules are checked before anything is attached: every error, with file:line:col.
     std::optional<policy::PolicySet> rules;
     if (!opts.policies.empty()) {
@@ -45,10 +78,18 @@ int main(int argc, char** argv) {
         if (rules) stage.emplace(out, std::move(*rules));
         vmid::EventSink& sink = stage ? static_cast<vmid::EventSink&>(*stage) : out;
         vmid::VmMonitor monitor(io, opts, sink);
-        boost::asio::signal_set signals(io, SIGINT, SIGTERM);
-        signals.async_wait([&](const boost::system::error_code& ec, int) {
-            if (!ec) monitor.stop("daemon-stopped");
-        });
+        boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
+        std::function<void(const boost::system::error_code&, int)> on_signal =
+            [&](const boost::system::error_code& ec, int sig) {
+                if (ec) return;
+                if (sig != SIGHUP) {
+                    monitor.stop("daemon-stopped");
+                    return;
+                }
+                if (stage) reload_policy(*stage, out, monitor, opts, asked);
+                signals.async_wait(on_signal);
+            };
+        signals.async_wait(on_signal);
         monitor.start();
         std::fprintf(stderr, "vminsightd: attached to qemu pid %d (%s)\n", opts.qemu_pid,
                      opts.vm_name.c_str());

@@ -1,5 +1,7 @@
 #include "policy_stage.hpp"
 
+#include <filesystem>
+
 #include "event_fields.hpp"
 #include "vmi/syscall_abi.hpp"
 
@@ -105,6 +107,19 @@ std::vector<std::string> syscalls_needed(const policy::PolicySet& set) {
 
 PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set)
     : next_(next), set_(std::move(set)) {}
+
+std::vector<std::string> PolicyStage::reload(const std::vector<std::string>& files) {
+    auto loaded =
+        policy::PolicySet::load(std::vector<std::filesystem::path>(files.begin(), files.end()));
+    std::vector<std::string> errors;
+    if (!loaded) {
+        for (const auto& d : loaded.errors) errors.push_back(d.str());
+        return errors;
+    }
+    set_ = std::move(*loaded.set);
+    limiter_ = policy::RateLimiter{};  // rate limits belong to the rules they came with
+    return errors;
+}
 
 void PolicyStage::emit(const nlohmann::json& ev) {
     next_.emit(ev);

@@ -31,6 +31,12 @@ class PolicyStage final : public EventSink {
   public:
     PolicyStage(EventSink& next, policy::PolicySet set);
     void emit(const nlohmann::json& ev) override;
+    /// Loads `files` anew and, only if every file is valid, judges the next events by them.
+    /// A bad policy never replaces a good one: on failure the errors (file:line:col: why) are
+    /// returned and the current rules stay. Called between events, so none is judged by a
+    /// half-loaded set or skipped.
+    std::vector<std::string> reload(const std::vector<std::string>& files);
+    [[nodiscard]] const policy::PolicySet& rules() const noexcept { return set_; }
     [[nodiscard]] std::uint64_t alerts() const noexcept { return alerts_; }
     [[nodiscard]] std::uint64_t suppressed() const noexcept { return suppressed_; }
 

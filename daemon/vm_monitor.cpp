@@ -54,6 +54,12 @@ void VmMonitor::request_traps() {
                        std::get<vmi_kvm_layout>(layout));
 }
 
+void VmMonitor::trace_syscalls(std::vector<std::string> names) {
+    if (stopped_) return;
+    plan_.trace = std::move(names);
+    request_traps();
+}
+
 void VmMonitor::start() {
     request_traps();
     sink_.emit({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-attached"}}},

@@ -27,6 +27,8 @@ class VmMonitor {
   public:
     VmMonitor(boost::asio::io_context& io, const Options& opts, EventSink& sink);
     void start();
+    /// Trap and record these syscalls from now on (the session stays attached).
+    void trace_syscalls(std::vector<std::string> names);
     /// Drain what is left, report every process gone, detach.
     void stop(const std::string& reason);
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }

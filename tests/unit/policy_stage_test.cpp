@@ -1,5 +1,9 @@
 // The daemon's policy stage: feed events become policy events; matches become alerts that
 // follow their event; the trapped syscalls are the ones the rules look at.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -120,6 +124,40 @@ TEST(PolicyStage, AnExecveThatWentThroughIsAnExec) {
     EXPECT_EQ(e->proc.name, "miner");
     EXPECT_EQ(e->proc.exe, "/tmp/miner");
     EXPECT_EQ(e->proc.pid, 12);
+}
+
+TEST(PolicyStage, ReloadIsAllOrNothing) {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("vmi-policy-reload-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const auto good = (dir / "good.yaml").string(), bad = (dir / "bad.yaml").string();
+    std::ofstream(good) << R"yaml(
+- rule: Passwd read
+  desc: t
+  condition: evt.type = syscall and syscall.name = openat and syscall.path = /etc/passwd
+  output: "passwd read"
+  priority: NOTICE
+)yaml";
+    std::ofstream(bad)
+        << "- rule: Broken\n  desc: t\n  condition: evt.type = syscall and no.such = 1\n"
+           "  output: x\n  priority: NOTICE\n";
+    Collect out;
+    PolicyStage stage(out, rules());
+    // A bad file among good ones: errors name the place, the rules in force stay.
+    const auto errors = stage.reload({good, bad});
+    ASSERT_FALSE(errors.empty());
+    EXPECT_NE(errors[0].find("bad.yaml:3:37: unknown field 'no.such'"), std::string::npos)
+        << errors[0];
+    stage.emit(openat_event("/etc/shadow", 0));
+    ASSERT_EQ(out.got.size(), 2u);  // still the old "Read shadow"
+    // A good set replaces it for the next event.
+    EXPECT_TRUE(stage.reload({good}).empty());
+    stage.emit(openat_event("/etc/shadow", 0));
+    stage.emit(openat_event("/etc/passwd", 0));
+    ASSERT_EQ(out.got.size(), 5u);
+    EXPECT_EQ(out.got[4]["rule"]["name"], "Passwd read");
+    EXPECT_EQ(syscalls_needed(stage.rules()), std::vector<std::string>{"openat"});
+    std::filesystem::remove_all(dir);
 }
 
 TEST(PolicyStage, OtherEventsAreNotJudged) {

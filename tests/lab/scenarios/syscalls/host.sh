@@ -42,6 +42,21 @@ wait_for 120 in_file "$out/guest.log" 'SYSPROBE done' || step guest-probe FAIL "
 phase full 2 --syscalls openat,getppid,connect --lifecycle --deny-exec /tmp/vmi-canary-denied
 phase openat 1 --syscalls openat
 
+# Rules reload on SIGHUP while attached (the trapped syscalls follow them).
+"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/events-reload.jsonl" \
+	--policy "$P/policies/default.yaml" 2>>"$out/daemon.err" &
+daemon=$!
+if wait_for 60 in_file "$out/events-reload.jsonl" '"action":"vm-attached"'; then
+	kill -HUP "$daemon"
+	wait_for 30 in_file "$out/events-reload.jsonl" '"action":"policy-reloaded"' &&
+		step policy-reload PASS "$(grep -o '"rules":[0-9]*' "$out/events-reload.jsonl")" ||
+		step policy-reload FAIL "no policy-reloaded event"
+else
+	step policy-reload FAIL "daemon did not attach"
+fi
+kill -TERM "$daemon"
+wait_for 20 dead "$daemon" && wait "$daemon" || step policy-reload-detach FAIL "daemon rc=$?"
+
 # The filter of a live session changes without detaching: numbers and CR3 scope.
 if "$P/vmi-lab-probe" filter "$qemu" >"$out/filter.json"; then
 	step filter-live PASS "$(cat "$out/filter.json")"
