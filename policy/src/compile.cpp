@@ -648,6 +648,8 @@ std::optional<std::vector<std::string>> syscall_names(const Node& n) {
         case Node::Kind::Or: {
             Names all;
             for (const auto& k : n.kids) {
+                // A branch that cannot match a syscall event (evt.type = exec ...) adds no name.
+                if (!(type_mask(*k) & (1u << static_cast<unsigned>(EventType::Syscall)))) continue;
                 auto s = syscall_names(*k);
                 if (!s) return std::nullopt;
                 all.insert(all.end(), s->begin(), s->end());

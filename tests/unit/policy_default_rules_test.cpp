@@ -179,6 +179,11 @@ TEST(PolicyDefaultRules, LoadsWithEnoughTaggedRules) {
     // Every rule is indexed by event type: none is evaluated for exit events.
     EXPECT_EQ(set.rules_for(EventType::Exit), 0u);
     EXPECT_EQ(set.rules_for(EventType::Cr3), 0u);
+    // ...and every syscall rule by syscall name, so the daemon traps only what rules look at
+    // (an exec-or-open rule is still indexed under the open calls alone).
+    EXPECT_EQ(set.rules_for_syscall("getppid"), 0u);
+    EXPECT_EQ(set.rules_for_syscall("read"), 0u);
+    EXPECT_GE(set.rules_for_syscall("openat"), 5u);
 }
 
 TEST(PolicyDefaultRules, EveryRuleHasACase) {
