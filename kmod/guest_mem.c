@@ -15,13 +15,6 @@
 #define VMI_PTE_ADDR GENMASK_ULL(51, 12)
 #define VMI_PAGE_SIZE 4096u
 
-static bool vmi_gva_canonical(u64 gva, bool la57)
-{
-	unsigned int shift = la57 ? 64 - 57 : 64 - 48;
-
-	return (u64)((s64)(gva << shift) >> shift) == gva;
-}
-
 int vmi_guest_translate(const struct vmi_aspace *as, u64 gva, u64 *gpa)
 {
 	u64 table = as->cr3 & VMI_PTE_ADDR;
@@ -29,7 +22,7 @@ int vmi_guest_translate(const struct vmi_aspace *as, u64 gva, u64 *gpa)
 	unsigned int shift;
 	u64 pte, mask;
 
-	if (!vmi_gva_canonical(gva, as->la57))
+	if (!vmi_va_canonical(gva, as->la57))
 		return -ENOENT;
 	for (; level >= 1; level--) {
 		shift = 12 + 9 * (level - 1);

@@ -14,6 +14,14 @@
 
 struct kvm_vcpu;
 
+/* Whether @va is canonical for 4-level (48-bit) or 5-level (57-bit) paging. */
+static inline bool vmi_va_canonical(u64 va, bool la57)
+{
+	unsigned int shift = la57 ? 64 - 57 : 64 - 48;
+
+	return (u64)((s64)(va << shift) >> shift) == va;
+}
+
 /* Where virtual addresses are translated: a CR3 and its paging depth. */
 struct vmi_aspace {
 	struct kvm_vcpu *vcpu;

@@ -16,6 +16,7 @@
 #include <asm/svm.h>
 #include <asm/vmx.h>
 
+#include "guest_mem.h"
 #include "kvm_shim.h"
 #include "uapi/vminsight.h"
 
@@ -349,13 +350,6 @@ void vmi_vcpu_regs(struct kvm_vcpu *vcpu, const struct vmi_kvm_layout *layout,
 	regs->kernel_gs_base = vmcb ? vmcb->save.kernel_gs_base : 0;
 }
 
-static bool vmi_canonical(u64 va, bool la57)
-{
-	unsigned int shift = la57 ? 64 - 57 : 64 - 48;
-
-	return (u64)((s64)(va << shift) >> shift) == va;
-}
-
 static void vmi_svm_flat_seg(struct vmcb_seg *seg, u16 selector, u16 attrib)
 {
 	seg->selector = selector;
@@ -396,7 +390,7 @@ static bool vmi_svm_sysret(struct kvm_vcpu *vcpu,
 		return false;
 	if (!wide)
 		rip = (u32)rip;
-	else if (!vmi_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
+	else if (!vmi_va_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
 		return false;
 	sel = vmcb->save.star >> 48;
 	vmi_svm_flat_seg(&vmcb->save.cs, (wide ? sel + 16 : sel) | 3,
@@ -616,7 +610,7 @@ static bool vmi_vmx_sysret(struct kvm_vcpu *vcpu,
 		return false;
 	if (!wide)
 		rip = (u32)rip;
-	else if (!vmi_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
+	else if (!vmi_va_canonical(rip, vcpu->arch.cr4 & X86_CR4_LA57))
 		return false;
 	rdmsrl(MSR_STAR, star);
 	sel = star >> 48;

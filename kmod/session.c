@@ -29,12 +29,6 @@
 #include "session.h"
 #include "trace.h"
 
-/*
- * Address-space identity of a CR3: PCID (bits 0-11) and KPTI's bit 12 vary
- * per CPU and per kernel entry without a process switch.
- */
-#define VMI_CR3_AS_MASK (~(u64)0x1fff)
-
 /* Permanent refusals; a CR3 mismatch may be a vCPU mid-reset: retry it. */
 static bool vmi_cr3_refusal_is_final(int why)
 {

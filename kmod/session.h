@@ -26,6 +26,12 @@
 struct kvm;
 struct kvm_vcpu;
 
+/*
+ * Address-space identity of a CR3: PCID (bits 0-11) and KPTI's bit 12 vary
+ * per CPU and per kernel entry without a process switch.
+ */
+#define VMI_CR3_AS_MASK (~(u64)0x1fff)
+
 /* Written only by its vCPU's thread; one cache line each, no false sharing. */
 struct vmi_vcpu_state {
 	u64 last_cr3;
