@@ -36,10 +36,7 @@ void reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out, vmid::VmMonit
         out.emit(ev);
         return;
     }
-    std::vector<std::string> trace = asked;  // --syscalls, then what the rules need
-    for (auto& name : vmid::syscalls_needed(stage.rules()))
-        if (std::find(trace.begin(), trace.end(), name) == trace.end())
-            trace.push_back(std::move(name));
+    std::vector<std::string> trace = vmid::with_rule_syscalls(asked, stage.rules());
     ev["vminsight"] = {{"rules", stage.rules().rule_count()}, {"syscalls_trapped", trace.size()}};
     out.emit(ev);
     monitor.trace_syscalls(std::move(trace));
@@ -67,9 +64,7 @@ int main(int argc, char** argv) {
         }
         rules = std::move(*loaded.set);
         // Trapped: what --syscalls asks for, and what the rules look at.
-        for (auto& name : vmid::syscalls_needed(*rules))
-            if (std::find(opts.syscalls.begin(), opts.syscalls.end(), name) == opts.syscalls.end())
-                opts.syscalls.push_back(std::move(name));
+        opts.syscalls = vmid::with_rule_syscalls(asked, *rules);
     }
     try {
         boost::asio::io_context io;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 
+#include "syscall_event.hpp"
 #include "vmi/syscall_abi.hpp"
 
 namespace vmid {
@@ -79,8 +80,7 @@ Options parse_options(const std::vector<std::string>& args) {
         } else if (a == "--policy") {
             o.policies.push_back(value());
         } else if (a == "--lifecycle") {
-            for (const char* n :
-                 {"execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group"})
+            for (std::string_view n : kLifecycleSyscalls)
                 if (std::find(o.syscalls.begin(), o.syscalls.end(), n) == o.syscalls.end())
                     o.syscalls.emplace_back(n);
         } else if (a == "--deny-exec" || a == "--allow-exec") {

@@ -1,5 +1,6 @@
 #include "policy_stage.hpp"
 
+#include <algorithm>
 #include <filesystem>
 
 #include "event_fields.hpp"
@@ -103,6 +104,14 @@ std::vector<std::string> syscalls_needed(const policy::PolicySet& set) {
         if (!name.empty() && set.rules_for_syscall(name) > 0) out.emplace_back(name);
     }
     return out;
+}
+
+std::vector<std::string> with_rule_syscalls(std::vector<std::string> asked,
+                                            const policy::PolicySet& set) {
+    for (auto& name : syscalls_needed(set))
+        if (std::find(asked.begin(), asked.end(), name) == asked.end())
+            asked.push_back(std::move(name));
+    return asked;
 }
 
 PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set)

@@ -26,6 +26,9 @@ std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev);
 
 /// Syscall names some enabled rule looks at: what the module must trap for this policy.
 std::vector<std::string> syscalls_needed(const policy::PolicySet& set);
+/// `asked` (--syscalls), then what the rules need that it lacks.
+std::vector<std::string> with_rule_syscalls(std::vector<std::string> asked,
+                                            const policy::PolicySet& set);
 
 class PolicyStage final : public EventSink {
   public:

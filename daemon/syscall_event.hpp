@@ -2,7 +2,9 @@
 // decoded (paths and addresses as the guest passed them), and how it ended.
 #pragma once
 
+#include <array>
 #include <string>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -10,6 +12,10 @@
 #include "syscall_assembler.hpp"
 
 namespace vmid {
+
+/// The calls that start, replace and end processes (--lifecycle traces them).
+inline constexpr std::array<std::string_view, 7> kLifecycleSyscalls = {
+    "execve", "execveat", "fork", "vfork", "clone", "clone3", "exit_group"};
 
 /// `proc` may be null: the caller could not be named (its address space died unseen).
 nlohmann::json syscall_event(const SyscallCall& call, const GuestProcess* proc,

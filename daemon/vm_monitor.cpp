@@ -99,10 +99,14 @@ void VmMonitor::on_ring() {
 
 // A call is named by its task (the guest's `current` at the call), else by its address space.
 // Calls nobody can name yet wait for the next listing, which is asked for now.
+const GuestProcess* VmMonitor::caller(const SyscallCall& call) const {
+    const GuestProcess* p = call.task ? tracker_.by_task(call.task) : nullptr;
+    return p ? p : tracker_.owner(call.cr3);
+}
+
 void VmMonitor::on_call(SyscallCall&& call) {
     if (call.denied) call.ret = -plan_.deny_errno;
-    const GuestProcess* p = call.task ? tracker_.by_task(call.task) : nullptr;
-    if (!p) p = tracker_.owner(call.cr3);
+    const GuestProcess* p = caller(call);
     if (p || parked_.size() >= kMaxParked) {
         emit_call(call, p);
         return;
@@ -115,9 +119,7 @@ void VmMonitor::flush_parked() {
     while (!parked_.empty()) {
         SyscallCall c = std::move(parked_.front());
         parked_.pop_front();
-        const GuestProcess* p = c.task ? tracker_.by_task(c.task) : nullptr;
-        if (!p) p = tracker_.owner(c.cr3);
-        emit_call(c, p);
+        emit_call(c, caller(c));
     }
 }
 

@@ -43,6 +43,8 @@ class VmMonitor {
     void report_stats();
     void request_traps();
     void on_call(SyscallCall&& call);
+    /// The process that made `call`, as far as the last listing knows.
+    [[nodiscard]] const GuestProcess* caller(const SyscallCall& call) const;
     void emit_call(const SyscallCall& call, const GuestProcess* proc);
     void flush_parked();
 

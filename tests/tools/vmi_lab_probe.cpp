@@ -39,18 +39,23 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// KVM's private layout from BTF, which every trap needs.
+vmi_kvm_layout kvm_layout() {
+    auto layout = vmid::resolve_kvm_layout();
+    if (auto* why = std::get_if<std::string>(&layout))
+        throw std::runtime_error("no KVM layout: " + *why);
+    return std::get<vmi_kvm_layout>(layout);
+}
+
 // CR3 exiting and every syscall trapped, with paths captured: the heaviest load the module
 // can be put under, so attach, detach and overflow are tested mid-syscall.
 void request_traps(vmid::KmodSession& s) {
-    auto layout = vmid::resolve_kvm_layout();
-    auto* l = std::get_if<vmi_kvm_layout>(&layout);
-    if (!l) throw std::runtime_error("no KVM layout: " + std::get<std::string>(layout));
     vmi_syscall_filter f{};
     for (auto& w : f.trace) w = ~0ULL;
     f.capture[257] = VMI_CAPTURE_STRING | 2;  // openat: path
     f.capture[59] = VMI_CAPTURE_STRING | 1;   // execve: path
     s.set_filter(f);
-    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, kvm_layout());
 }
 
 // Wait (bounded) until the ring has records, by poll() on the session like the daemon.
@@ -224,9 +229,6 @@ Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records)
 int filter_switch(pid_t pid) {
     vmid::LocatedVm vm = vmid::locate_vm(pid);
     vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 256);
-    auto layout = vmid::resolve_kvm_layout();
-    auto* l = std::get_if<vmi_kvm_layout>(&layout);
-    if (!l) throw std::runtime_error("no KVM layout");
     auto only = [](std::initializer_list<unsigned> nrs, __u32 scope, std::uint64_t cr3) {
         vmi_syscall_filter f{};
         for (unsigned nr : nrs) f.trace[nr / 64] |= 1ULL << (nr % 64);
@@ -260,7 +262,7 @@ int filter_switch(pid_t pid) {
         {"deny-for-nobody", deny_getppid(kNobody), true, 110, false},
         {"deny-for-all", deny_getppid(0), true, 110, true},
     };
-    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, *l);
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, kvm_layout());
     nlohmann::json report = nlohmann::json::object();
     bool ok = true;
     for (const auto& st : steps) {
