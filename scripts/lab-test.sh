@@ -46,6 +46,9 @@ mkdir -p "$stage/guest-files/bin"
 for src in "$root"/tests/lab/guest/*.c; do
 	gcc -static -Os -Wall -Werror -o "$stage/guest-files/bin/$(basename "$src" .c)" "$src"
 done
+for src in "$root"/tests/lab/guest/*.sh; do # shared guest-side helpers
+	install -m 0755 "$src" "$stage/guest-files/bin/$(basename "$src" .sh)"
+done
 
 mkdir -p "$(dirname "$out")"
 VMI_LAB_PAYLOAD=$payload bash "$root/scripts/lab/run.sh" --kernel "$kernel" --scenario "$stage" --out "$out" "$@"

@@ -61,9 +61,4 @@ for p in /proc/[0-9]*; do
 		"comm=$comm exe=$exe argv=$argv"
 done
 echo "GUEST-SCENARIO-DONE"
-i=0
-while :; do
-	i=$((i + 1))
-	echo "HEARTBEAT $i"
-	sleep 1
-done
+exec /bin/vmi-heartbeat

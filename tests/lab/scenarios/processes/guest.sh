@@ -30,9 +30,4 @@ for p in /proc/[0-9]*; do
 	esac
 done
 echo "GUEST-SCENARIO-DONE"
-i=0
-while :; do
-	i=$((i + 1))
-	echo "HEARTBEAT $i"
-	sleep 1
-done
+exec /bin/vmi-heartbeat
