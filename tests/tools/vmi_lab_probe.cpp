@@ -202,17 +202,20 @@ int pause_check(pid_t pid, int n) {
     return st.syscalls > 0 && st.exit_probe_missed == 0 ? 0 : 1;
 }
 
-// Read from the current tail until `pred` has held `want` times or the deadline passes;
-// counts syscall records by number into `nrs`.
+// Read from the current tail until `want_cr3_records` address-space switches (and, with
+// `until_syscalls`, a syscall record) were seen or the deadline passes; counts syscall
+// records by number into `nrs`.
 struct Seen {
     std::map<std::uint64_t, std::uint64_t> nrs;
     std::uint64_t syscalls = 0, cr3 = 0, denied = 0;
 };
 
-Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records) {
+Seen read_for(vmid::KmodSession& s, int seconds, std::uint64_t want_cr3_records,
+              bool until_syscalls) {
     Seen seen;
     const auto until = Clock::now() + std::chrono::seconds(seconds);
-    while (seen.cr3 < want_cr3_records && Clock::now() < until) {
+    while ((seen.cr3 < want_cr3_records || (until_syscalls && !seen.syscalls)) &&
+           Clock::now() < until) {
         if (!wait_records(s, 500)) continue;
         s.ring().drain([&](const vmi_record& r) {
             if (r.type == VMI_REC_SYSCALL) {
@@ -269,9 +272,9 @@ int filter_switch(pid_t pid) {
         s.set_filter(st.filter);
         // Records before this point were made under the previous filter: skip them.
         s.ring().drain([](const vmi_record&) {});
-        // Enough guest activity: about two probe runs' worth of address-space switches.
-        const Seen seen = read_for(s, 30, 30);
-        bool good = seen.cr3 >= 30 && seen.denied == (st.denied ? seen.syscalls : 0) &&
+        // Enough guest activity (address-space switches), and the syscalls it should record.
+        const Seen seen = read_for(s, 30, 60, st.want_syscalls);
+        bool good = seen.cr3 >= 60 && seen.denied == (st.denied ? seen.syscalls : 0) &&
                     (st.want_syscalls ? seen.syscalls > 0 : seen.syscalls == 0);
         for (const auto& [nr, n] : seen.nrs) good = good && nr == st.only_nr;
         nlohmann::json nrs = nlohmann::json::object();
