@@ -55,6 +55,36 @@ std::string PolicySet::Impl::render(const Compiled& c, const Event& e) const {
     return out;
 }
 
+void PolicySet::Impl::index() {
+    const std::size_t syscall_type = static_cast<std::size_t>(EventType::Syscall);
+    std::vector<std::optional<std::vector<std::string>>> names;
+    for (const auto& c : compiled) {
+        const auto mask = detail::type_mask(*c.cond);
+        for (std::size_t t = 0; t < kEventTypeCount; ++t) {
+            if (mask & (1u << t)) by_type[t].push_back(&c);
+        }
+        names.push_back((mask & (1u << syscall_type)) ? detail::syscall_names(*c.cond)
+                                                      : std::nullopt);
+        if (names.back()) {
+            for (const auto& n : *names.back()) by_syscall.try_emplace(n);
+        }
+    }
+    // Keep file order within every list.
+    for (std::size_t i = 0; i < compiled.size(); ++i) {
+        const auto* c = &compiled[i];
+        if (!(detail::type_mask(*c->cond) & (1u << syscall_type))) continue;
+        if (!names[i]) {
+            syscall_any.push_back(c);
+            for (auto& [name, list] : by_syscall) list.push_back(c);
+            continue;
+        }
+        for (const auto& n : *names[i]) {
+            auto& list = by_syscall[n];
+            if (list.empty() || list.back() != c) list.push_back(c);
+        }
+    }
+}
+
 PolicySet::PolicySet() : impl_(std::make_shared<const Impl>()) {}
 
 PolicySet::PolicySet(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
@@ -106,10 +136,19 @@ std::size_t PolicySet::rules_for_syscall(std::string_view name) const {
     return impl_->candidates(e).size();
 }
 
-const std::vector<Rule>& PolicySet::rules() const noexcept { return impl_->rules; }
+const std::vector<Rule>& PolicySet::rules() const noexcept {
+    return impl_->base ? impl_->base->rules : impl_->rules;
+}
+
+std::vector<const Rule*> PolicySet::active_rules() const {
+    std::vector<const Rule*> out;
+    out.reserve(impl_->compiled.size());
+    for (const auto& c : impl_->compiled) out.push_back(c.rule);
+    return out;
+}
 
 const Rule* PolicySet::find_rule(std::string_view name) const noexcept {
-    for (const auto& r : impl_->rules) {
+    for (const auto& r : rules()) {
         if (r.name == name) return &r;
     }
     return nullptr;

@@ -23,6 +23,7 @@ struct PolicySet::Impl {
         std::vector<OutSeg> output;
     };
 
+    std::shared_ptr<const Impl> base;  // for_vm: the set whose rules `compiled` points into
     std::vector<Rule> rules;
     std::vector<Compiled> compiled;  // enabled rules, file order
     std::array<std::vector<const Compiled*>, kEventTypeCount> by_type;
@@ -43,6 +44,8 @@ struct PolicySet::Impl {
     }
 
     std::string render(const Compiled& c, const Event& e) const;
+    // Builds by_type, by_syscall and syscall_any from `compiled`.
+    void index();
 };
 
 }  // namespace policy

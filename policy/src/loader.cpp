@@ -9,6 +9,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "enforce.hpp"
 #include "impl.hpp"
 
 namespace policy {
@@ -79,8 +80,15 @@ struct ExceptionDef {
     std::vector<std::vector<ExcCell>> rows;  // single_field: one cell per row
 };
 
+struct CurrentPolicy {
+    std::string name;
+    std::shared_ptr<const VmScope> scope;
+    Mode mode = Mode::Enforce;
+};
+
 struct RuleDef {
     Rule rule;
+    Mode policy_mode = Mode::Enforce;  // monitor: the rule never enforces, whatever its mode
     Text cond;
     Text output;
     std::vector<ExceptionDef> exceptions;
@@ -265,6 +273,7 @@ class Loader {
     // ---- items -----------------------------------------------------------------------------
     void add_text(std::unique_ptr<SourceFile> f) {
         cur_ = f.get();
+        cur_policy_ = {};  // a policy item covers the rest of its own file only
         files_.push_back(std::move(f));
         YAML::Node root;
         try {
@@ -285,22 +294,74 @@ class Loader {
         for (const auto& item : root) {
             try {
                 if (!item.IsMap()) {
-                    error(loc(item), "expected a rule, macro or list item");
+                    error(loc(item), "expected a rule, macro, list or policy item");
                 } else if (item["rule"]) {
                     add_rule(item);
                 } else if (item["macro"]) {
                     add_macro(item);
                 } else if (item["list"]) {
                     add_list(item);
+                } else if (item["policy"]) {
+                    add_policy(item);
                 } else if (item["required_engine_version"]) {
                     // Accepted for Falco compatibility; nothing to check.
                 } else {
-                    error(loc(item), "expected a rule, macro or list item");
+                    error(loc(item), "expected a rule, macro, list or policy item");
                 }
             } catch (const YAML::Exception& e) {
                 error(loc(item), std::string("YAML: ") + e.what());
             }
         }
+    }
+
+    // `- policy: NAME` with `vms`, `uuids`, `metadata` and `mode`: the rules after it in this
+    // file apply only to the VMs it selects, and never enforce if its mode is monitor.
+    void add_policy(const YAML::Node& item) {
+        if (!check_keys(item, {"policy", "desc", "vms", "uuids", "metadata", "mode"}, "policy"))
+            return;
+        auto name = scalar(item["policy"], "policy");
+        if (!name) return;
+        auto scope = std::make_shared<VmScope>();
+        CurrentPolicy p{*name, nullptr, Mode::Enforce};
+        if (item["vms"]) {
+            auto v = strings(item["vms"], "vms");
+            if (!v) return;
+            for (const auto& g : *v) {
+                if (auto why = detail::glob_error(g); !why.empty()) {
+                    error(loc(item["vms"]), "bad glob '" + g + "': " + why);
+                    return;
+                }
+            }
+            scope->names = std::move(*v);
+        }
+        if (item["uuids"]) {
+            auto v = strings(item["uuids"], "uuids");
+            if (!v) return;
+            scope->uuids = std::move(*v);
+        }
+        if (const auto md = item["metadata"]) {
+            if (!md.IsMap()) {
+                error(loc(md), "'metadata' must be a mapping of key: glob");
+                return;
+            }
+            for (auto it = md.begin(); it != md.end(); ++it) {
+                auto v = scalar(it->second, "metadata value");
+                if (!v) return;
+                scope->metadata[it->first.Scalar()] = *v;
+            }
+        }
+        if (item["mode"]) {
+            auto m = scalar(item["mode"], "mode");
+            if (!m) return;
+            if (*m != "enforce" && *m != "monitor") {
+                error(loc(item["mode"]), "bad mode '" + *m + "' (enforce, monitor)");
+                return;
+            }
+            p.mode = *m == "monitor" ? Mode::Monitor : Mode::Enforce;
+        }
+        if (!scope->names.empty() || !scope->uuids.empty() || !scope->metadata.empty())
+            p.scope = std::move(scope);
+        cur_policy_ = std::move(p);
     }
 
     void add_list(const YAML::Node& item) {
@@ -733,6 +794,9 @@ class Loader {
             r.loc = loc(item);
             r.rule.file = cur_->path;
             r.rule.line = item.Mark().line + 1;
+            r.rule.policy = cur_policy_.name;
+            r.rule.scope = cur_policy_.scope;
+            r.policy_mode = cur_policy_.mode;
             bool ok = true;
             for (const char* req : {"condition", "output", "priority"}) {
                 if (!item[req]) {
@@ -933,6 +997,7 @@ class Loader {
     std::vector<std::size_t> stack_;
     std::vector<RuleDef> rules_;
     std::unordered_map<std::string, std::size_t> rule_index_;
+    CurrentPolicy cur_policy_;
 };
 
 std::shared_ptr<const PolicySet::Impl> Loader::compile() {
@@ -942,7 +1007,10 @@ std::shared_ptr<const PolicySet::Impl> Loader::compile() {
     for (std::size_t i = 0; i < macros_.size(); ++i) macro(i, 0, 0);
 
     impl->rules.reserve(rules_.size());
-    for (const auto& r : rules_) impl->rules.push_back(r.rule);
+    for (const auto& r : rules_) {
+        impl->rules.push_back(r.rule);
+        if (r.policy_mode == Mode::Monitor) impl->rules.back().mode = Mode::Monitor;
+    }
 
     for (std::size_t i = 0; i < rules_.size(); ++i) {
         const RuleDef& r = rules_[i];
@@ -963,39 +1031,23 @@ std::shared_ptr<const PolicySet::Impl> Loader::compile() {
         if (!out) ok = false;
         if (!ok || !r.rule.enabled) continue;
         if (!excs.empty()) cond = detail::make_and(cond, detail::make_not(detail::make_or(excs)));
+        Rule& rule = impl->rules[i];
+        if (rule.action == Action::Deny) {
+            auto d = detail::kernel_deny(*cond);
+            if (auto* why = std::get_if<std::string>(&d)) {
+                error(r.cond.pieces.empty() ? r.loc : r.cond.pieces.front().loc,
+                      "rule '" + rule.name + "': action deny: " + *why);
+                continue;
+            }
+            rule.kernel_deny = std::get<KernelDeny>(std::move(d));
+        }
         PolicySet::Impl::Compiled c;
         c.rule = &impl->rules[i];
         c.cond = std::move(cond);
         c.output = std::move(*out);
         impl->compiled.push_back(std::move(c));
     }
-    const std::size_t syscall_type = static_cast<std::size_t>(EventType::Syscall);
-    std::vector<std::optional<std::vector<std::string>>> names;
-    for (const auto& c : impl->compiled) {
-        const auto mask = detail::type_mask(*c.cond);
-        for (std::size_t t = 0; t < kEventTypeCount; ++t) {
-            if (mask & (1u << t)) impl->by_type[t].push_back(&c);
-        }
-        names.push_back((mask & (1u << syscall_type)) ? detail::syscall_names(*c.cond)
-                                                      : std::nullopt);
-        if (names.back()) {
-            for (const auto& n : *names.back()) impl->by_syscall.try_emplace(n);
-        }
-    }
-    // Keep file order within every list.
-    for (std::size_t i = 0; i < impl->compiled.size(); ++i) {
-        const auto* c = &impl->compiled[i];
-        if (!(detail::type_mask(*c->cond) & (1u << syscall_type))) continue;
-        if (!names[i]) {
-            impl->syscall_any.push_back(c);
-            for (auto& [name, list] : impl->by_syscall) list.push_back(c);
-            continue;
-        }
-        for (const auto& n : *names[i]) {
-            auto& list = impl->by_syscall[n];
-            if (list.empty() || list.back() != c) list.push_back(c);
-        }
-    }
+    impl->index();
     return impl;
 }
 

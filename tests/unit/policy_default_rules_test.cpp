@@ -243,13 +243,19 @@ TEST(PolicyDefaultRules, AllowlistExample) {
     ASSERT_EQ(ms.size(), 1u);
     EXPECT_EQ(ms[0].rule->action, policy::Action::Deny);
     EXPECT_FALSE(set.matches_any(ex("ls", {"ls"}, "bash", "/usr/bin/ls")));
-    // Anything a package manager starts is allowed.
-    EXPECT_FALSE(set.matches_any(with(bad, [](Event& e) {
-        e.proc.anames = {"sh", "dpkg", "apt-get"};
-    })));
-    // Exception: programs under /opt/app/ started by the app's interpreter.
-    EXPECT_FALSE(set.matches_any(with(ex("worker", {"worker"}, "python3", "/opt/app/worker"),
-                                      [](Event& e) { e.proc.pexe = "/usr/bin/python3.11"; })));
+    // Whole directories are allowed by prefix, for the module as for the rule.
+    EXPECT_FALSE(set.matches_any(ex("worker", {"worker"}, "python3", "/opt/app/worker")));
+    EXPECT_TRUE(set.matches_any(ex("worker", {"worker"}, "python3", "/opt/application")));
+    // The module enforces exactly the rule: the list and the prefix, as an allow list.
+    const policy::Enforcement e = policy::enforcement(set);
+    ASSERT_TRUE(e.error.empty()) << e.error;
+    EXPECT_TRUE(e.exec_allow);
+    EXPECT_NE(std::find(e.exec_paths.begin(), e.exec_paths.end(), "/opt/app/*"),
+              e.exec_paths.end());
+    EXPECT_NE(std::find(e.exec_paths.begin(), e.exec_paths.end(), "/bin/sh"), e.exec_paths.end());
+    // Scoped by its policy item: appliance VMs only.
+    EXPECT_EQ(set.for_vm(policy::VmIdentity{"appliance-7", "", {}}).rule_count(), 1u);
+    EXPECT_EQ(set.for_vm(policy::VmIdentity{"web-1", "", {}}).rule_count(), 0u);
     // Loads together with the defaults.
     EXPECT_TRUE(policy::check({std::filesystem::path(VMI_POLICIES_DIR) / "default.yaml",
                                std::filesystem::path(VMI_POLICIES_DIR) / "allowlist-example.yaml"})

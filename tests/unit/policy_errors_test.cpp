@@ -141,7 +141,7 @@ TEST(PolicyErrors, StructureErrors) {
         3, 3, "unknown key 'conditon' in rule");
     expect_one("- rule: r\n  desc: d\n  output: o\n  priority: debug\n", 1, 9,
                "rule 'r' has no 'condition'");
-    expect_one("- foo: bar\n", 1, 3, "expected a rule, macro or list item");
+    expect_one("- foo: bar\n", 1, 3, "expected a rule, macro, list or policy item");
     expect_one("rule: r\n", 1, 1, "a rule file must be a list");
     expect_one("- rule: r\n  desc: d\n  condition: evt.type = exec\n" + std::string(kTail) +
                    "  enabled: maybe\n",

@@ -7,6 +7,7 @@ add_executable(policy_tests
   ${CMAKE_CURRENT_LIST_DIR}/policy_language_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policy_errors_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/policy_default_rules_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/policy_enforce_test.cpp
 )
 # policy/: white-box tests include "src/compile.hpp".
 target_include_directories(policy_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR} ${CMAKE_CURRENT_LIST_DIR}/../../policy)

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -54,6 +55,34 @@ struct Diagnostic {
     std::string str() const;  // "file:line:col: message"
 };
 
+// The VM an event comes from, as far as scoping is concerned: its domain name, uuid and the
+// key/value metadata its manager keeps for it (libvirt: VMInsight's metadata namespace).
+struct VmIdentity {
+    std::string name;
+    std::string uuid;
+    std::map<std::string, std::string> metadata;
+};
+
+// Which VMs a policy applies to (a `- policy:` item, and the rules after it in its file). Each
+// selector given must match: `vms` (globs over the name) and `uuids` (any one of them), and
+// every `metadata` key (a glob over its value). No selector: every VM.
+struct VmScope {
+    std::vector<std::string> names;
+    std::vector<std::string> uuids;
+    std::map<std::string, std::string> metadata;
+    bool matches(const VmIdentity& vm) const;
+};
+
+// What the kernel module enforces for a deny rule, decided at the trap without the daemon: the
+// syscalls it fails for every caller, or the executables execve may (allow list) or may not
+// run. A path ending in '*' is a prefix ("/tmp/*"). Paths are compared as the caller passed
+// them.
+struct KernelDeny {
+    std::vector<std::string> syscalls;
+    std::vector<std::string> exec_paths;
+    bool exec_allow = false;  // exec_paths is an allow list: every other path is denied
+};
+
 struct Rule {
     std::string name;
     std::string desc;
@@ -65,6 +94,9 @@ struct Rule {
     std::optional<RateLimit> rate_limit;
     std::string file;
     int line = 0;
+    std::string policy;                     // the `- policy:` it belongs to; empty: none
+    std::shared_ptr<const VmScope> scope;   // null: every VM
+    std::optional<KernelDeny> kernel_deny;  // action deny: what the module enforces
 };
 
 struct Match {
@@ -98,6 +130,11 @@ class PolicySet {
     std::size_t rules_for_syscall(std::string_view name) const;
     const std::vector<Rule>& rules() const noexcept;  // all rules, including disabled ones
     const Rule* find_rule(std::string_view name) const noexcept;
+    std::vector<const Rule*> active_rules() const;  // the enabled rules evaluated, file order
+
+    // The rules of this set whose policy applies to `vm` (rules without a policy apply to
+    // every VM): what a monitor of that VM evaluates and enforces.
+    PolicySet for_vm(const VmIdentity& vm) const;
 
     struct Impl;
     static PolicySet from_impl(std::shared_ptr<const Impl> impl);  // internal
@@ -112,6 +149,22 @@ struct LoadResult {
     std::vector<Diagnostic> errors;
     explicit operator bool() const noexcept { return set.has_value(); }
 };
+
+// The union of what the enabled enforce-mode deny rules of a set ask the module to do. Several
+// deny lists add up; several allow lists intersect (exact paths only) and a deny list then
+// takes its paths out of the allow list. `error` says why the rules cannot be enforced
+// together (then nothing else is set).
+struct Enforcement {
+    std::vector<std::string> deny_syscalls;
+    std::vector<std::string> exec_paths;
+    bool exec_allow = false;
+    std::vector<const Rule*> rules;  // the rules enforced
+    std::string error;
+    bool empty() const noexcept {
+        return deny_syscalls.empty() && exec_paths.empty() && !exec_allow;
+    }
+};
+Enforcement enforcement(const PolicySet& set);
 
 // Applies rules' rate_limit (token bucket per rule, burst = count). Not thread-safe: use one
 // per evaluating thread, or guard it. Rules without rate_limit are always allowed.
