@@ -83,9 +83,11 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
 
 std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev) {
     auto sc = ev.find("syscall");
-    if (sc == ev.end() || sc->value("lifecycle", "") != "exec" || sc->value("denied", false))
-        return std::nullopt;
-    if (auto ret = get<std::int64_t>(*sc, "ret"); ret && *ret != 0) return std::nullopt;
+    if (sc == ev.end() || sc->value("lifecycle", "") != "exec") return std::nullopt;
+    // A denied exec is an attempt the module stopped: rules judge it (and their alerts say
+    // it was denied); one that failed on its own ran nothing.
+    const bool denied = sc->value("denied", false);
+    if (auto ret = get<std::int64_t>(*sc, "ret"); !denied && ret && *ret != 0) return std::nullopt;
     auto args = sc->find("args");
     const auto path = args != sc->end() ? get<std::string>(*args, "path") : std::nullopt;
     auto e = to_policy_event(ev);
@@ -93,6 +95,12 @@ std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev) {
     e->type = policy::EventType::Exec;
     e->proc.exe = *path;
     e->proc.name = path->substr(path->rfind('/') + 1);
+    if (auto argv = args->find("argv"); argv != args->end() && argv->is_array()) {
+        std::vector<std::string> v;
+        for (const auto& a : *argv)
+            if (a.is_string()) v.push_back(a.get<std::string>());
+        e->set_args(std::move(v));
+    }
     e->syscall = {};
     return e;
 }

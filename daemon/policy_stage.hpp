@@ -20,8 +20,9 @@ namespace vmid {
 /// (attach, stats, detach, alerts themselves).
 std::optional<policy::Event> to_policy_event(const nlohmann::json& ev);
 
-/// An execve seen as a syscall that went through (no error, not denied) is also an exec of
-/// the program it names, for rules on evt.type = exec (proc.exe, proc.name); nullopt if not.
+/// An execve seen as a syscall that went through (no error), or that the module denied, is
+/// also an exec (attempt) of the program it names, with the argv read at the call, for rules
+/// on evt.type = exec (proc.exe, proc.name, proc.args); nullopt if not.
 std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev);
 
 /// Syscall names some enabled rule looks at: what the module must trap for this policy.

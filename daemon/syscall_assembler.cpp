@@ -45,6 +45,11 @@ bool SyscallAssembler::feed(const vmi_record& rec) {
             return true;
         }
         const auto& d = rec.data;
+        if (rec.flags & VMI_RECF_ARGV) {
+            add_argv(rec);
+            if (--data_expected_ == 0) finish_entry();
+            return true;
+        }
         if (entering_->data_arg < 0) entering_->data_arg = d.arg;
         // Slices arrive in order; the offset guards against anything else.
         if (d.offset == entering_->data.size())
@@ -70,8 +75,30 @@ bool SyscallAssembler::feed(const vmi_record& rec) {
     return true;
 }
 
+void SyscallAssembler::add_argv(const vmi_record& rec) {
+    SyscallCall& c = *entering_;
+    const auto& d = rec.data;
+    if (d.offset != c.argv_bytes.size()) {
+        ++stats_.malformed;
+        return;
+    }
+    c.argv_bytes.append(reinterpret_cast<const char*>(d.bytes),
+                        std::min<std::size_t>(d.len, VMI_DATA_BYTES));
+    c.argv_captured = true;
+    c.argv_arg = d.arg;
+    c.argv_truncated |= (rec.flags & (VMI_RECF_TRUNCATED | VMI_RECF_FAULT)) != 0;
+}
+
 void SyscallAssembler::finish_entry() {
     SyscallCall c = std::move(*entering_);
+    // argv: NUL-terminated strings in a row; a cut one at the end is kept as far as it goes.
+    for (std::size_t at = 0; at < c.argv_bytes.size();) {
+        const std::size_t nul = c.argv_bytes.find('\0', at);
+        c.argv.push_back(c.argv_bytes.substr(at, nul == std::string::npos ? nul : nul - at));
+        if (nul == std::string::npos) break;
+        at = nul + 1;
+    }
+    c.argv_bytes.clear();
     entering_.reset();
     data_expected_ = 0;
     if (c.denied) {  // never ran: nothing to wait for

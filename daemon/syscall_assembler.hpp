@@ -9,6 +9,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "vminsight.h"
 
@@ -30,6 +31,11 @@ struct SyscallCall {
     int data_arg = -1;                         // argument the captured value belongs to
     std::string data;                          // the value's bytes, as read from the guest
     bool data_truncated = false, data_fault = false;
+    // execve's argv, read at the call (the module's VMI_RECF_ARGV records); bounded there.
+    std::vector<std::string> argv;
+    int argv_arg = -1;  // the argument the vector is at
+    std::string argv_bytes;
+    bool argv_captured = false, argv_truncated = false;
 };
 
 struct AssemblerStats {
@@ -58,6 +64,7 @@ class SyscallAssembler {
 
   private:
     void finish_entry();
+    void add_argv(const vmi_record& rec);
     void release(std::map<std::uint64_t, SyscallCall>::iterator it);
 
     Sink sink_;

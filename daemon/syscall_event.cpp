@@ -120,6 +120,10 @@ nlohmann::json syscall_event(const SyscallCall& c, const GuestProcess* p,
         for (std::size_t i = 0; i < info->args.size() && i < c.args.size(); ++i) {
             const std::string an(info->args[i].name);
             args[an] = arg_value(c, static_cast<int>(i), info->args[i].kind, notes, an);
+            if (c.argv_captured && c.argv_arg == static_cast<int>(i)) {
+                args[an] = c.argv;
+                if (c.argv_truncated) notes[an + "_truncated"] = true;
+            }
         }
         sc["args"] = std::move(args);
     } else {

@@ -30,6 +30,8 @@ vmi_syscall_filter build_filter(const SyscallPlan& plan) {
                 byte |= VMI_CAPTURE_STRING;
             else
                 byte |= static_cast<std::uint8_t>((spec->len_arg + 1) << 4);
+            // execve's argv follows its path, so rules see the command line of every exec.
+            if (name == "execve" || name == "execveat") byte |= VMI_CAPTURE_ARGV;
             f.capture[*nr] = byte;
         }
     }

@@ -26,7 +26,9 @@
 
 #define VMI_NR_EXECVE 59
 #define VMI_NR_EXECVEAT 322
-#define VMI_MAX_DATA_RECORDS DIV_ROUND_UP(VMI_CAPTURE_MAX, VMI_DATA_BYTES)
+/* A path and an argv vector, each at most VMI_CAPTURE_MAX bytes. */
+#define VMI_MAX_DATA_RECORDS (2 * DIV_ROUND_UP(VMI_CAPTURE_MAX, VMI_DATA_BYTES))
+#define VMI_ARGV_MAX 32
 #define VMI_PENDING_PROBES 4
 
 /* The kernel's copy of a struct vmi_syscall_filter. */
@@ -74,7 +76,7 @@ static bool vmi_filter_in_scope(const struct vmi_filter *f, u64 cr3)
 	}
 }
 
-/* Exact match of @path against the filter's list. */
+/* Match of @path against the filter's list: exact, or a prefix ending in '*'. */
 static bool vmi_filter_lists_path(const struct vmi_filter *f, const u8 *path,
 				  u32 len)
 {
@@ -84,6 +86,9 @@ static bool vmi_filter_lists_path(const struct vmi_filter *f, const u8 *path,
 	while (p < end) {
 		n = strnlen(p, end - p);
 		if (n == len && !memcmp(p, path, len))
+			return true;
+		if (n && p[n - 1] == '*' && n - 1 <= len &&
+		    !memcmp(p, path, n - 1))
 			return true;
 		p += n + 1;
 	}
@@ -316,6 +321,41 @@ static void vmi_capture(const struct vmi_aspace *as, u8 spec, const u64 *args,
 		v->flags = VMI_RECF_TRUNCATED;
 }
 
+/*
+ * Read the argv vector at @vec: its strings, each with its NUL, one after
+ * the other. Bounded by VMI_ARGV_MAX pointers and VMI_CAPTURE_MAX bytes.
+ */
+static void vmi_capture_argv(const struct vmi_aspace *as, u16 arg, u64 vec,
+			     struct vmi_value *v)
+{
+	bool truncated = false;
+	u64 ptr;
+	u32 i;
+	int ret;
+
+	v->arg = arg;
+	v->flags = VMI_RECF_ARGV;
+	v->len = 0;
+	for (i = 0; i < VMI_ARGV_MAX; i++) {
+		if (vmi_guest_read(as, vec + i * sizeof(ptr), &ptr, sizeof(ptr)))
+			break;
+		if (!ptr)
+			return;
+		if (v->len >= VMI_CAPTURE_MAX - 1)
+			break;
+		ret = vmi_guest_read_str(as, ptr, v->bytes + v->len,
+					 VMI_CAPTURE_MAX - 1 - v->len, &truncated);
+		if (ret < 0)
+			break;
+		v->len += ret;
+		v->bytes[v->len++] = 0;
+		if (truncated)
+			break;
+	}
+	/* Cut short: past the bounds, or guest memory that could not be read. */
+	v->flags |= v->len ? VMI_RECF_TRUNCATED : VMI_RECF_FAULT;
+}
+
 /* Split @v into DATA records at @recs; returns how many. */
 static u32 vmi_value_records(const struct vmi_value *v, struct vmi_record *recs,
 			     u32 vcpu, u64 now)
@@ -334,6 +374,7 @@ static u32 vmi_value_records(const struct vmi_value *v, struct vmi_record *recs,
 		memcpy(recs[n].data.bytes, v->bytes + off, chunk);
 		off += chunk;
 		/* The flags describe the value: they go on its last slice. */
+		recs[n].flags = v->flags & VMI_RECF_ARGV;
 		if (off == v->len)
 			recs[n].flags = v->flags;
 		n++;
@@ -387,7 +428,8 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 
 	spec = f->capture[nr];
 	if (exec_check)
-		spec = VMI_CAPTURE_STRING | (nr == VMI_NR_EXECVE ? 1 : 2);
+		spec = (spec & VMI_CAPTURE_ARGV) | VMI_CAPTURE_STRING |
+		       (nr == VMI_NR_EXECVE ? 1 : 2);
 	if (VMI_CAPTURE_PTR(spec) && VMI_CAPTURE_PTR(spec) <= 6) {
 		vmi_capture(&as, spec, args, &val);
 		if (val.flags & VMI_RECF_FAULT)
@@ -400,6 +442,15 @@ static void vmi_sys_entered(struct vmi_session *s, struct vmi_vcpu_sys *vs,
 			deny_listed = f->exec_mode == VMI_EXEC_DENY_LISTED;
 			if (listed == deny_listed)
 				deny = true;
+		}
+		/* argv follows the path; @val is free again. */
+		if ((spec & VMI_CAPTURE_ARGV) && VMI_CAPTURE_PTR(spec) < 6) {
+			vmi_capture_argv(&as, VMI_CAPTURE_PTR(spec),
+					 args[VMI_CAPTURE_PTR(spec)], &val);
+			if (val.flags & VMI_RECF_FAULT)
+				WRITE_ONCE(vs->faults, vs->faults + 1);
+			n += vmi_value_records(&val, &recs[n], idx,
+					       rec->time_ns);
 		}
 	}
 	/* The kernel-side reads may switch @as to the kernel's page tables. */

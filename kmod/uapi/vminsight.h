@@ -62,6 +62,7 @@ enum vmi_record_type {
 #define VMI_RECF_TRUNCATED _BITUL(2)	/* DATA: the value goes on past these */
 #define VMI_RECF_FAULT _BITUL(3)	/* DATA: guest memory could not be read */
 #define VMI_RECF_COMPAT _BITUL(4)	/* SYSRET: to 32-bit code (SYSRETL) */
+#define VMI_RECF_ARGV _BITUL(5)	/* DATA: argv strings, each NUL-terminated */
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
@@ -251,7 +252,11 @@ enum vmi_scope {
 	VMI_SCOPE_EXCEPT = 2,	/* all but those in cr3[] */
 };
 
-/* Load-time execution control on execve/execveat's path, as passed. */
+/*
+ * Load-time execution control on execve/execveat's path, as passed. A path
+ * in exec_paths ending in '*' matches every path starting with what precedes
+ * the '*'.
+ */
 enum vmi_exec_mode {
 	VMI_EXEC_ANY = 0,
 	VMI_EXEC_DENY_LISTED = 1,	/* deny the paths in exec_paths */
@@ -267,6 +272,12 @@ enum vmi_exec_mode {
 #define VMI_CAPTURE_PTR(c) ((c) & 0x7)
 #define VMI_CAPTURE_STRING 0x08
 #define VMI_CAPTURE_LEN(c) (((c) >> 4) & 0x7)
+/*
+ * Bit 7: the argument after the pointer is an argv-style vector (execve's
+ * argv); its strings follow too, as VMI_RECF_ARGV DATA records (at most 32
+ * strings, VMI_CAPTURE_MAX bytes).
+ */
+#define VMI_CAPTURE_ARGV 0x80
 
 struct vmi_syscall_filter {
 	__u32 scope;		/* enum vmi_scope over cr3[] */

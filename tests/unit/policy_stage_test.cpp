@@ -108,22 +108,31 @@ TEST(PolicyStage, AnExecveThatWentThroughIsAnExec) {
     c.data = "/tmp/miner";
     c.tgid = 12;
     c.comm = "sh";
+    c.argv = {"miner", "--pool", "x:3333"};  // read at the call by the module
+    c.argv_captured = true;
+    c.argv_arg = 1;
     stage.emit(syscall_event(c, nullptr, "vm1"));  // no return: it went through
     ASSERT_EQ(out.got.size(), 2u);
     EXPECT_EQ(out.got[1]["rule"]["name"], "Exec from tmp");
     EXPECT_EQ(out.got[1]["message"], "exec of /tmp/miner");
     c.ret = -2;  // ENOENT: nothing ran
     stage.emit(syscall_event(c, nullptr, "vm1"));
+    EXPECT_EQ(out.got.size(), 3u);
+    // Denied by the module: an attempt, judged like an exec, the alert showing the denial.
     c.ret.reset();
     c.denied = true;
     c.ret = -1;
     stage.emit(syscall_event(c, nullptr, "vm1"));
-    EXPECT_EQ(out.got.size(), 4u);
+    ASSERT_EQ(out.got.size(), 5u);
+    EXPECT_EQ(out.got[4]["rule"]["name"], "Exec from tmp");
+    EXPECT_EQ(out.got[4]["syscall"]["denied"], true);
     const auto e = exec_from_syscall(out.got[0]);
     ASSERT_TRUE(e);
     EXPECT_EQ(e->proc.name, "miner");
     EXPECT_EQ(e->proc.exe, "/tmp/miner");
     EXPECT_EQ(e->proc.pid, 12);
+    EXPECT_EQ(e->proc.cmdline, "miner --pool x:3333");
+    EXPECT_EQ(out.got[0]["syscall"]["args"]["argv"], nlohmann::json({"miner", "--pool", "x:3333"}));
 }
 
 TEST(PolicyStage, ReloadIsAllOrNothing) {

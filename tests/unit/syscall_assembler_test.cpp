@@ -87,6 +87,32 @@ TEST(SyscallAssembler, DataSlicesJoinInOrder) {
     EXPECT_EQ(c.calls[0].ret, -2);
 }
 
+TEST(SyscallAssembler, ArgvFollowsThePathAsItsOwnValue) {
+    Collect c;
+    using namespace std::string_literals;
+    // "sh\0-c\0" + 90 x's cut short: two argv slices after the path's one.
+    const std::string argv = "sh\0-c\0"s + std::string(90, 'x');
+    vmi_record path = data_rec(2, "/bin/sh", 0);
+    path.data.arg = 0;
+    vmi_record a1 = data_rec(3, argv.substr(0, VMI_DATA_BYTES), 0, VMI_RECF_ARGV);
+    vmi_record a2 = data_rec(4, argv.substr(VMI_DATA_BYTES), VMI_DATA_BYTES,
+                             VMI_RECF_ARGV | VMI_RECF_TRUNCATED);
+    c.a.feed(syscall_rec(1, 59, 3));
+    c.a.feed(path);
+    c.a.feed(a1);
+    c.a.feed(a2);
+    c.a.feed(sysret_rec(5, 1, 59, -13));
+    ASSERT_EQ(c.calls.size(), 1u);
+    EXPECT_EQ(c.calls[0].data, "/bin/sh");
+    EXPECT_EQ(c.calls[0].data_arg, 0);
+    EXPECT_FALSE(c.calls[0].data_truncated);  // the argv's flags are its own
+    EXPECT_TRUE(c.calls[0].argv_captured);
+    EXPECT_EQ(c.calls[0].argv_arg, 1);
+    EXPECT_EQ(c.calls[0].argv, (std::vector<std::string>{"sh", "-c", std::string(90, 'x')}));
+    EXPECT_TRUE(c.calls[0].argv_truncated);
+    EXPECT_EQ(c.a.stats().malformed, 0u);
+}
+
 TEST(SyscallAssembler, DeniedCallIsDoneAtOnce) {
     Collect c;
     vmi_record r = syscall_rec(1, 59, 1);
