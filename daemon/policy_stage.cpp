@@ -50,6 +50,13 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
         e.proc.euid = get<std::int64_t>(*p, "euid");
         e.proc.gid = get<std::int64_t>(*p, "gid");
         e.proc.previous_name = get<std::string>(*p, "previous_name");
+        if (auto par = p->find("parent"); par != p->end() && par->is_object()) {
+            e.proc.pname = get<std::string>(*par, "name");
+            e.proc.pexe = get<std::string>(*par, "exe");
+        }
+        if (auto an = p->find("ancestors"); an != p->end() && an->is_array())
+            for (const auto& s : *an)
+                if (s.is_string()) e.proc.anames.push_back(s.get<std::string>());
         if (auto a = p->find("args"); a != p->end() && a->is_array()) {
             std::vector<std::string> args;
             for (const auto& s : *a)

@@ -64,12 +64,31 @@ void ProcessTracker::emit(const char* action, const Entry& e, std::uint64_t host
     if (p.euid >= 0) proc["euid"] = p.euid;
     if (p.gid >= 0) proc["gid"] = p.gid;
     if (p.threads >= 0) proc["threads"] = p.threads;
+    if (!p.kernel_thread) add_lineage(proc, p.ppid);
     sink_.emit(ev);
+}
+
+void ProcessTracker::add_lineage(nlohmann::json& process, std::int32_t ppid) const {
+    auto it = by_pid_.find(ppid);
+    if (ppid <= 0 || it == by_pid_.end()) return;
+    nlohmann::json parent = {{"pid", ppid}, {"name", it->second.comm}};
+    if (!it->second.exe.empty()) parent["exe"] = it->second.exe;
+    process["parent"] = std::move(parent);
+    // A guest can make ppid chains cycle: bounded, and stops at pid 0 or an unknown pid.
+    nlohmann::json names = nlohmann::json::array();
+    for (int depth = 0; depth < kMaxAncestors && it != by_pid_.end(); ++depth) {
+        names.push_back(it->second.comm);
+        if (it->second.ppid <= 0 || it->second.ppid == it->first) break;
+        it = by_pid_.find(it->second.ppid);
+    }
+    process["ancestors"] = std::move(names);
 }
 
 void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t host_time_ns) {
     ++stats_.scans;
     const char* start_action = first_listing_ ? "process-seen" : "process-started";
+    by_pid_.clear();
+    for (const GuestProcess& p : list) by_pid_[p.pid] = Kin{p.ppid, p.comm, p.exe};
     std::unordered_set<Key, KeyHash> present;
     present.reserve(list.size());
     for (const GuestProcess& p : list) {
@@ -118,6 +137,7 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
 void ProcessTracker::finish(std::uint64_t host_time_ns, const std::string& reason) {
     // The processes did not exit: we stop watching. One event says so for all of them.
     known_.clear();
+    by_pid_.clear();
     by_pgd_.clear();
     by_task_.clear();
     sink_.emit(

@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "event_sink.hpp"
 #include "vmi/result.hpp"
 
@@ -61,6 +63,9 @@ class ProcessTracker {
     /// never invents an exit.
     void apply(const std::vector<GuestProcess>& list, std::uint64_t host_time_ns);
     void scan_failed() { ++stats_.failed_scans; }
+    /// Adds the parent (pid, name, exe) and the ancestors' names, nearest first, of the
+    /// process whose parent is `ppid` to an event's "process" object, from the last listing.
+    void add_lineage(nlohmann::json& process, std::int32_t ppid) const;
 
     /// Stop tracking (the VM is gone or we detach): one vm-detached event, no per-process ones.
     void finish(std::uint64_t host_time_ns, const std::string& reason);
@@ -89,6 +94,13 @@ class ProcessTracker {
     std::unordered_map<Key, Entry, KeyHash> known_;
     std::unordered_map<std::uint64_t, Key> by_pgd_;
     std::unordered_map<std::uint64_t, Key> by_task_;
+    // The last listing by pid, for parents and ancestors.
+    struct Kin {
+        std::int32_t ppid = 0;
+        std::string comm, exe;
+    };
+    std::unordered_map<std::int32_t, Kin> by_pid_;
+    static constexpr int kMaxAncestors = 8;
     bool first_listing_ = true;
     TrackerStats stats_;
 };

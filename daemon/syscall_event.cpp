@@ -156,6 +156,9 @@ nlohmann::json syscall_event(const SyscallCall& c, const GuestProcess* p,
         if (c.comm.empty()) proc["name"] = p->comm;
         if (!p->exe.empty()) proc["exe"] = p->exe;
         if (p->uid >= 0) proc["uid"] = p->uid;
+        if (p->euid >= 0) proc["euid"] = p->euid;
+        if (p->gid >= 0) proc["gid"] = p->gid;
+        if (!p->kernel_thread && !p->args.empty()) proc["args"] = p->args;
     }
     return {{"@timestamp", utc_now()},
             {"event",

@@ -126,7 +126,12 @@ void VmMonitor::flush_parked() {
 void VmMonitor::emit_call(const SyscallCall& call, const GuestProcess* proc) {
     ++calls_emitted_;
     if (!proc) ++calls_unnamed_;
-    sink_.emit(syscall_event(call, proc, opts_.vm_name));
+    nlohmann::json ev = syscall_event(call, proc, opts_.vm_name);
+    // Parent and ancestors when the listing named the caller (ppid is set only then).
+    auto& p = ev["process"];
+    if (auto ppid = p.find("ppid"); ppid != p.end() && ppid->is_number_integer())
+        tracker_.add_lineage(p, ppid->get<std::int32_t>());
+    sink_.emit(ev);
 }
 
 void VmMonitor::wait_qemu() {

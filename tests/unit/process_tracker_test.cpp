@@ -167,3 +167,34 @@ TEST(ProcessTracker, KernelThreadThatExecsInitIsAnExec) {
     t.apply({init}, 2);
     EXPECT_EQ(sink.actions(), (std::vector<std::string>{"process-seen:1", "process-exec:1"}));
 }
+
+TEST(ProcessTracker, EventsNameTheParentAndAncestors) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    auto sshd = proc(300, 1, "sshd", 0x3000);
+    sshd.exe = "/usr/sbin/sshd";
+    t.apply({proc(1, 0, "systemd", 0x1000), sshd, proc(301, 300, "bash", 0x4000)}, 1);
+    t.apply({proc(1, 0, "systemd", 0x1000), sshd, proc(301, 300, "bash", 0x4000),
+             proc(302, 301, "nc", 0x5000)},
+            2);
+    const auto& nc = sink.events.back()["process"];
+    EXPECT_EQ(nc["parent"], (nlohmann::json{{"pid", 301}, {"name", "bash"}}));
+    EXPECT_EQ(nc["ancestors"], (nlohmann::json{"bash", "sshd", "systemd"}));
+    const auto& bash = sink.events[2]["process"];
+    EXPECT_EQ(bash["parent"]["exe"], "/usr/sbin/sshd");
+    nlohmann::json lone = nlohmann::json::object();
+    t.add_lineage(lone, 999);  // unknown parent: nothing made up
+    EXPECT_TRUE(lone.empty());
+}
+
+TEST(ProcessTracker, AGuestsCyclicParentChainIsBounded) {
+    CaptureSink sink;
+    vmid::ProcessTracker t(sink, "vm1");
+    // 10 -> 11 -> 10 ...: a guest that rewrites its task list can do this.
+    t.apply({proc(10, 11, "a", 0x1000), proc(11, 10, "b", 0x2000)}, 1);
+    nlohmann::json p = nlohmann::json::object();
+    t.add_lineage(p, 11);
+    EXPECT_EQ(p["ancestors"].size(), 8u);
+    EXPECT_EQ(p["ancestors"][0], "b");
+    EXPECT_EQ(p["ancestors"][1], "a");
+}
