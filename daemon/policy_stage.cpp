@@ -129,8 +129,46 @@ std::vector<std::string> with_rule_syscalls(std::vector<std::string> asked,
     return asked;
 }
 
-PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set)
-    : next_(next), set_(std::move(set)) {}
+nlohmann::json rule_response(const policy::Rule& rule, const nlohmann::json& trigger,
+                             ResponseActions* actions) {
+    nlohmann::json r = {{"action", policy::action_name(rule.action)}};
+    if (rule.mode == policy::Mode::Monitor) {
+        r["taken"] = false;
+        r["result"] = "monitor mode: not enforced";
+        return r;
+    }
+    switch (rule.action) {
+        case policy::Action::Alert:
+            return nullptr;
+        case policy::Action::Deny: {
+            const auto sc = trigger.find("syscall");
+            const bool denied = sc != trigger.end() && sc->value("denied", false);
+            r["taken"] = denied;
+            r["result"] = denied ? "denied by the module; the call never ran"
+                                 : "not stopped: the module did not see this as the rule's call";
+            return r;
+        }
+        case policy::Action::PauseVm:
+        case policy::Action::DumpMemory: {
+            if (!actions) {
+                r["taken"] = false;
+                r["result"] = "no VM control in this daemon";
+                return r;
+            }
+            const std::string result = rule.action == policy::Action::PauseVm
+                                           ? actions->pause_vm(rule)
+                                           : actions->dump_memory(rule);
+            r["taken"] = !result.starts_with("failed") && !result.starts_with("skipped");
+            r["result"] = result;
+            return r;
+        }
+    }
+    return nullptr;
+}
+
+PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set, policy::VmIdentity vm,
+                         ResponseActions* actions)
+    : next_(next), vm_(std::move(vm)), actions_(actions), set_(set.for_vm(vm_)) {}
 
 std::vector<std::string> PolicyStage::reload(const std::vector<std::string>& files) {
     auto loaded =
@@ -140,8 +178,9 @@ std::vector<std::string> PolicyStage::reload(const std::vector<std::string>& fil
         for (const auto& d : loaded.errors) errors.push_back(d.str());
         return errors;
     }
-    set_ = std::move(*loaded.set);
+    set_ = loaded.set->for_vm(vm_);
     limiter_ = policy::RateLimiter{};  // rate limits belong to the rules they came with
+    dedup_ = policy::Deduplicator{};
     return errors;
 }
 
@@ -152,7 +191,9 @@ void PolicyStage::emit(const nlohmann::json& ev) {
         if (pe) set_.evaluate(*pe, matches_);
     for (const policy::Match& m : matches_) {
         const policy::Rule& r = *m.rule;
-        if (!limiter_.allow(r, monotonic_ns())) {
+        const std::uint64_t now = monotonic_ns();
+        std::uint64_t held = 0;
+        if (!limiter_.allow(r, now) || !dedup_.allow(m, now, &held)) {
             ++suppressed_;
             continue;
         }
@@ -173,6 +214,9 @@ void PolicyStage::emit(const nlohmann::json& ev) {
               {"source", r.file + ":" + std::to_string(r.line)}}},
             {"message", m.output},
         };
+        if (!r.policy.empty()) alert["rule"]["policy"] = r.policy;
+        if (held) alert["rule"]["duplicates_suppressed"] = held;
+        if (auto resp = rule_response(r, ev, actions_); !resp.is_null()) alert["response"] = resp;
         for (const char* k : {"vm", "process", "syscall"})
             if (ev.contains(k)) alert[k] = ev[k];
         next_.emit(alert);

@@ -31,23 +31,43 @@ std::vector<std::string> syscalls_needed(const policy::PolicySet& set);
 std::vector<std::string> with_rule_syscalls(std::vector<std::string> asked,
                                             const policy::PolicySet& set);
 
+/// The rule actions beyond an alert that the daemon carries out (deny is the module's, at the
+/// trap). Each returns what happened, for the alert: "paused", "failed: why", ...
+class ResponseActions {
+  public:
+    virtual ~ResponseActions() = default;
+    virtual std::string pause_vm(const policy::Rule& rule) = 0;
+    virtual std::string dump_memory(const policy::Rule& rule) = 0;
+};
+
+/// The "response" object of an alert: what the rule asked beyond the alert and whether it was
+/// taken (monitor mode never acts; deny is taken when the module stopped the call).
+nlohmann::json rule_response(const policy::Rule& rule, const nlohmann::json& trigger,
+                             ResponseActions* actions);
+
 class PolicyStage final : public EventSink {
   public:
-    PolicyStage(EventSink& next, policy::PolicySet set);
+    /// Judges events of the VM `vm` by the rules of `set` that apply to it.
+    PolicyStage(EventSink& next, policy::PolicySet set, policy::VmIdentity vm = {},
+                ResponseActions* actions = nullptr);
     void emit(const nlohmann::json& ev) override;
     /// Loads `files` anew and, only if every file is valid, judges the next events by them.
     /// A bad policy never replaces a good one: on failure the errors (file:line:col: why) are
     /// returned and the current rules stay. Called between events, so none is judged by a
     /// half-loaded set or skipped.
     std::vector<std::string> reload(const std::vector<std::string>& files);
+    /// The rules in force for this VM.
     [[nodiscard]] const policy::PolicySet& rules() const noexcept { return set_; }
     [[nodiscard]] std::uint64_t alerts() const noexcept { return alerts_; }
     [[nodiscard]] std::uint64_t suppressed() const noexcept { return suppressed_; }
 
   private:
     EventSink& next_;
+    policy::VmIdentity vm_;
+    ResponseActions* actions_;
     policy::PolicySet set_;
     policy::RateLimiter limiter_;
+    policy::Deduplicator dedup_;
     std::vector<policy::Match> matches_;
     std::uint64_t alerts_ = 0, suppressed_ = 0;
 };

@@ -175,6 +175,34 @@ bool RateLimiter::allow(const Rule& rule, std::uint64_t now_ns) {
     return false;
 }
 
+bool Deduplicator::allow(const Match& m, std::uint64_t now_ns, std::uint64_t* suppressed) {
+    if (suppressed) *suppressed = 0;
+    if (!m.rule->dedup_ns) return true;
+    std::string key = m.rule->name;
+    key += '\0';
+    key += m.output;
+    auto it = windows_.find(key);
+    if (it != windows_.end() && now_ns - it->second.start_ns < *m.rule->dedup_ns) {
+        ++it->second.held;
+        ++total_;
+        return false;
+    }
+    if (it == windows_.end()) {
+        if (windows_.size() >= kMaxKeys) {  // forget the oldest window
+            windows_.erase(order_.front());
+            order_.pop_front();
+        }
+        it = windows_.emplace(key, Window{}).first;
+        it->second.age = order_.insert(order_.end(), std::move(key));
+    } else {
+        order_.splice(order_.end(), order_, it->second.age);  // restarted: now the newest
+    }
+    if (suppressed) *suppressed = it->second.held;
+    it->second.start_ns = now_ns;
+    it->second.held = 0;
+    return true;
+}
+
 std::uint64_t RateLimiter::dropped(const Rule& rule) const {
     const auto it = buckets_.find(&rule);
     return it == buckets_.end() ? 0 : it->second.dropped;

@@ -731,8 +731,34 @@ class Loader {
             r.rule.rate_limit = rl;
             return true;
         }
+        if (key == "dedup") {
+            auto s = scalar(v, key);
+            if (!s) return false;
+            auto ns = parse_duration(*s);
+            if (!ns) {
+                error(l, "bad dedup window '" + *s + "' (e.g. 500ms, 30s, 5min, 1h)");
+                return false;
+            }
+            r.rule.dedup_ns = ns;
+            return true;
+        }
         error(l, "unknown key '" + key + "'");
         return false;
+    }
+
+    static std::optional<std::uint64_t> parse_duration(const std::string& s) {
+        std::size_t i = 0;
+        std::uint64_t n = 0;
+        while (i < s.size() && s[i] >= '0' && s[i] <= '9' && n < 100000000u)
+            n = n * 10u + static_cast<std::uint64_t>(s[i++] - '0');
+        const std::string unit = s.substr(i);
+        std::uint64_t mul = 0;
+        if (unit == "ms") mul = 1'000'000ull;
+        if (unit == "s") mul = 1'000'000'000ull;
+        if (unit == "m" || unit == "min") mul = 60'000'000'000ull;
+        if (unit == "h") mul = 3'600'000'000'000ull;
+        if (i == 0 || n == 0 || mul == 0) return std::nullopt;
+        return n * mul;
     }
 
     static std::optional<RateLimit> parse_rate(const std::string& s) {
@@ -759,10 +785,11 @@ class Loader {
     }
 
     void add_rule(const YAML::Node& item) {
-        if (!check_keys(item,
-                        {"rule", "desc", "condition", "output", "priority", "tags", "enabled",
-                         "exceptions", "action", "rate_limit", "mode", "append", "override"},
-                        "rule")) {
+        if (!check_keys(
+                item,
+                {"rule", "desc", "condition", "output", "priority", "tags", "enabled", "exceptions",
+                 "action", "rate_limit", "dedup", "mode", "append", "override"},
+                "rule")) {
             return;
         }
         auto name = scalar(item["rule"], "rule");
@@ -775,7 +802,7 @@ class Loader {
         }
         auto ov = overrides(item, {"condition", "output", "desc", "tags", "exceptions"},
                             {"condition", "output", "desc", "tags", "exceptions", "priority",
-                             "enabled", "action", "mode", "rate_limit"});
+                             "enabled", "action", "mode", "rate_limit", "dedup"});
         if (!ov) return;
         std::vector<std::string> keys;
         for (auto it = item.begin(); it != item.end(); ++it) {

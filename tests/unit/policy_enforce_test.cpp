@@ -193,3 +193,60 @@ TEST(PolicyEnforce, PolicyCoversOnlyTheRestOfItsFile) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(PolicyDedup, IdenticalAlertsInTheWindowAreHeldAndCounted) {
+    auto set = load_ok(
+        "- rule: r\n  condition: evt.type = exec\n  output: 'exec %proc.name'\n"
+        "  priority: notice\n  dedup: 30s\n- rule: plain\n  condition: evt.type = exec\n"
+        "  output: o\n  priority: notice\n");
+    policy::Deduplicator d;
+    policy::Event a;
+    a.type = policy::EventType::Exec;
+    a.proc.name = "nc";
+    policy::Event b = a;
+    b.proc.name = "sh";
+    const std::uint64_t s = 1'000'000'000;
+    std::uint64_t held = 99;
+    auto one = [&](const policy::Event& e) { return set.evaluate(e).at(0); };
+    EXPECT_TRUE(d.allow(one(a), 0, &held));
+    EXPECT_EQ(held, 0u);
+    EXPECT_FALSE(d.allow(one(a), 10 * s));
+    EXPECT_FALSE(d.allow(one(a), 29 * s));
+    EXPECT_TRUE(d.allow(one(b), 29 * s));  // another output: its own window
+    EXPECT_TRUE(d.allow(one(a), 30 * s, &held));
+    EXPECT_EQ(held, 2u);  // the next one reported says how many were held back
+    EXPECT_EQ(d.suppressed_total(), 2u);
+    // Rules without dedup always pass.
+    const auto plain = set.evaluate(a).at(1);
+    EXPECT_TRUE(d.allow(plain, 0));
+    EXPECT_TRUE(d.allow(plain, 0));
+}
+
+TEST(PolicyDedup, WindowsAreBounded) {
+    auto set = load_ok(
+        "- rule: r\n  condition: evt.type = exec\n  output: 'exec %proc.pid'\n"
+        "  priority: notice\n  dedup: 1h\n");
+    policy::Deduplicator d;
+    policy::Event e;
+    e.type = policy::EventType::Exec;
+    for (std::int64_t pid = 0; pid < 20000; ++pid) {
+        e.proc.pid = pid;
+        EXPECT_TRUE(d.allow(set.evaluate(e).at(0), static_cast<std::uint64_t>(pid)));
+    }
+    // The first windows were forgotten to stay within the bound: allowed again.
+    e.proc.pid = 0;
+    EXPECT_TRUE(d.allow(set.evaluate(e).at(0), 20000));
+    e.proc.pid = 19999;
+    EXPECT_FALSE(d.allow(set.evaluate(e).at(0), 20001));
+}
+
+TEST(PolicyDedup, BadWindowIsAnError) {
+    EXPECT_NE(load_error("- rule: r\n  condition: evt.type = exec\n  output: o\n"
+                         "  priority: notice\n  dedup: soon\n")
+                  .find("deny.yaml:5:10: bad dedup window 'soon'"),
+              std::string::npos);
+}
+
+}  // namespace

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -92,6 +93,8 @@ struct Rule {
     bool enabled = true;
     std::vector<std::string> tags;
     std::optional<RateLimit> rate_limit;
+    // Identical alerts (same rule, same rendered output) within this window are reported once.
+    std::optional<std::uint64_t> dedup_ns;
     std::string file;
     int line = 0;
     std::string policy;                     // the `- policy:` it belongs to; empty: none
@@ -183,6 +186,28 @@ class RateLimiter {
         bool started = false;
     };
     std::unordered_map<const Rule*, Bucket> buckets_;
+};
+
+// Applies rules' dedup window: the first of identical matches (rule and rendered output) in a
+// window passes, the rest are counted. Bounded: at most kMaxKeys windows are tracked (the
+// oldest are forgotten first). Not thread-safe, like RateLimiter.
+class Deduplicator {
+  public:
+    static constexpr std::size_t kMaxKeys = 16384;
+    // True if the match may be reported; then `*suppressed` (if given) is the number of
+    // duplicates held back since the last one reported.
+    bool allow(const Match& m, std::uint64_t now_ns, std::uint64_t* suppressed = nullptr);
+    std::uint64_t suppressed_total() const noexcept { return total_; }
+
+  private:
+    struct Window {
+        std::uint64_t start_ns = 0;
+        std::uint64_t held = 0;
+        std::list<std::string>::iterator age;  // in order_
+    };
+    std::unordered_map<std::string, Window> windows_;
+    std::list<std::string> order_;  // keys, oldest window start first
+    std::uint64_t total_ = 0;
 };
 
 // Validates rule files (together, in order) and returns every error found.
