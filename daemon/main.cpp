@@ -4,6 +4,7 @@
 #include <exception>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,19 +12,38 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include "control_server.hpp"
 #include "event_fields.hpp"
 #include "event_sink.hpp"
 #include "options.hpp"
 #include "policy_stage.hpp"
+#include "qmp_client.hpp"
 #include "vm_monitor.hpp"
+#include "vm_responder.hpp"
 
 namespace {
 
-// SIGHUP: the rule files again. A bad set never replaces the good one; either way the feed
-// says what happened. The syscalls trapped follow the rules now in force.
-void reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out, vmid::VmMonitor& monitor,
-                   const vmid::Options& opts, const std::vector<std::string>& asked) {
-    const std::vector<std::string> errors = stage.reload(opts.policies);
+// Who the VM is for policy scoping: the names given, QEMU's own -uuid when none is.
+policy::VmIdentity vm_identity(const vmid::Options& opts) {
+    policy::VmIdentity vm{opts.vm_name, opts.vm_uuid, opts.vm_metadata};
+    if (vm.uuid.empty()) {
+        const auto argv = vmid::process_cmdline(opts.qemu_pid);
+        for (std::size_t i = 0; i + 1 < argv.size(); ++i)
+            if (argv[i] == "-uuid") vm.uuid = argv[i + 1];
+    }
+    return vm;
+}
+
+// SIGHUP or `vminsightctl policy reload`: the rule files again. A bad set (or one whose deny
+// rules the module cannot enforce) never replaces the good one; either way the feed says
+// what happened. The syscalls trapped and denied follow the rules now in force.
+std::vector<std::string> reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out,
+                                       vmid::VmMonitor& monitor, const vmid::Options& opts,
+                                       const std::vector<std::string>& asked,
+                                       const std::string& by) {
+    const std::vector<std::string> errors = stage.reload(
+        opts.policies,
+        [&](const policy::PolicySet& next) { monitor.enforce(policy::enforcement(next)); });
     nlohmann::json ev = {
         {"@timestamp", vmid::utc_now()},
         {"event",
@@ -32,14 +52,19 @@ void reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out, vmid::VmMonit
           {"action", errors.empty() ? "policy-reloaded" : "policy-reload-failed"}}},
         {"vm", {{"name", opts.vm_name}}}};
     if (!errors.empty()) {
-        ev["vminsight"] = {{"errors", errors}, {"kept", "the rules in force before"}};
+        ev["vminsight"] = {{"errors", errors}, {"kept", "the rules in force before"}, {"by", by}};
         out.emit(ev);
-        return;
+        return errors;
     }
     std::vector<std::string> trace = vmid::with_rule_syscalls(asked, stage.rules());
-    ev["vminsight"] = {{"rules", stage.rules().rule_count()}, {"syscalls_trapped", trace.size()}};
+    const policy::Enforcement enforced = policy::enforcement(stage.rules());
+    ev["vminsight"] = {{"rules", stage.rules().rule_count()},
+                       {"syscalls_trapped", trace.size()},
+                       {"rules_enforced", enforced.rules.size()},
+                       {"by", by}};
     out.emit(ev);
     monitor.trace_syscalls(std::move(trace));
+    return errors;
 }
 
 }  // namespace
@@ -53,6 +78,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     const std::vector<std::string> asked = opts.syscalls;
+    const policy::VmIdentity vm = vm_identity(opts);
     // Rules are checked before anything is attached: every error, with file:line:col.
     std::optional<policy::PolicySet> rules;
     if (!opts.policies.empty()) {
@@ -62,7 +88,7 @@ int main(int argc, char** argv) {
             for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
             return 2;
         }
-        rules = std::move(*loaded.set);
+        rules = loaded.set->for_vm(vm);
         // Trapped: what --syscalls asks for, and what the rules look at.
         opts.syscalls = vmid::with_rule_syscalls(asked, *rules);
     }
@@ -70,9 +96,43 @@ int main(int argc, char** argv) {
         boost::asio::io_context io;
         vmid::JsonLineSink out(opts.output);
         std::optional<vmid::PolicyStage> stage;
-        if (rules) stage.emplace(out, std::move(*rules));
+        if (rules) stage.emplace(out, *rules, vm);
         vmid::EventSink& sink = stage ? static_cast<vmid::EventSink&>(*stage) : out;
         vmid::VmMonitor monitor(io, opts, sink);
+        if (rules) monitor.enforce(policy::enforcement(*rules));  // before the first trap
+        vmid::VmResponder responder(io, out, monitor, opts);
+        if (stage) stage->set_actions(&responder);
+
+        std::unique_ptr<vmid::ControlServer> control;
+        if (!opts.control.empty()) {
+            control = std::make_unique<vmid::ControlServer>(
+                io, opts.control, [&](const nlohmann::json& req) -> nlohmann::json {
+                    const std::string cmd = req["cmd"];
+                    if (cmd == "status")
+                        return {{"ok", true},
+                                {"vm", {{"name", vm.name}, {"uuid", vm.uuid}}},
+                                {"qemu_pid", opts.qemu_pid},
+                                {"rules", stage ? stage->rules().rule_count() : 0},
+                                {"alerts", stage ? stage->alerts() : 0},
+                                {"alerts_suppressed", stage ? stage->suppressed() : 0},
+                                {"paused_by_rule", responder.paused()},
+                                {"qmp", responder.qmp_path()},
+                                {"monitor", monitor.status()}};
+                    if (cmd == "policy-reload") {
+                        if (!stage)
+                            throw std::runtime_error("no --policy given: nothing to reload");
+                        const auto errors =
+                            reload_policy(*stage, out, monitor, opts, asked, "control socket");
+                        return {{"ok", errors.empty()},
+                                {"errors", errors},
+                                {"rules", stage->rules().rule_count()}};
+                    }
+                    if (cmd == "resume") return {{"ok", true}, {"result", responder.resume()}};
+                    throw std::runtime_error("unknown command '" + cmd +
+                                             "' (status, policy-reload, resume)");
+                });
+        }
+
         boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         std::function<void(const boost::system::error_code&, int)> on_signal =
             [&](const boost::system::error_code& ec, int sig) {
@@ -81,7 +141,7 @@ int main(int argc, char** argv) {
                     monitor.stop("daemon-stopped");
                     return;
                 }
-                if (stage) reload_policy(*stage, out, monitor, opts, asked);
+                if (stage) reload_policy(*stage, out, monitor, opts, asked, "SIGHUP");
                 signals.async_wait(on_signal);
             };
         signals.async_wait(on_signal);

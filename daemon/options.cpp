@@ -14,7 +14,9 @@ const char* const kUsage =
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
     "                  [--syscalls NAME,...] [--lifecycle] [--deny-exec PATH]...\n"
     "                  [--allow-exec PATH]... [--policy RULES.yaml]...\n"
-    "                  [--deny-errno N]\n"
+    "                  [--deny-errno N] [--vm-uuid UUID] [--vm-meta KEY=VALUE]...\n"
+    "                  [--qmp SOCKET] [--dump-dir DIR] [--dump-max-mb N]\n"
+    "                  [--control SOCKET]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
     "--syscalls; --lifecycle adds the fork, clone, exec and exit_group calls, each event\n"
@@ -22,7 +24,11 @@ const char* const kUsage =
     "--deny-exec makes execve of that exact path fail in the guest with\n"
     "--deny-errno (default 1, EPERM); --allow-exec denies every other path instead.\n"
     "--policy loads rule files: each event matching a rule is followed by an alert, and\n"
-    "the syscalls the rules look at are trapped too.\n"
+    "the syscalls the rules look at are trapped too; deny rules are enforced by the\n"
+    "module, pause_vm through QEMU's QMP socket (--qmp, or QEMU's own -qmp unix:),\n"
+    "dump_memory writes an ELF core under --dump-dir. Rules in a policy scoped to VMs\n"
+    "apply when --vm-name, --vm-uuid and --vm-meta match it.\n"
+    "--control serves vminsightctl (status, policy reload, resume) on a Unix socket.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
     "vmlinuz into one).\n";
@@ -90,6 +96,22 @@ Options parse_options(const std::vector<std::string>& args) {
             (a == "--deny-exec" ? o.deny_exec : o.allow_exec).push_back(v);
         } else if (a == "--deny-errno")
             o.deny_errno = number<int>(a, value(), 1, 4095);
+        else if (a == "--vm-uuid")
+            o.vm_uuid = value();
+        else if (a == "--vm-meta") {
+            const std::string& v = value();
+            const auto eq = v.find('=');
+            if (eq == std::string::npos || eq == 0)
+                throw UsageError(a + ": '" + v + "' is not KEY=VALUE");
+            o.vm_metadata[v.substr(0, eq)] = v.substr(eq + 1);
+        } else if (a == "--qmp")
+            o.qmp = value();
+        else if (a == "--dump-dir")
+            o.dump_dir = value();
+        else if (a == "--dump-max-mb")
+            o.dump_max_bytes = number<std::uint64_t>(a, value(), 1, 1ULL << 24) << 20;
+        else if (a == "--control")
+            o.control = value();
         else if (a == "--rescan-interval-ms")
             o.rescan_interval = std::chrono::milliseconds(number<int>(a, value(), 10, 60000));
         else

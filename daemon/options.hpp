@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -32,6 +33,16 @@ struct Options {
     int deny_errno = 1;  // EPERM
     // Rule files (Falco-style YAML), loaded in order; alerts follow the events they match.
     std::vector<std::string> policies;
+    // Who the VM is, for policy scoping (uuid: from QEMU's -uuid when not given).
+    std::string vm_uuid;
+    std::map<std::string, std::string> vm_metadata;
+    // Responses: QEMU's QMP socket for pause_vm (found in its command line when not given);
+    // where dump_memory writes and how big a dump may be.
+    std::string qmp;
+    std::string dump_dir = "/var/lib/vminsight/dumps";
+    std::uint64_t dump_max_bytes = 64ULL << 30;
+    // The control socket (vminsightctl); empty: none.
+    std::string control;
 };
 
 /// Throws UsageError with a message naming the offending option.

@@ -170,7 +170,9 @@ PolicyStage::PolicyStage(EventSink& next, policy::PolicySet set, policy::VmIdent
                          ResponseActions* actions)
     : next_(next), vm_(std::move(vm)), actions_(actions), set_(set.for_vm(vm_)) {}
 
-std::vector<std::string> PolicyStage::reload(const std::vector<std::string>& files) {
+std::vector<std::string> PolicyStage::reload(
+    const std::vector<std::string>& files,
+    const std::function<void(const policy::PolicySet&)>& accept) {
     auto loaded =
         policy::PolicySet::load(std::vector<std::filesystem::path>(files.begin(), files.end()));
     std::vector<std::string> errors;
@@ -178,7 +180,16 @@ std::vector<std::string> PolicyStage::reload(const std::vector<std::string>& fil
         for (const auto& d : loaded.errors) errors.push_back(d.str());
         return errors;
     }
-    set_ = loaded.set->for_vm(vm_);
+    policy::PolicySet next = loaded.set->for_vm(vm_);
+    if (accept) {
+        try {
+            accept(next);
+        } catch (const std::exception& e) {
+            errors.push_back(e.what());
+            return errors;
+        }
+    }
+    set_ = std::move(next);
     limiter_ = policy::RateLimiter{};  // rate limits belong to the rules they came with
     dedup_ = policy::Deduplicator{};
     return errors;

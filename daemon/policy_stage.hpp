@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -55,7 +56,12 @@ class PolicyStage final : public EventSink {
     /// A bad policy never replaces a good one: on failure the errors (file:line:col: why) are
     /// returned and the current rules stay. Called between events, so none is judged by a
     /// half-loaded set or skipped.
-    std::vector<std::string> reload(const std::vector<std::string>& files);
+    /// `accept`, if given, sees the new rules (for this VM) first and may refuse them by
+    /// throwing (e.g. deny rules the module cannot enforce together): then nothing changes.
+    std::vector<std::string> reload(
+        const std::vector<std::string>& files,
+        const std::function<void(const policy::PolicySet&)>& accept = nullptr);
+    void set_actions(ResponseActions* actions) noexcept { actions_ = actions; }
     /// The rules in force for this VM.
     [[nodiscard]] const policy::PolicySet& rules() const noexcept { return set_; }
     [[nodiscard]] std::uint64_t alerts() const noexcept { return alerts_; }

@@ -6,8 +6,38 @@
 
 namespace vmid {
 
+void apply_enforcement(SyscallPlan& plan, const std::vector<std::string>& cli_deny_exec,
+                       const std::vector<std::string>& cli_allow_exec,
+                       const policy::Enforcement& rules) {
+    if (!rules.error.empty()) throw std::invalid_argument(rules.error);
+    for (const auto& name : rules.deny_syscalls) {
+        const auto nr = vmi::syscall_number(name);
+        if (!nr || *nr >= VMI_NR_SYSCALLS)
+            throw std::invalid_argument("deny rule: syscall '" + name +
+                                        "' is unknown or past what the module can trap");
+    }
+    plan.deny_syscalls = rules.deny_syscalls;
+    plan.deny_exec = cli_deny_exec;
+    plan.allow_exec = cli_allow_exec;
+    plan.exec_allow = false;
+    if (!rules.exec_allow) {
+        plan.deny_exec.insert(plan.deny_exec.end(), rules.exec_paths.begin(),
+                              rules.exec_paths.end());
+        if (!plan.allow_exec.empty() && !rules.exec_paths.empty())
+            throw std::invalid_argument(
+                "--allow-exec and the exec deny rules cannot be enforced together");
+        return;
+    }
+    if (!cli_allow_exec.empty() || !cli_deny_exec.empty())
+        throw std::invalid_argument(
+            "--allow-exec/--deny-exec and an allow-list rule cannot be enforced together");
+    plan.allow_exec = rules.exec_paths;
+    plan.exec_allow = true;
+}
+
 bool plan_traps_anything(const SyscallPlan& plan) {
-    return !plan.trace.empty() || !plan.deny_exec.empty() || !plan.allow_exec.empty();
+    return !plan.trace.empty() || !plan.deny_exec.empty() || !plan.allow_exec.empty() ||
+           plan.exec_allow || !plan.deny_syscalls.empty();
 }
 
 vmi_syscall_filter build_filter(const SyscallPlan& plan) {
@@ -35,7 +65,13 @@ vmi_syscall_filter build_filter(const SyscallPlan& plan) {
             f.capture[*nr] = byte;
         }
     }
-    if (!plan.allow_exec.empty())
+    for (const std::string& name : plan.deny_syscalls) {
+        const auto nr = vmi::syscall_number(name);
+        if (!nr || *nr >= VMI_NR_SYSCALLS)
+            throw std::invalid_argument("cannot deny syscall '" + name + "'");
+        f.deny[*nr / 64] |= 1ULL << (*nr % 64);
+    }
+    if (plan.exec_allow || !plan.allow_exec.empty())
         f.exec_mode = VMI_EXEC_ALLOW_LISTED;
     else if (!plan.deny_exec.empty())
         f.exec_mode = VMI_EXEC_DENY_LISTED;

@@ -54,6 +54,20 @@ void VmMonitor::request_traps() {
                        std::get<vmi_kvm_layout>(layout));
 }
 
+void VmMonitor::enforce(const policy::Enforcement& rules) {
+    SyscallPlan next = plan_;
+    apply_enforcement(next, opts_.deny_exec, opts_.allow_exec, rules);
+    build_filter(next);  // throws before anything changes
+    plan_ = std::move(next);
+    if (started_ && !stopped_) request_traps();
+}
+
+std::vector<vmi::Memslot> VmMonitor::memslots() const {
+    std::vector<vmi::Memslot> out;
+    for (const auto& s : session_.memslots()) out.push_back({s.gpa, s.size, s.hva});
+    return out;
+}
+
 void VmMonitor::trace_syscalls(std::vector<std::string> names) {
     if (stopped_) return;
     plan_.trace = std::move(names);
@@ -61,6 +75,7 @@ void VmMonitor::trace_syscalls(std::vector<std::string> names) {
 }
 
 void VmMonitor::start() {
+    started_ = true;
     request_traps();
     sink_.emit({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-attached"}}},
                 {"vm", {{"name", opts_.vm_name}, {"qemu_pid", opts_.qemu_pid}}},
@@ -269,6 +284,13 @@ const char* cr3_fallback_name(std::uint32_t why) {
 }  // namespace
 
 void VmMonitor::report_stats() {
+    sink_.emit(
+        {{"event", {{"kind", "metric"}, {"category", "host"}, {"action", "vm-monitor-stats"}}},
+         {"vm", {{"name", opts_.vm_name}}},
+         {"vminsight", status()}});
+}
+
+nlohmann::json VmMonitor::status() {
     const vmi_status st = session_.status();
     const TrackerStats& t = tracker_.stats();
     nlohmann::json unowned = nlohmann::json::object();
@@ -277,42 +299,43 @@ void VmMonitor::report_stats() {
         std::snprintf(key, sizeof key, "0x%llx", static_cast<unsigned long long>(pgd));
         unowned[key] = n;
     }
-    sink_.emit(
-        {{"event", {{"kind", "metric"}, {"category", "host"}, {"action", "vm-monitor-stats"}}},
-         {"vm", {{"name", opts_.vm_name}}},
-         {"vminsight",
-          {{"records_read", records_},
-           {"records_written", st.records},
-           {"records_lost_kernel", st.lost},
-           {"records_lost_seen", session_.ring().seq_gaps()},
-           {"vm_entries_sampled", st.cr3_samples},
-           {"cr3_mode", cr3_mode_name(st.cr3_mode)},
-           {"cr3_fallback", cr3_fallback_name(st.cr3_fallback)},
-           {"cr3_exiting_vcpus", st.cr3_armed_vcpus},
-           {"records_sampled", records_sampled_},
-           {"scans", t.scans},
-           {"scans_failed", t.failed_scans},
-           {"cr3_resolved", t.cr3_resolved},
-           {"cr3_unresolved", t.cr3_unresolved},
-           {"cr3_unowned", unowned},
-           {"syscall_mode", sys_mode_name(st.sys_mode)},
-           {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
-           {"syscall_vcpus", st.sys_armed_vcpus},
-           {"syscalls_trapped", st.syscalls},
-           {"sysrets_emulated", st.sysrets},
-           {"syscalls_denied", st.denied},
-           {"sysrets_retried", st.retried},
-           {"sysrets_early", st.sysrets_early},
-           {"exit_probe_missed", st.exit_probe_missed},
-           {"capture_faults", st.capture_faults},
-           {"returns_unmatched_kernel", st.unmatched},
-           {"calls", calls_.stats().calls},
-           {"calls_returned", calls_.stats().returned},
-           {"calls_no_return", calls_.stats().no_return},
-           {"returns_orphan", calls_.stats().orphan_returns},
-           {"records_malformed", calls_.stats().malformed},
-           {"calls_emitted", calls_emitted_},
-           {"calls_unnamed", calls_unnamed_}}}});
+    return {{"records_read", records_},
+            {"records_written", st.records},
+            {"records_lost_kernel", st.lost},
+            {"records_lost_seen", session_.ring().seq_gaps()},
+            {"vm_entries_sampled", st.cr3_samples},
+            {"cr3_mode", cr3_mode_name(st.cr3_mode)},
+            {"cr3_fallback", cr3_fallback_name(st.cr3_fallback)},
+            {"cr3_exiting_vcpus", st.cr3_armed_vcpus},
+            {"records_sampled", records_sampled_},
+            {"scans", t.scans},
+            {"scans_failed", t.failed_scans},
+            {"cr3_resolved", t.cr3_resolved},
+            {"cr3_unresolved", t.cr3_unresolved},
+            {"cr3_unowned", unowned},
+            {"syscall_mode", sys_mode_name(st.sys_mode)},
+            {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
+            {"syscall_vcpus", st.sys_armed_vcpus},
+            {"syscalls_trapped", st.syscalls},
+            {"sysrets_emulated", st.sysrets},
+            {"syscalls_denied", st.denied},
+            {"sysrets_retried", st.retried},
+            {"sysrets_early", st.sysrets_early},
+            {"exit_probe_missed", st.exit_probe_missed},
+            {"capture_faults", st.capture_faults},
+            {"returns_unmatched_kernel", st.unmatched},
+            {"calls", calls_.stats().calls},
+            {"calls_returned", calls_.stats().returned},
+            {"calls_no_return", calls_.stats().no_return},
+            {"returns_orphan", calls_.stats().orphan_returns},
+            {"records_malformed", calls_.stats().malformed},
+            {"calls_emitted", calls_emitted_},
+            {"calls_unnamed", calls_unnamed_},
+            {"syscalls_denied_by_rule", plan_.deny_syscalls},
+            {"exec_control", plan_.exec_allow || !plan_.allow_exec.empty() ? "allow-list"
+                             : plan_.deny_exec.empty()                     ? "off"
+                                                                           : "deny-list"},
+            {"exec_paths", plan_.exec_paths().size()}};
 }
 
 }  // namespace vmid

@@ -20,6 +20,7 @@
 #include "syscall_assembler.hpp"
 #include "syscall_filter.hpp"
 #include "vm_locator.hpp"
+#include "vmi/process_memory.hpp"
 
 namespace vmid {
 
@@ -29,6 +30,14 @@ class VmMonitor {
     void start();
     /// Trap and record these syscalls from now on (the session stays attached).
     void trace_syscalls(std::vector<std::string> names);
+    /// Enforce what the policy's deny rules ask, with the command line's exec lists, from now
+    /// on. Throws std::invalid_argument (nothing changed) when that cannot be enforced.
+    void enforce(const policy::Enforcement& rules);
+    /// The guest's RAM map and QEMU's pid, for memory dumps.
+    [[nodiscard]] std::vector<vmi::Memslot> memslots() const;
+    [[nodiscard]] pid_t qemu_pid() const noexcept { return opts_.qemu_pid; }
+    /// For the control socket: counters and trap state.
+    [[nodiscard]] nlohmann::json status();
     /// Drain what is left, report every process gone, detach.
     void stop(const std::string& reason);
     [[nodiscard]] bool stopped() const noexcept { return stopped_; }
@@ -61,6 +70,7 @@ class VmMonitor {
     boost::asio::steady_timer scan_soon_;
     bool scan_pending_ = false;
     bool stopped_ = false;
+    bool started_ = false;
     bool profile_reported_ = false;
     std::uint64_t last_cr3_ = 0;  // newest CR3 from the ring
     std::uint64_t walk_cr3_ = 0;  // CR3 of the last successful walk

@@ -159,7 +159,7 @@ bool VmScope::matches(const VmIdentity& vm) const {
 
 PolicySet PolicySet::for_vm(const VmIdentity& vm) const {
     auto impl = std::make_shared<Impl>();
-    impl->base = impl_;
+    impl->base = impl_->base ? impl_->base : impl_;  // the set that owns the rules
     impl->memo_slots = impl_->memo_slots;
     for (const auto& c : impl_->compiled)
         if (!c.rule->scope || c.rule->scope->matches(vm)) impl->compiled.push_back(c);

@@ -53,3 +53,23 @@ TEST(Options, SyscallTrapOptions) {
     EXPECT_EQ(o.syscalls, (std::vector<std::string>{"execve", "openat", "execveat", "fork", "vfork",
                                                     "clone", "clone3", "exit_group"}));
 }
+
+TEST(Options, ScopingAndResponseOptions) {
+    auto o = parse_options({"--qemu-pid", "1", "--vm-name", "web-1", "--vm-uuid", "abc",
+                            "--vm-meta", "tier=prod", "--vm-meta", "owner=a=b", "--qmp",
+                            "/run/q.sock", "--dump-dir", "/srv/dumps", "--dump-max-mb", "512",
+                            "--control", "/run/vminsight/web-1.sock"});
+    EXPECT_EQ(o.vm_uuid, "abc");
+    EXPECT_EQ(o.vm_metadata,
+              (std::map<std::string, std::string>{{"tier", "prod"}, {"owner", "a=b"}}));
+    EXPECT_EQ(o.qmp, "/run/q.sock");
+    EXPECT_EQ(o.dump_dir, "/srv/dumps");
+    EXPECT_EQ(o.dump_max_bytes, 512ULL << 20);
+    EXPECT_EQ(o.control, "/run/vminsight/web-1.sock");
+    try {
+        parse_options({"--qemu-pid", "1", "--vm-meta", "=x"});
+        FAIL();
+    } catch (const UsageError& e) {
+        EXPECT_STREQ(e.what(), "--vm-meta: '=x' is not KEY=VALUE");
+    }
+}

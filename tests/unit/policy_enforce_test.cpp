@@ -171,6 +171,12 @@ TEST(PolicyEnforce, PoliciesScopeRulesToVms) {
     EXPECT_EQ(for_web.evaluate(e).size(), 2u);
     EXPECT_EQ(for_db.evaluate(e).size(), 1u);
 
+    // Scoping a scoped set again keeps the rules and their owner.
+    auto again = for_db.for_vm(db);
+    EXPECT_EQ(again.rule_count(), 2u);
+    ASSERT_NE(again.find_rule("prod uuid"), nullptr);
+    EXPECT_EQ(again.rules().size(), set.rules().size());
+
     db.metadata["tier"] = "staging";
     EXPECT_EQ(set.for_vm(db).rule_count(), 1u);
     EXPECT_EQ(set.for_vm(policy::VmIdentity{"other", "", {}}).rule_count(), 1u);

@@ -145,5 +145,66 @@ TEST(SyscallFilter, BuildsBitmapsCapturesAndExecLists) {
     EXPECT_THROW(build_filter(plan), std::invalid_argument);
 }
 
+TEST(SyscallFilter, ExecveCapturesItsArgv) {
+    SyscallPlan plan;
+    plan.trace = {"execve", "execveat"};
+    const vmi_syscall_filter f = build_filter(plan);
+    EXPECT_EQ(f.capture[59], VMI_CAPTURE_STRING | VMI_CAPTURE_ARGV | 1);
+    EXPECT_EQ(f.capture[322], VMI_CAPTURE_STRING | VMI_CAPTURE_ARGV | 2);
+}
+
+policy::Enforcement rules_from(const char* yaml) {
+    auto loaded = policy::PolicySet::load_string(yaml, "t.yaml");
+    EXPECT_TRUE(loaded);
+    return policy::enforcement(*loaded.set);
+}
+
+TEST(SyscallFilter, DenyRulesBecomeTheModulesFilter) {
+    const auto e = rules_from(R"(
+- rule: no modules
+  condition: syscall.name in (init_module, finit_module)
+  output: o
+  priority: critical
+  action: deny
+- rule: no tmp
+  condition: evt.type = exec and proc.exe startswith /tmp/
+  output: o
+  priority: critical
+  action: deny
+)");
+    SyscallPlan plan;
+    apply_enforcement(plan, {"/usr/bin/nc"}, {}, e);
+    const vmi_syscall_filter f = build_filter(plan);
+    EXPECT_TRUE(f.deny[175 / 64] & (1ULL << (175 % 64)));  // init_module
+    EXPECT_TRUE(f.deny[313 / 64] & (1ULL << (313 % 64)));  // finit_module
+    EXPECT_FALSE(f.trace[175 / 64] & (1ULL << (175 % 64)));
+    EXPECT_EQ(f.exec_mode, VMI_EXEC_DENY_LISTED);
+    EXPECT_EQ(plan.exec_paths(), (std::vector<std::string>{"/usr/bin/nc", "/tmp/*"}));
+    EXPECT_TRUE(plan_traps_anything(plan));
+    // The command line's allow list and a deny rule on paths cannot both be the module's.
+    EXPECT_THROW(apply_enforcement(plan, {}, {"/bin/sh"}, e), std::invalid_argument);
+}
+
+TEST(SyscallFilter, AnAllowListRuleIsEnforcedEvenWhenEmpty) {
+    const auto e = rules_from(R"(
+- rule: nothing runs
+  condition: evt.type = exec and not proc.exe in (/bin/sh)
+  output: o
+  priority: critical
+  action: deny
+- rule: and not sh either
+  condition: evt.type = exec and proc.exe = /bin/sh
+  output: o
+  priority: critical
+  action: deny
+)");
+    SyscallPlan plan;
+    apply_enforcement(plan, {}, {}, e);
+    EXPECT_TRUE(plan.exec_allow);
+    EXPECT_TRUE(plan.exec_paths().empty());
+    EXPECT_EQ(build_filter(plan).exec_mode, VMI_EXEC_ALLOW_LISTED);
+    EXPECT_THROW(apply_enforcement(plan, {"/x"}, {}, e), std::invalid_argument);
+}
+
 }  // namespace
 }  // namespace vmid

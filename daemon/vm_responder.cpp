@@ -1,0 +1,52 @@
+#include "vm_responder.hpp"
+
+#include "event_fields.hpp"
+
+namespace vmid {
+
+VmResponder::VmResponder(boost::asio::io_context& io, EventSink& feed, VmMonitor& monitor,
+                         const Options& opts)
+    : feed_(feed),
+      monitor_(monitor),
+      vm_name_(opts.vm_name),
+      dumper_(io, feed, opts.dump_dir, opts.dump_max_bytes, opts.vm_name) {
+    qmp_path_ = !opts.qmp.empty()
+                    ? opts.qmp
+                    : qmp_socket_from_cmdline(process_cmdline(opts.qemu_pid)).value_or("");
+    if (!qmp_path_.empty()) qmp_.emplace(qmp_path_);
+}
+
+void VmResponder::emit(const std::string& action, nlohmann::json details) {
+    feed_.emit({{"@timestamp", utc_now()},
+                {"event", {{"kind", "event"}, {"category", "host"}, {"action", action}}},
+                {"vm", {{"name", vm_name_}}},
+                {"vminsight", std::move(details)}});
+}
+
+std::string VmResponder::pause_vm(const policy::Rule& rule) {
+    if (!qmp_) return "failed: no QMP socket for this VM (QEMU's -qmp unix:, or --qmp)";
+    if (paused_) return "skipped: already paused";
+    try {
+        qmp_->execute("stop");
+    } catch (const std::exception& e) {
+        return std::string("failed: ") + e.what();
+    }
+    paused_ = true;
+    emit("vm-paused", {{"rule", rule.name}, {"via", "qmp"}, {"qmp", qmp_path_}});
+    return "paused; `vminsightctl resume` continues it";
+}
+
+std::string VmResponder::resume() {
+    if (!qmp_) throw std::runtime_error("no QMP socket for this VM");
+    qmp_->execute("cont");
+    const bool was = paused_;
+    paused_ = false;
+    emit("vm-resumed", {{"via", "control socket"}, {"was_paused_by_rule", was}});
+    return "resumed";
+}
+
+std::string VmResponder::dump_memory(const policy::Rule& rule) {
+    return dumper_.start(monitor_.qemu_pid(), monitor_.memslots(), rule.name);
+}
+
+}  // namespace vmid
