@@ -33,6 +33,7 @@ payload=$build/lab/payload-$kernel
 rm -rf "$payload" && mkdir -p "$payload"
 cp "$build/kmod/$abi/vminsight.ko" "$payload/"
 strip -o "$payload/vminsightd" "$build/release/daemon/vminsightd"
+strip -o "$payload/vminsightctl" "$build/release/daemon/vminsightctl"
 strip -o "$payload/vminsight-inspect" "$build/release/libvmi_bridge/vminsight-inspect"
 cp "$vmlinux" "$payload/vmlinux"
 strip -o "$payload/vmi-lab-probe" "$build/release/tests/vmi-lab-probe"
