@@ -60,7 +60,7 @@ MemoryDumper::MemoryDumper(boost::asio::io_context& io, EventSink& sink, std::fi
 MemoryDumper::~MemoryDumper() = default;  // the jthread joins
 
 std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
-                                const std::string& reason) {
+                                const std::string& reason, std::uint64_t cr3) {
     if (busy_) return "skipped: a dump of this VM is still being written";
     if (slots.empty()) return "failed: no guest memory map yet";
     std::error_code ec;
@@ -73,7 +73,7 @@ std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
     busy_ = true;
     if (worker_.joinable()) worker_.join();  // the last one is over (busy_ was false)
     worker_ = std::jthread([this, pid, slots = std::move(slots), ranges = std::move(ranges), path,
-                            reason]() mutable {
+                            reason, cr3]() mutable {
         nlohmann::json ev = {{"@timestamp", ""},
                              {"event", {{"kind", "event"}, {"category", "host"}}},
                              {"vm", {{"name", vm_name_}}}};
@@ -90,6 +90,7 @@ std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
                                    {"guest_bytes", res->guest_bytes},
                                    {"file_bytes", res->file_bytes},
                                    {"unreadable_bytes", res->unreadable_bytes},
+                                   {"cr3", hex(cr3)},
                                    {"ms", (monotonic_ns() - t0) / 1'000'000}};
             } else {
                 ev["event"]["action"] = "memory-dump-failed";

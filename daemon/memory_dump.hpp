@@ -32,7 +32,10 @@ class MemoryDumper {
     /// is written). One dump at a time: returns "started: PATH", or "skipped: ..." /
     /// "failed: ..." saying why none was started. Its end is a "memory-dump-written" or
     /// "memory-dump-failed" event in the feed.
-    std::string start(pid_t pid, std::vector<vmi::Memslot> slots, const std::string& reason);
+    /// `cr3`: a page-table root that was valid when the dump began (for `vminsight-inspect
+    /// --cr3`, as these dumps carry no vCPU notes); 0 if none is known.
+    std::string start(pid_t pid, std::vector<vmi::Memslot> slots, const std::string& reason,
+                      std::uint64_t cr3);
 
     [[nodiscard]] bool busy() const noexcept { return busy_; }
 

@@ -114,9 +114,14 @@ std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev) {
 
 std::vector<std::string> syscalls_needed(const policy::PolicySet& set) {
     std::vector<std::string> out;
+    // Exec rules judge every exec as it is made (with its argv), not only the programs a
+    // listing happens to catch alive.
+    if (set.rules_for(policy::EventType::Exec) > 0) out = {"execve", "execveat"};
     for (std::uint32_t nr = 0; nr < vmi::kSyscallCount; ++nr) {
         const std::string_view name = vmi::syscall_name(nr);
-        if (!name.empty() && set.rules_for_syscall(name) > 0) out.emplace_back(name);
+        if (!name.empty() && set.rules_for_syscall(name) > 0 &&
+            std::find(out.begin(), out.end(), name) == out.end())
+            out.emplace_back(name);
     }
     return out;
 }

@@ -26,7 +26,8 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev);
 /// on evt.type = exec (proc.exe, proc.name, proc.args); nullopt if not.
 std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev);
 
-/// Syscall names some enabled rule looks at: what the module must trap for this policy.
+/// Syscall names some enabled rule looks at, and execve/execveat when exec rules exist: what
+/// the module must trap for this policy.
 std::vector<std::string> syscalls_needed(const policy::PolicySet& set);
 /// `asked` (--syscalls), then what the rules need that it lacks.
 std::vector<std::string> with_rule_syscalls(std::vector<std::string> asked,

@@ -36,6 +36,8 @@ class VmMonitor {
     /// The guest's RAM map and QEMU's pid, for memory dumps.
     [[nodiscard]] std::vector<vmi::Memslot> memslots() const;
     [[nodiscard]] pid_t qemu_pid() const noexcept { return opts_.qemu_pid; }
+    /// The CR3 of the last successful process walk (0: none yet).
+    [[nodiscard]] std::uint64_t walk_cr3() const noexcept { return walk_cr3_; }
     /// For the control socket: counters and trap state.
     [[nodiscard]] nlohmann::json status();
     /// Drain what is left, report every process gone, detach.

@@ -46,7 +46,7 @@ std::string VmResponder::resume() {
 }
 
 std::string VmResponder::dump_memory(const policy::Rule& rule) {
-    return dumper_.start(monitor_.qemu_pid(), monitor_.memslots(), rule.name);
+    return dumper_.start(monitor_.qemu_pid(), monitor_.memslots(), rule.name, monitor_.walk_cr3());
 }
 
 }  // namespace vmid

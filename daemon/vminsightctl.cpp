@@ -134,7 +134,11 @@ int main(int argc, char** argv) {
         if (json) {
             std::printf("%s\n", r.dump(2).c_str());
         } else if (!ok) {
-            std::fprintf(stderr, "vminsightctl: %s\n", r.value("error", "failed").c_str());
+            std::fprintf(
+                stderr, "vminsightctl: %s\n",
+                r.value("error", cmd == "policy-reload" ? "refused; the rules in force before stay"
+                                                        : "failed")
+                    .c_str());
             for (const auto& e : r.value("errors", nlohmann::json::array()))
                 std::fprintf(stderr, "%s\n", e.get<std::string>().c_str());
         } else if (cmd == "status") {

@@ -180,7 +180,14 @@ TEST(PolicyStage, OtherEventsAreNotJudged) {
 }
 
 TEST(PolicyStage, TrappedSyscallsAreTheOnesRulesNeed) {
-    EXPECT_EQ(syscalls_needed(rules()), (std::vector<std::string>{"connect", "openat"}));
+    // The exec rule needs every execve, as it is made; the syscall rules their own calls.
+    EXPECT_EQ(syscalls_needed(rules()),
+              (std::vector<std::string>{"execve", "execveat", "connect", "openat"}));
+    auto quiet = policy::PolicySet::load_string(
+        "- rule: r\n  condition: evt.type = syscall and syscall.name = ptrace\n  output: o\n"
+        "  priority: notice\n");
+    EXPECT_EQ(syscalls_needed(*quiet.set), std::vector<std::string>{"ptrace"});
+    EXPECT_TRUE(syscalls_needed(policy::PolicySet{}).empty());  // no rules: nothing trapped
 }
 
 }  // namespace
