@@ -27,6 +27,9 @@ for raw in sys.stdin:
     if ev.get("event", {}).get("kind") == "alert":
         r = ev.get("rule", {})
         print(f"  {vm}  ALERT [{r.get('priority', '?')}] {r.get('name', '?')}: {ev.get('message', '')}")
+        resp = ev.get("response")
+        if resp:  # what the rule's action did (deny by the module, pause, dump, or monitor)
+            print(f"  {vm}        -> {resp.get('action')}: {resp.get('result')}")
         continue
     sc = ev.get("syscall")
     if sc:
