@@ -71,7 +71,14 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
             for (const auto& a : *raw)
                 if (a.is_number()) e.syscall.args.push_back(a.get<std::int64_t>());
         if (auto args = s->find("args"); args != s->end() && args->is_object()) {
-            e.syscall.path = get<std::string>(*args, "path");
+            // The path the module captured (renames and links: the destination).
+            std::string key = "path";
+            if (const auto nr = get<std::int64_t>(*s, "nr"))
+                if (const auto spec = vmi::syscall_capture(static_cast<std::uint64_t>(*nr)))
+                    if (const auto* info = vmi::syscall_info(static_cast<std::uint64_t>(*nr));
+                        info && spec->arg < static_cast<int>(info->args.size()))
+                        key = std::string(info->args[static_cast<std::size_t>(spec->arg)].name);
+            e.syscall.path = get<std::string>(*args, key.c_str());
             if (auto addr = args->find("addr"); addr != args->end() && addr->is_object()) {
                 e.syscall.addr = get<std::string>(*addr, "address");
                 e.syscall.port = get<std::int64_t>(*addr, "port");
@@ -100,14 +107,21 @@ std::optional<policy::Event> exec_from_syscall(const nlohmann::json& ev) {
     auto e = to_policy_event(ev);
     if (!path || path->empty() || !e) return std::nullopt;
     e->type = policy::EventType::Exec;
-    e->proc.exe = *path;
-    e->proc.name = path->substr(path->rfind('/') + 1);
-    if (auto argv = args->find("argv"); argv != args->end() && argv->is_array()) {
-        std::vector<std::string> v;
-        for (const auto& a : *argv)
-            if (a.is_string()) v.push_back(a.get<std::string>());
-        e->set_args(std::move(v));
+    std::vector<std::string> argv;
+    if (auto a = args->find("argv"); a != args->end() && a->is_array())
+        for (const auto& x : *a)
+            if (x.is_string()) argv.push_back(x.get<std::string>());
+    const auto base = [](const std::string& p) { return p.substr(p.rfind('/') + 1); };
+    if (*path == "/proc/self/exe") {
+        // A multi-call binary re-running itself (busybox runs its applets so): the program
+        // is the caller's own, the applet is argv[0].
+        if (e->proc.exe) e->proc.name = base(*e->proc.exe);
+        if (!argv.empty() && !argv[0].empty()) e->proc.name = base(argv[0]);
+    } else {
+        e->proc.exe = *path;
+        e->proc.name = base(*path);
     }
+    if (!argv.empty() || args->contains("argv")) e->set_args(std::move(argv));
     e->syscall = {};
     return e;
 }
@@ -200,12 +214,32 @@ std::vector<std::string> PolicyStage::reload(
     return errors;
 }
 
+bool PolicyStage::judged_exec(std::int64_t pid, const std::string& exe) const {
+    return std::find(recent_execs_.begin(), recent_execs_.end(), std::make_pair(pid, exe)) !=
+           recent_execs_.end();
+}
+
 void PolicyStage::emit(const nlohmann::json& ev) {
     next_.emit(ev);
     matches_.clear();
-    for (const auto& pe : {to_policy_event(ev), exec_from_syscall(ev)})
-        if (pe) set_.evaluate(*pe, matches_);
+    auto direct = to_policy_event(ev);
+    // A listing that catches a program an execve already showed is the same exec: judged once.
+    if (direct && direct->type == policy::EventType::Exec && direct->proc.pid && direct->proc.exe &&
+        judged_exec(*direct->proc.pid, *direct->proc.exe))
+        direct.reset();
+    if (direct) set_.evaluate(*direct, matches_);
+    const std::size_t direct_matches = matches_.size();
+    const auto exec = exec_from_syscall(ev);
+    if (exec) {
+        set_.evaluate(*exec, matches_);
+        if (exec->proc.pid && exec->proc.exe) {
+            if (recent_execs_.size() >= kRecentExecs) recent_execs_.pop_front();
+            recent_execs_.emplace_back(*exec->proc.pid, *exec->proc.exe);
+        }
+    }
+    std::size_t index = 0;
     for (const policy::Match& m : matches_) {
+        const bool from_exec = index++ >= direct_matches;
         const policy::Rule& r = *m.rule;
         const std::uint64_t now = monotonic_ns();
         std::uint64_t held = 0;
@@ -235,6 +269,13 @@ void PolicyStage::emit(const nlohmann::json& ev) {
         if (auto resp = rule_response(r, ev, actions_); !resp.is_null()) alert["response"] = resp;
         for (const char* k : {"vm", "process", "syscall"})
             if (ev.contains(k)) alert[k] = ev[k];
+        if (from_exec) {
+            // The alert is about the program the execve runs, not the caller before it.
+            auto& p = alert["process"];
+            if (exec->proc.name) p["name"] = *exec->proc.name;
+            if (exec->proc.exe) p["exe"] = *exec->proc.exe;
+            if (exec->proc.args) p["args"] = *exec->proc.args;
+        }
         next_.emit(alert);
     }
 }

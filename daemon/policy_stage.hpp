@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
@@ -77,6 +78,11 @@ class PolicyStage final : public EventSink {
     policy::Deduplicator dedup_;
     std::vector<policy::Match> matches_;
     std::uint64_t alerts_ = 0, suppressed_ = 0;
+    // Execs judged from their execve (pid, program), so a listing's later process-exec of the
+    // same program is not judged again. Bounded.
+    bool judged_exec(std::int64_t pid, const std::string& exe) const;
+    std::deque<std::pair<std::int64_t, std::string>> recent_execs_;
+    static constexpr std::size_t kRecentExecs = 1024;
 };
 
 }  // namespace vmid

@@ -671,20 +671,21 @@ const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
         add("umount2", {{"target", K::kPath}, {"flags", K::kHex}}, 0);
         add("unlink", {{"path", K::kPath}}, 0);
         add("unlinkat", {{"dirfd", K::kFd}, {"path", K::kPath}, {"flags", K::kHex}}, 1);
-        add("rename", {{"oldpath", K::kPath}, {"newpath", K::kHex}}, 0);
+        // Renames and links: the destination is what a rule cares about (what got replaced).
+        add("rename", {{"oldpath", K::kHex}, {"newpath", K::kPath}}, 1);
         add("renameat",
             {{"olddirfd", K::kFd},
-             {"oldpath", K::kPath},
+             {"oldpath", K::kHex},
              {"newdirfd", K::kFd},
-             {"newpath", K::kHex}},
-            1);
+             {"newpath", K::kPath}},
+            3);
         add("renameat2",
             {{"olddirfd", K::kFd},
-             {"oldpath", K::kPath},
+             {"oldpath", K::kHex},
              {"newdirfd", K::kFd},
-             {"newpath", K::kHex},
+             {"newpath", K::kPath},
              {"flags", K::kHex}},
-            1);
+            3);
         add("chmod", {{"path", K::kPath}, {"mode", K::kMode}}, 0);
         add("fchmodat", {{"dirfd", K::kFd}, {"path", K::kPath}, {"mode", K::kMode}}, 1);
         add("chown", {{"path", K::kPath}, {"uid", K::kInt}, {"gid", K::kInt}}, 0);
@@ -725,16 +726,16 @@ const std::unordered_map<std::uint32_t, SyscallInfo>& infos() {
         add("setns", {{"fd", K::kFd}, {"nstype", K::kNsFlags}});
         add("unshare", {{"flags", K::kNsFlags}});
         add("truncate", {{"path", K::kPath}, {"length", K::kInt}}, 0);
-        add("link", {{"oldpath", K::kPath}, {"newpath", K::kHex}}, 0);
+        add("link", {{"oldpath", K::kHex}, {"newpath", K::kPath}}, 1);
         add("linkat",
             {{"olddirfd", K::kFd},
-             {"oldpath", K::kPath},
+             {"oldpath", K::kHex},
              {"newdirfd", K::kFd},
-             {"newpath", K::kHex},
+             {"newpath", K::kPath},
              {"flags", K::kHex}},
-            1);
-        add("symlink", {{"target", K::kPath}, {"linkpath", K::kHex}}, 0);
-        add("symlinkat", {{"target", K::kPath}, {"newdirfd", K::kFd}, {"linkpath", K::kHex}}, 0);
+            3);
+        add("symlink", {{"target", K::kHex}, {"linkpath", K::kPath}}, 1);
+        add("symlinkat", {{"target", K::kHex}, {"newdirfd", K::kFd}, {"linkpath", K::kPath}}, 2);
         add("mkdir", {{"path", K::kPath}, {"mode", K::kMode}}, 0);
         add("mkdirat", {{"dirfd", K::kFd}, {"path", K::kPath}, {"mode", K::kMode}}, 1);
         add("rmdir", {{"path", K::kPath}}, 0);

@@ -151,10 +151,10 @@ TEST(BridgeSyscallAbi, NoCaptureWithoutAPointerOrMetadata) {
 TEST(BridgeSyscallAbi, PathSyscallsCaptureTheirFirstPath) {
     const std::pair<std::string_view, int> cases[] = {
         {"open", 0},          {"openat", 1},    {"openat2", 1},   {"execve", 0},
-        {"execveat", 1},      {"unlink", 0},    {"unlinkat", 1},  {"rename", 0},
-        {"renameat", 1},      {"renameat2", 1}, {"chmod", 0},     {"fchmodat", 1},
-        {"chown", 0},         {"fchownat", 1},  {"truncate", 0},  {"link", 0},
-        {"linkat", 1},        {"symlink", 0},   {"symlinkat", 0}, {"mkdir", 0},
+        {"execveat", 1},      {"unlink", 0},    {"unlinkat", 1},  {"rename", 1},
+        {"renameat", 3},      {"renameat2", 3}, {"chmod", 0},     {"fchmodat", 1},
+        {"chown", 0},         {"fchownat", 1},  {"truncate", 0},  {"link", 1},
+        {"linkat", 3},        {"symlink", 1},   {"symlinkat", 2}, {"mkdir", 0},
         {"mkdirat", 1},       {"rmdir", 0},     {"chroot", 0},    {"pivot_root", 0},
         {"umount2", 0},       {"mount", 0},     {"creat", 0},     {"memfd_create", 0},
         {"delete_module", 0},

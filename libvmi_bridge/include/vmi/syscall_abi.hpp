@@ -73,7 +73,7 @@ struct CaptureSpec {
 };
 
 /// The capture rule from syscall_info(nr): the first path of path-taking syscalls (execveat:
-/// arg 1; renameat: the old path), the address of connect/bind. nullopt when nothing is
+/// arg 1; renames and links: the destination), the address of connect/bind. nullopt when nothing is
 /// copied (unknown number, no metadata, or no pointer worth copying).
 std::optional<CaptureSpec> syscall_capture(std::uint64_t nr);
 
