@@ -99,6 +99,7 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
         if (inserted) {
             e.proc = p;
             e.first_seen_ns = host_time_ns;
+            e.proc.first_seen_host_ns = host_time_ns;
             emit(start_action, e, host_time_ns);
         } else {
             e.misses = 0;
@@ -110,6 +111,7 @@ void ProcessTracker::apply(const std::vector<GuestProcess>& list, std::uint64_t 
             if (e.proc.pgd != p.pgd) by_pgd_.erase(e.proc.pgd);
             const std::string previous = e.proc.comm;
             e.proc = p;
+            e.proc.first_seen_host_ns = e.first_seen_ns;
             if (exec)
                 emit("process-exec", e, host_time_ns, previous);
             else if (renamed)

@@ -28,6 +28,7 @@ struct GuestProcess {
     std::string exe;
     std::vector<std::string> args;
     std::int32_t threads = -1;
+    std::uint64_t first_seen_host_ns = 0;  // set by the tracker: the listing that first had it
 };
 
 class ProcessSource {

@@ -116,7 +116,13 @@ void VmMonitor::on_ring() {
 // Calls nobody can name yet wait for the next listing, which is asked for now.
 const GuestProcess* VmMonitor::caller(const SyscallCall& call) const {
     const GuestProcess* p = call.task ? tracker_.by_task(call.task) : nullptr;
-    return p ? p : tracker_.owner(call.cr3);
+    if (p) return p;
+    p = tracker_.owner(call.cr3);
+    // Without the caller's own identity (read at the call once the guest profile is known),
+    // an address space's owner counts only if it was listed before the call: the page tables
+    // of a process that died unseen are soon another's.
+    if (p && call.tgid < 0 && p->first_seen_host_ns > call.time_ns) return nullptr;
+    return p;
 }
 
 void VmMonitor::on_call(SyscallCall&& call) {

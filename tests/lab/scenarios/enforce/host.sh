@@ -12,10 +12,11 @@ set -u
 sock=/tmp/vmi-ctl.sock
 ctl() { "$P/vminsightctl" --socket "$sock" "$@"; }
 rounds() { grep -c '^ENFORCE round=' "$out/guest.log"; }
-more_rounds() { [ "$(rounds)" -ge "$1" ]; }
+# Round N's line is whole once the heartbeat printed after it has begun.
+round_done() { grep -q "^HEARTBEAT $1" "$out/guest.log"; }
 round() { grep "^ENFORCE round=$1 " "$out/guest.log" | tail -1; }
 # wait_round N: round N finished; prints it
-wait_round() { wait_for 60 more_rounds "$1" && round "$1"; }
+wait_round() { wait_for 60 round_done "$1" && round "$1"; }
 mark() { echo "$1 $(rounds)" >>"$out/marks.txt"; } # guest rounds done when a phase began
 
 insmod "$P/vminsight.ko" && step load PASS || step load FAIL insmod
