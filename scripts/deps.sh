@@ -21,6 +21,8 @@ pkgs=(
 	# the lab: QEMU, a static busybox, image tooling
 	qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd lz4
 	binutils file python3 ca-certificates
+	# the feed's tests: JSON Schema validation of encoder output, TLS certificates
+	python3-jsonschema openssl
 )
 
 missing=()
