@@ -1,4 +1,6 @@
 // vminsightd: monitor the processes and syscalls of one KVM guest from the host.
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <exception>
@@ -11,10 +13,12 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include "control_server.hpp"
 #include "event_fields.hpp"
 #include "event_sink.hpp"
+#include "feed/feed.hpp"
 #include "options.hpp"
 #include "policy_stage.hpp"
 #include "qmp_client.hpp"
@@ -67,6 +71,25 @@ std::vector<std::string> reload_policy(vmid::PolicyStage& stage, vmid::EventSink
     return errors;
 }
 
+nlohmann::json feed_status(const feed::Feed* f) {
+    if (!f) return nullptr;
+    nlohmann::json sinks = nlohmann::json::array();
+    for (const auto& s : f->sinks())
+        sinks.push_back({{"name", s.name},
+                         {"type", s.kind},
+                         {"up", s.up},
+                         {"delivered", s.delivered},
+                         {"rejected", s.rejected},
+                         {"failures", s.failures},
+                         {"backlog", s.backlog},
+                         {"last_error", s.last_error}});
+    const auto sp = f->spool_stats();
+    return {{"spool_id", f->spool_id()},
+            {"spool_bytes", sp.bytes},
+            {"spool_purged_records", sp.purged_records},
+            {"sinks", sinks}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -94,7 +117,36 @@ int main(int argc, char** argv) {
     }
     try {
         boost::asio::io_context io;
-        vmid::JsonLineSink out(opts.output);
+        // Where events go: the feed (spool and sinks) and/or JSON lines (--output).
+        std::unique_ptr<feed::Feed> feed;
+        if (!opts.feed_config.empty()) {
+            char host[256] = {};
+            ::gethostname(host, sizeof host - 1);
+            feed = std::make_unique<feed::Feed>(feed::load_feed_config(opts.feed_config),
+                                                feed::EncodeContext{host, "0.1.0"});
+        }
+        std::unique_ptr<vmid::JsonLineSink> lines;
+        if (!feed || opts.output_given) lines = std::make_unique<vmid::JsonLineSink>(opts.output);
+        struct FeedPublisher final : vmid::EventSink {
+            feed::Feed* f;
+            explicit FeedPublisher(feed::Feed* x) : f(x) {}
+            void emit(const nlohmann::json& ev) override { f->publish(ev); }
+        } to_feed(feed.get());
+        vmid::TeeSink tee;
+        if (lines) tee.add(*lines);
+        if (feed) tee.add(to_feed);
+        vmid::VmStampSink out(tee, vm.uuid);
+        // The spool is made durable often: a crash loses at most this much.
+        boost::asio::steady_timer sync_timer(io);
+        std::function<void()> sync_soon = [&] {
+            sync_timer.expires_after(std::chrono::milliseconds(100));
+            sync_timer.async_wait([&](const boost::system::error_code& ec) {
+                if (ec || !feed) return;
+                feed->sync();
+                sync_soon();
+            });
+        };
+        if (feed) sync_soon();
         std::optional<vmid::PolicyStage> stage;
         if (rules) stage.emplace(out, *rules, vm);
         vmid::EventSink& sink = stage ? static_cast<vmid::EventSink&>(*stage) : out;
@@ -117,6 +169,7 @@ int main(int argc, char** argv) {
                                 {"alerts_suppressed", stage ? stage->suppressed() : 0},
                                 {"paused_by_rule", responder.paused()},
                                 {"qmp", responder.qmp_path()},
+                                {"feed", feed_status(feed.get())},
                                 {"monitor", monitor.status()}};
                     if (cmd == "policy-reload") {
                         if (!stage)

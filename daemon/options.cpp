@@ -16,7 +16,7 @@ const char* const kUsage =
     "                  [--allow-exec PATH]... [--policy RULES.yaml]...\n"
     "                  [--deny-errno N] [--vm-uuid UUID] [--vm-meta KEY=VALUE]...\n"
     "                  [--qmp SOCKET] [--dump-dir DIR] [--dump-max-mb N]\n"
-    "                  [--control SOCKET]\n"
+    "                  [--control SOCKET] [--feed-config FEED.json]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
     "--syscalls; --lifecycle adds the fork, clone, exec and exit_group calls, each event\n"
@@ -29,6 +29,9 @@ const char* const kUsage =
     "dump_memory writes an ELF core under --dump-dir. Rules in a policy scoped to VMs\n"
     "apply when --vm-name, --vm-uuid and --vm-meta match it.\n"
     "--control serves vminsightctl (status, policy reload, resume) on a Unix socket.\n"
+    "--feed-config sends every event through a disk spool to the sinks it names (file,\n"
+    "HTTP(S) webhook / Elasticsearch / Splunk HEC, stdout) in ECS, OCSF, Falco or native\n"
+    "JSON; each sink acknowledges on its own, so none is lost while a receiver is down.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
     "vmlinuz into one).\n";
@@ -63,8 +66,11 @@ Options parse_options(const std::vector<std::string>& args) {
             o.device = value();
         else if (a == "--guest-kernel")
             o.guest_kernel = value();
-        else if (a == "--output")
+        else if (a == "--output") {
             o.output = value();
+            o.output_given = true;
+        } else if (a == "--feed-config")
+            o.feed_config = value();
         else if (a == "--cr3-exiting") {
             const std::string& v = value();
             if (v != "on" && v != "off") throw UsageError(a + ": '" + v + "' is not on or off");

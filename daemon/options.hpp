@@ -22,6 +22,8 @@ struct Options {
     std::string device = "/dev/vminsight";
     std::string guest_kernel;  // optional vmlinux ELF; empty: from guest memory
     std::string output = "-";
+    bool output_given = false;  // with a feed, --output is only written when asked for
+    std::string feed_config;    // JSON: spool and sinks (feed::parse_feed_config)
     std::uint32_t ring_pages = 0;
     bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};

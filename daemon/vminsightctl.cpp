@@ -99,6 +99,16 @@ void print_status(const nlohmann::json& r) {
                 static_cast<unsigned long long>(m.value("syscalls_trapped", 0ULL)),
                 static_cast<unsigned long long>(m.value("syscalls_denied", 0ULL)));
     std::printf("paused      %s\n", r.value("paused_by_rule", false) ? "yes, by a rule" : "no");
+    const auto& f = r.value("feed", nlohmann::json());
+    if (f.is_object())
+        for (const auto& s : f.value("sinks", nlohmann::json::array()))
+            std::printf("sink        %-12s %-6s %s  delivered %llu, backlog %llu%s%s\n",
+                        s.value("name", "").c_str(), s.value("type", "").c_str(),
+                        s.value("up", false) ? "up  " : "DOWN",
+                        static_cast<unsigned long long>(s.value("delivered", 0ULL)),
+                        static_cast<unsigned long long>(s.value("backlog", 0ULL)),
+                        s.value("up", false) ? "" : "; ",
+                        s.value("up", false) ? "" : s.value("last_error", "").c_str());
 }
 
 }  // namespace

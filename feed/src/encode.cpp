@@ -156,6 +156,8 @@ std::string_view encoding_name(Encoding e) {
     return "?";
 }
 
+std::string utc_timestamp() { return now_utc(); }
+
 std::string process_entity_id(std::string_view vm, std::string_view task,
                               std::uint64_t start_time_ns) {
     const std::string key =

@@ -38,6 +38,9 @@ nlohmann::json to_ocsf(const nlohmann::json& native, std::string_view id, std::u
                        const EncodeContext& ctx);
 std::optional<nlohmann::json> to_falco(const nlohmann::json& native, const EncodeContext& ctx);
 
+/// Now, as the events' @timestamp ("2026-11-26T10:00:00.000001Z").
+std::string utc_timestamp();
+
 /// A stable process entity id: VM, guest task address and start time, hashed (hex).
 std::string process_entity_id(std::string_view vm, std::string_view task,
                               std::uint64_t start_time_ns);

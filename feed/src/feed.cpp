@@ -1,0 +1,284 @@
+#include "feed/feed.hpp"
+
+#include <fstream>
+#include <set>
+
+#include "feed/file_sink.hpp"
+#include "feed/http_sink.hpp"
+
+namespace feed {
+using json = nlohmann::json;
+
+namespace {
+
+[[noreturn]] void bad(const std::string& where, const std::string& field, const std::string& why) {
+    throw ConfigError(where + ": " + field + ": " + why);
+}
+
+std::string str(const json& o, const char* k, const std::string& where, const std::string& at,
+                const std::string& def = {}, bool required = false) {
+    const auto it = o.find(k);
+    if (it == o.end()) {
+        if (required) bad(where, at + k, "missing");
+        return def;
+    }
+    if (!it->is_string()) bad(where, at + k, "must be a string");
+    return it->get<std::string>();
+}
+
+std::uint64_t num(const json& o, const char* k, const std::string& where, const std::string& at,
+                  std::uint64_t def, std::uint64_t min, std::uint64_t max) {
+    const auto it = o.find(k);
+    if (it == o.end()) return def;
+    if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<std::int64_t>() >= 0))
+        bad(where, at + k, "must be a whole number");
+    const auto v = it->get<std::uint64_t>();
+    if (v < min || v > max)
+        bad(where, at + k, "must be in [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    return v;
+}
+
+void only(const json& o, std::set<std::string> keys, const std::string& where,
+          const std::string& at) {
+    for (auto it = o.begin(); it != o.end(); ++it)
+        if (!keys.count(it.key())) bad(where, at + it.key(), "unknown key");
+}
+
+class StdoutSink final : public Sink {
+  public:
+    std::string_view kind() const override { return "stdout"; }
+    SendResult send(const Delivery& d) override {
+        for (const auto& r : d.records) {
+            std::fwrite(r.payload.data(), 1, r.payload.size(), stdout);
+            std::fputc('\n', stdout);
+        }
+        SendResult res;
+        if (std::fflush(stdout) != 0) {
+            res.error = "stdout: write failed";
+            return res;
+        }
+        res.accepted = d.records.size();
+        return res;
+    }
+};
+
+}  // namespace
+
+FeedConfig parse_feed_config(const json& j, const std::string& where) {
+    if (!j.is_object()) bad(where, "(top)", "must be an object");
+    only(j, {"spool", "sinks", "batch_records", "backoff_max_ms"}, where, "");
+    FeedConfig c;
+    const json spool = j.value("spool", json::object());
+    if (!spool.is_object()) bad(where, "spool", "must be an object");
+    only(spool, {"dir", "max_mb", "segment_mb"}, where, "spool.");
+    c.spool.dir = str(spool, "dir", where, "spool.", "/var/lib/vminsight/spool");
+    c.spool.max_bytes = num(spool, "max_mb", where, "spool.", 1024, 16, 1 << 22) << 20;
+    c.spool.segment_bytes = num(spool, "segment_mb", where, "spool.", 16, 1, 1024) << 20;
+    c.worker.batch_records = num(j, "batch_records", where, "", 500, 1, 100000);
+    c.worker.backoff_max =
+        std::chrono::milliseconds(num(j, "backoff_max_ms", where, "", 30000, 100, 3600000));
+    const json sinks = j.value("sinks", json::array());
+    if (!sinks.is_array()) bad(where, "sinks", "must be a list");
+    std::set<std::string> names;
+    for (std::size_t i = 0; i < sinks.size(); ++i) {
+        const std::string at = "sinks[" + std::to_string(i) + "].";
+        const json& s = sinks[i];
+        if (!s.is_object()) bad(where, at.substr(0, at.size() - 1), "must be an object");
+        SinkConfig sc;
+        sc.name = str(s, "name", where, at, "", true);
+        if (!valid_sink_name(sc.name))
+            bad(where, at + "name", "'" + sc.name + "' is not [A-Za-z0-9_-], 1 to 64");
+        if (!names.insert(sc.name).second) bad(where, at + "name", "'" + sc.name + "' twice");
+        sc.type = str(s, "type", where, at, "", true);
+        const std::string enc = str(s, "encoding", where, at, "ecs");
+        const auto e = parse_encoding(enc);
+        if (!e) bad(where, at + "encoding", "'" + enc + "' (native, ecs, ocsf, falco)");
+        sc.encoding = *e;
+        sc.settings = s;
+        make_sink(sc, EncodeContext{}, where + ": " + at.substr(0, at.size() - 1));  // validates
+        c.sinks.push_back(std::move(sc));
+    }
+    return c;
+}
+
+FeedConfig load_feed_config(const std::string& path) {
+    std::ifstream in(path);
+    if (!in) throw ConfigError(path + ": cannot read");
+    json j;
+    try {
+        j = json::parse(in);
+    } catch (const json::parse_error& e) {
+        throw ConfigError(path + ": not JSON: " + e.what());
+    }
+    return parse_feed_config(j, path);
+}
+
+std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
+                                const std::string& where) {
+    const json& s = c.settings;
+    const std::set<std::string> common = {"name", "type", "encoding"};
+    auto with = [&](std::set<std::string> extra) {
+        extra.insert(common.begin(), common.end());
+        return extra;
+    };
+    std::unique_ptr<Sink> inner;
+    if (c.type == "stdout") {
+        only(s, common, where, "");
+        inner = std::make_unique<StdoutSink>();
+    } else if (c.type == "file") {
+        only(s, with({"path", "rotate_mb", "rotate_minutes", "keep", "compress"}), where, "");
+        FileSinkOptions o;
+        o.path = str(s, "path", where, "", "", true);
+        o.rotate_bytes = num(s, "rotate_mb", where, "", 256, 0, 1 << 20) << 20;
+        o.rotate_age = std::chrono::minutes(num(s, "rotate_minutes", where, "", 0, 0, 1 << 20));
+        o.keep = static_cast<unsigned>(num(s, "keep", where, "", 10, 0, 100000));
+        if (s.contains("compress")) {
+            if (!s["compress"].is_boolean()) bad(where, "compress", "must be true or false");
+            o.compress = s["compress"];
+        }
+        try {
+            inner = std::make_unique<FileSink>(o);
+        } catch (const std::exception& e) {
+            bad(where, "path", e.what());
+        }
+    } else if (c.type == "http") {
+        only(s, with({"url", "format", "headers", "index", "ca_file", "verify_tls", "timeout_ms"}),
+             where, "");
+        HttpSinkOptions o;
+        o.url = str(s, "url", where, "", "", true);
+        const std::string fmt = str(s, "format", where, "", "ndjson");
+        if (fmt == "ndjson")
+            o.format = HttpFormat::Ndjson;
+        else if (fmt == "elastic-bulk")
+            o.format = HttpFormat::ElasticBulk;
+        else if (fmt == "splunk-hec")
+            o.format = HttpFormat::SplunkHec;
+        else
+            bad(where, "format", "'" + fmt + "' (ndjson, elastic-bulk, splunk-hec)");
+        if (s.contains("headers")) {
+            if (!s["headers"].is_object()) bad(where, "headers", "must be an object");
+            for (auto it = s["headers"].begin(); it != s["headers"].end(); ++it) {
+                if (!it->is_string()) bad(where, "headers." + it.key(), "must be a string");
+                // No header injection from a config: no CR or LF anywhere.
+                const std::string v = *it;
+                if (v.find_first_of("\r\n") != std::string::npos ||
+                    it.key().find_first_of("\r\n: ") != std::string::npos)
+                    bad(where, "headers." + it.key(), "contains a line break or bad name");
+                o.headers[it.key()] = v;
+            }
+        }
+        o.index = str(s, "index", where, "", "vminsight");
+        o.ca_file = str(s, "ca_file", where, "", "");
+        if (s.contains("verify_tls")) {
+            if (!s["verify_tls"].is_boolean()) bad(where, "verify_tls", "must be true or false");
+            o.verify_tls = s["verify_tls"];
+        }
+        o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
+        try {
+            inner = std::make_unique<HttpSink>(o);
+        } catch (const std::invalid_argument& e) {
+            bad(where, "url", e.what());
+        }
+    } else {
+        bad(where, "type", "'" + c.type + "' (stdout, file, http)");
+    }
+    return std::make_unique<EncodingSink>(std::move(inner), c.encoding, ctx);
+}
+
+EncodingSink::EncodingSink(std::unique_ptr<Sink> inner, Encoding enc, EncodeContext ctx)
+    : inner_(std::move(inner)), enc_(enc), ctx_(std::move(ctx)) {}
+
+SendResult EncodingSink::send(const Delivery& d) {
+    std::vector<SpoolRecord> encoded;
+    std::vector<std::size_t> origin;  // encoded[i] came from d.records[origin[i]]
+    for (std::size_t i = 0; i < d.records.size(); ++i) {
+        const auto& r = d.records[i];
+        const json native = json::parse(r.payload, nullptr, false);
+        const std::string id = std::string(d.spool_id) + "-" + std::to_string(r.seq);
+        auto line = native.is_discarded() ? std::optional<std::string>(r.payload)
+                                          : encode(enc_, native, id, r.seq, ctx_);
+        if (!line) continue;  // this encoding skips it (Falco: not an alert)
+        encoded.push_back({r.seq, std::move(*line)});
+        origin.push_back(i);
+    }
+    SendResult res;
+    if (!encoded.empty())
+        res = inner_->send(Delivery{d.spool_id, encoded});
+    else
+        res.accepted = 0;
+    // Map back: everything up to the last encoded record handled, plus skipped ones after it.
+    const std::size_t handled = res.accepted + res.rejected;
+    std::size_t upto = 0;
+    if (handled == encoded.size())
+        upto = d.records.size();
+    else if (handled > 0)
+        upto = origin[handled - 1] + 1;
+    SendResult out = res;
+    out.rejected = std::min(res.rejected, upto);
+    out.accepted = upto - out.rejected;
+    return out;
+}
+
+Feed::Feed(FeedConfig cfg, EncodeContext ctx) : cfg_(std::move(cfg)), spool_(cfg_.spool) {
+    for (const auto& sc : cfg_.sinks) {
+        workers_.push_back(std::make_unique<SinkWorker>(
+            spool_, sc.name, make_sink(sc, ctx, sc.name), cfg_.worker,
+            [this](const SinkStatus& st) {
+                account({{"event",
+                          {{"kind", "event"},
+                           {"category", "host"},
+                           {"action", st.up ? "sink-recovered" : "sink-down"}}},
+                         {"vminsight",
+                          {{"sink", st.name},
+                           {"sink_type", st.kind},
+                           {"error", st.last_error},
+                           {"backlog", st.backlog},
+                           {"delivered", st.delivered}}}});
+            }));
+    }
+}
+
+Feed::~Feed() {
+    workers_.clear();  // join: what is not acknowledged stays in the spool for next time
+    try {
+        spool_.sync();
+    } catch (...) {
+    }
+}
+
+void Feed::account(const json& event) {
+    // The feed's own trouble goes through the feed too (a sink that is down gets it later).
+    json ev = event;
+    ev["@timestamp"] = utc_timestamp();
+    try {
+        spool_.append(ev.dump(-1, ' ', false, json::error_handler_t::replace));
+    } catch (const SpoolError&) {
+    }
+}
+
+void Feed::publish(const json& event) {
+    Purge purged;
+    spool_.append(event.dump(-1, ' ', false, json::error_handler_t::replace), &purged);
+    if (!purged.sinks.empty())
+        account({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "events-purged"}}},
+                 {"vminsight",
+                  {{"first_seq", purged.first_seq},
+                   {"last_seq", purged.last_seq},
+                   {"records", purged.last_seq - purged.first_seq + 1},
+                   {"sinks", purged.sinks},
+                   {"reason", "spool full (spool.max_mb)"}}}});
+}
+
+std::vector<SinkStatus> Feed::sinks() const {
+    std::vector<SinkStatus> out;
+    for (const auto& w : workers_) out.push_back(w->status());
+    return out;
+}
+
+bool Feed::drain(std::chrono::milliseconds timeout) const {
+    for (const auto& w : workers_)
+        if (!w->drain(timeout)) return false;
+    return true;
+}
+
+}  // namespace feed
