@@ -10,6 +10,7 @@ bin=$build/release/tests/bench
 "$bin/memory_bench"
 "$bin/inspect_bench"
 "$bin/policy_bench"
+"$bin/feed_bench" tests/support/http_receiver.py
 
 # Lab boot-to-first-event: from starting the guest's QEMU to the daemon's first process
 # event, both on the lab host's clock (metrics.txt of the processes scenario).

@@ -26,9 +26,12 @@ wait_for 30 has_vm_fd "$qemu" || step qemu-vm FAIL "no KVM VM fd in qemu"
 wait_for 120 in_file "$out/guest.log" '^ENFORCE round=' || step guest-rounds FAIL "no rounds"
 
 cp "$LAB_SCENARIO/rules-enforce.yaml" /tmp/rules.yaml
+# The feed: every event also goes through the spool to an ECS file sink.
+printf '{"spool": {"dir": "/tmp/spool"}, "sinks": [{"name": "ecs-file", "type": "file", "path": "%s"}]}\n' \
+	"$out/feed-ecs.jsonl" >/tmp/feed.json
 "$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/events.jsonl" \
 	--rescan-interval-ms 200 --policy /tmp/rules.yaml --control "$sock" \
-	--dump-dir /tmp/dumps 2>>"$out/daemon.err" &
+	--feed-config /tmp/feed.json --dump-dir /tmp/dumps 2>>"$out/daemon.err" &
 daemon=$!
 wait_for 60 in_file "$out/events.jsonl" '"action":"vm-attached"' || step attach FAIL "no vm-attached"
 
@@ -121,6 +124,32 @@ wait_for 20 dead "$daemon" && wait "$daemon"
 rc=$?
 [ "$rc" = 0 ] && step detach PASS || step detach FAIL "daemon rc=$rc"
 [ ! -e "$sock" ] && step control-socket-removed PASS || step control-socket-removed FAIL
+
+# 5. kill -9 mid-flow, then a restart on the same spool: the feed resumes where its sink was.
+feed_daemon() { # feed_daemon OUTPUT: a daemon on the same spool and feed as before
+	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$1" \
+		--rescan-interval-ms 200 --policy "$LAB_SCENARIO/rules-enforce.yaml" \
+		--feed-config /tmp/feed.json --dump-dir /tmp/dumps 2>>"$out/daemon.err" &
+	daemon=$!
+	wait_for 60 in_file "$1" '"action":"vm-attached"'
+}
+if feed_daemon "$out/events-crash.jsonl"; then
+	r=$(($(rounds) + 2))
+	wait_round "$r" >/dev/null
+	kill -KILL "$daemon"
+	wait "$daemon" 2>/dev/null
+	if feed_daemon "$out/events-restart.jsonl"; then
+		r=$(($(rounds) + 2))
+		wait_round "$r" >/dev/null
+		kill -TERM "$daemon"
+		wait_for 20 dead "$daemon" && wait "$daemon" && step feed-crash-restart PASS ||
+			step feed-crash-restart FAIL "daemon rc=$?"
+	else
+		step feed-crash-restart FAIL "no restart"
+	fi
+else
+	step feed-crash-restart FAIL "no attach"
+fi
 guest_beats_on && step guest-survives PASS || step guest-survives FAIL "no heartbeat"
 kill -KILL "$qemu"
 wait "$qemu" 2>/dev/null
