@@ -109,7 +109,23 @@ void VmMonitor::on_ring() {
         unknown = true;
     });
     calls_.expire(monotonic_ns());
+    report_losses();
     if (unknown) request_scan();
+}
+
+// Records the ring dropped (the daemon fell behind) are an event in the feed, as they happen:
+// a SIEM sees the gap, not only a counter in the periodic stats.
+void VmMonitor::report_losses() {
+    const std::uint64_t gaps = session_.ring().seq_gaps();
+    if (gaps == reported_gaps_) return;
+    sink_.emit({{"@timestamp", utc_now()},
+                {"event", {{"kind", "event"}, {"category", "host"}, {"action", "records-lost"}}},
+                {"vm", {{"name", opts_.vm_name}}},
+                {"vminsight",
+                 {{"records_lost", gaps - reported_gaps_},
+                  {"records_lost_total", gaps},
+                  {"where", "kernel ring (the daemon fell behind)"}}}});
+    reported_gaps_ = gaps;
 }
 
 // A call is named by its task (the guest's `current` at the call), else by its address space.
