@@ -5,6 +5,7 @@
 
 #include "feed/file_sink.hpp"
 #include "feed/http_sink.hpp"
+#include "feed/syslog_sink.hpp"
 
 namespace feed {
 using json = nlohmann::json;
@@ -179,8 +180,23 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
         } catch (const std::invalid_argument& e) {
             bad(where, "url", e.what());
         }
+    } else if (c.type == "syslog") {
+        only(s, with({"host", "port", "tls", "ca_file", "verify_tls", "facility", "timeout_ms"}),
+             where, "");
+        SyslogSinkOptions o;
+        o.host = str(s, "host", where, "", "", true);
+        o.port = std::to_string(num(s, "port", where, "", 6514, 1, 65535));
+        for (const char* k : {"tls", "verify_tls"})
+            if (s.contains(k) && !s[k].is_boolean()) bad(where, k, "must be true or false");
+        o.tls = s.value("tls", true);
+        o.verify_tls = s.value("verify_tls", true);
+        o.ca_file = str(s, "ca_file", where, "", "");
+        o.facility = static_cast<int>(num(s, "facility", where, "", 16, 0, 23));
+        o.hostname = ctx.observer_hostname;
+        o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
+        inner = std::make_unique<SyslogSink>(o);
     } else {
-        bad(where, "type", "'" + c.type + "' (stdout, file, http)");
+        bad(where, "type", "'" + c.type + "' (stdout, file, http, syslog)");
     }
     return std::make_unique<EncodingSink>(std::move(inner), c.encoding, ctx);
 }
