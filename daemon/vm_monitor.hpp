@@ -82,7 +82,7 @@ class VmMonitor {
     std::unordered_set<std::uint64_t> unknown_since_scan_, unowned_;
     static constexpr std::size_t kMaxUnowned = 64;
     std::uint64_t records_ = 0;
-    std::uint64_t reported_gaps_ = 0;  // ring records lost, as far as already reported
+    std::uint64_t reported_gaps_ = 0;    // ring records lost, as far as already reported
     std::uint64_t records_sampled_ = 0;  // CR3 seen at an entry, not at the write
     std::string cr3_exiting_;            // "requested", "off", or why not
     std::string syscall_traps_;          // "requested", "off", or why not

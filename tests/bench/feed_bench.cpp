@@ -85,15 +85,17 @@ void end_to_end(const char* what, std::unique_ptr<feed::Sink> sink, const fs::pa
     const double append_s = secs(t0);
     w.drain(std::chrono::minutes(5));
     const double s = secs(t0);
-    std::printf("feed-%s-end-to-end: %.0f events/s (%d events of %zu B; spool append alone %.0f/s)\n",
-                what, n / s, n, ev.size(), n / append_s);
+    std::printf(
+        "feed-%s-end-to-end: %.0f events/s (%d events of %zu B; spool append alone %.0f/s)\n", what,
+        n / s, n, ev.size(), n / append_s);
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
     encode_bench();
-    const fs::path dir = fs::temp_directory_path() / ("vmi-feed-bench-" + std::to_string(::getpid()));
+    const fs::path dir =
+        fs::temp_directory_path() / ("vmi-feed-bench-" + std::to_string(::getpid()));
     fs::create_directories(dir);
     feed::FileSinkOptions fo;
     fo.path = dir / "events.jsonl";
