@@ -19,6 +19,7 @@
 #include "event_fields.hpp"
 #include "event_sink.hpp"
 #include "feed/feed.hpp"
+#include "metrics_server.hpp"
 #include "options.hpp"
 #include "policy_stage.hpp"
 #include "qmp_client.hpp"
@@ -155,22 +156,27 @@ int main(int argc, char** argv) {
         vmid::VmResponder responder(io, out, monitor, opts);
         if (stage) stage->set_actions(&responder);
 
+        const auto status = [&]() -> nlohmann::json {
+            return {{"ok", true},
+                    {"vm", {{"name", vm.name}, {"uuid", vm.uuid}}},
+                    {"qemu_pid", opts.qemu_pid},
+                    {"rules", stage ? stage->rules().rule_count() : 0},
+                    {"alerts", stage ? stage->alerts() : 0},
+                    {"alerts_suppressed", stage ? stage->suppressed() : 0},
+                    {"paused_by_rule", responder.paused()},
+                    {"qmp", responder.qmp_path()},
+                    {"feed", feed_status(feed.get())},
+                    {"monitor", monitor.status()}};
+        };
+        std::unique_ptr<vmid::MetricsServer> metrics;
+        if (!opts.metrics.empty())
+            metrics = std::make_unique<vmid::MetricsServer>(io, opts.metrics, status);
         std::unique_ptr<vmid::ControlServer> control;
         if (!opts.control.empty()) {
             control = std::make_unique<vmid::ControlServer>(
                 io, opts.control, [&](const nlohmann::json& req) -> nlohmann::json {
                     const std::string cmd = req["cmd"];
-                    if (cmd == "status")
-                        return {{"ok", true},
-                                {"vm", {{"name", vm.name}, {"uuid", vm.uuid}}},
-                                {"qemu_pid", opts.qemu_pid},
-                                {"rules", stage ? stage->rules().rule_count() : 0},
-                                {"alerts", stage ? stage->alerts() : 0},
-                                {"alerts_suppressed", stage ? stage->suppressed() : 0},
-                                {"paused_by_rule", responder.paused()},
-                                {"qmp", responder.qmp_path()},
-                                {"feed", feed_status(feed.get())},
-                                {"monitor", monitor.status()}};
+                    if (cmd == "status") return status();
                     if (cmd == "policy-reload") {
                         if (!stage)
                             throw std::runtime_error("no --policy given: nothing to reload");

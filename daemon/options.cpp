@@ -17,6 +17,7 @@ const char* const kUsage =
     "                  [--deny-errno N] [--vm-uuid UUID] [--vm-meta KEY=VALUE]...\n"
     "                  [--qmp SOCKET] [--dump-dir DIR] [--dump-max-mb N]\n"
     "                  [--control SOCKET] [--feed-config FEED.json]\n"
+    "                  [--metrics ADDRESS:PORT]\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
     "--syscalls; --lifecycle adds the fork, clone, exec and exit_group calls, each event\n"
@@ -32,6 +33,7 @@ const char* const kUsage =
     "--feed-config sends every event through a disk spool to the sinks it names (file,\n"
     "HTTP(S) webhook / Elasticsearch / Splunk HEC, stdout) in ECS, OCSF, Falco or native\n"
     "JSON; each sink acknowledges on its own, so none is lost while a receiver is down.\n"
+    "--metrics serves Prometheus metrics (GET /metrics), e.g. 127.0.0.1:9477.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
     "vmlinuz into one).\n";
@@ -71,6 +73,8 @@ Options parse_options(const std::vector<std::string>& args) {
             o.output_given = true;
         } else if (a == "--feed-config")
             o.feed_config = value();
+        else if (a == "--metrics")
+            o.metrics = value();
         else if (a == "--cr3-exiting") {
             const std::string& v = value();
             if (v != "on" && v != "off") throw UsageError(a + ": '" + v + "' is not on or off");

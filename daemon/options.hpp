@@ -24,6 +24,7 @@ struct Options {
     std::string output = "-";
     bool output_given = false;  // with a feed, --output is only written when asked for
     std::string feed_config;    // JSON: spool and sinks (feed::parse_feed_config)
+    std::string metrics;        // ADDRESS:PORT for Prometheus (GET /metrics); empty: none
     std::uint32_t ring_pages = 0;
     bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};

@@ -1,0 +1,66 @@
+// Prometheus metrics over a real socket.
+#include "metrics_server.hpp"
+
+#include <thread>
+
+#include <gtest/gtest.h>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/read.hpp>
+#include <boost/asio/write.hpp>
+
+namespace {
+namespace asio = boost::asio;
+
+std::string get(std::uint16_t port, const std::string& path) {
+    asio::io_context io;
+    asio::ip::tcp::socket s(io);
+    s.connect({asio::ip::make_address("127.0.0.1"), port});
+    asio::write(s, asio::buffer("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"));
+    std::string out;
+    boost::system::error_code ec;
+    char buf[4096];
+    for (std::size_t n; (n = s.read_some(asio::buffer(buf), ec)) > 0 && !ec;) out.append(buf, n);
+    return out;
+}
+
+TEST(Metrics, ServesThePrometheusTextOfTheStatus) {
+    asio::io_context io;
+    const nlohmann::json st = {
+        {"vm", {{"name", "web \"1\""}}},
+        {"alerts", 7},
+        {"monitor", {{"records_read", 100}, {"records_lost_kernel", 2}, {"syscalls_denied", 3}}},
+        {"feed",
+         {{"spool_bytes", 4096},
+          {"sinks", {{{"name", "siem"}, {"type", "http"}, {"up", false}, {"backlog", 12}}}}}}};
+    vmid::MetricsServer m(io, "127.0.0.1:0", [&] { return st; });
+    std::thread t([&] { io.run(); });
+    const std::string r = get(m.port(), "/metrics");
+    io.stop();
+    t.join();
+    EXPECT_NE(r.find("HTTP/1.1 200 OK"), std::string::npos);
+    EXPECT_NE(r.find("Content-Type: text/plain; version=0.0.4"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_records_lost_total{vm=\"web \\\"1\\\"\"} 2\n"), std::string::npos)
+        << r;
+    EXPECT_NE(r.find("# TYPE vminsight_alerts_total counter\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_sink_up{vm=\"web \\\"1\\\"\",sink=\"siem\",type=\"http\"} 0\n"),
+              std::string::npos);
+    EXPECT_NE(
+        r.find("vminsight_sink_backlog{vm=\"web \\\"1\\\"\",sink=\"siem\",type=\"http\"} 12\n"),
+        std::string::npos);
+}
+
+TEST(Metrics, OtherPathsAreNotFoundAndBadAddressesAreErrors) {
+    asio::io_context io;
+    vmid::MetricsServer m(io, "127.0.0.1:0", [] { return nlohmann::json::object(); });
+    std::thread t([&] { io.run(); });
+    const std::string r = get(m.port(), "/admin");
+    io.stop();
+    t.join();
+    EXPECT_NE(r.find("404"), std::string::npos);
+    EXPECT_THROW(vmid::MetricsServer(io, "localhost", [] { return nlohmann::json(); }),
+                 std::runtime_error);
+    EXPECT_THROW(vmid::MetricsServer(io, "not-an-ip:99", [] { return nlohmann::json(); }),
+                 std::runtime_error);
+}
+
+}  // namespace
