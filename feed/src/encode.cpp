@@ -1,5 +1,7 @@
 #include "feed/encode.hpp"
 
+#include "feed/json_writer.hpp"
+
 #include <openssl/sha.h>
 
 #include <chrono>
@@ -82,37 +84,6 @@ void ecs_kind(const std::string& action, const std::string& kind, json& ev) {
     ev["type"] = type;
 }
 
-json ecs_process(const json& p, std::string_view vm) {
-    json out = json::object();
-    copy<std::int64_t>(out, "pid", p, "pid");
-    copy<std::string>(out, "name", p, "name");
-    copy<std::string>(out, "executable", p, "exe");
-    if (at(p, "args").is_array()) {
-        out["args"] = at(p, "args");
-        out["args_count"] = at(p, "args").size();
-        out["command_line"] = join(at(p, "args"));
-    }
-    if (at(p, "euid").is_number())
-        out["user"] = {{"id", std::to_string(at(p, "euid").get<std::int64_t>())}};
-    if (at(p, "uid").is_number())
-        out["real_user"] = {{"id", std::to_string(at(p, "uid").get<std::int64_t>())}};
-    if (at(p, "gid").is_number())
-        out["group"] = {{"id", std::to_string(at(p, "gid").get<std::int64_t>())}};
-    const json& par = at(p, "parent");
-    if (par.is_object() || at(p, "ppid").is_number()) {
-        json parent = json::object();
-        if (at(p, "ppid").is_number()) parent["pid"] = at(p, "ppid");
-        copy<std::int64_t>(parent, "pid", par, "pid");
-        copy<std::string>(parent, "name", par, "name");
-        copy<std::string>(parent, "executable", par, "exe");
-        out["parent"] = parent;
-    }
-    if (at(p, "task").is_string() && at(p, "start_time_ns").is_number())
-        out["entity_id"] = process_entity_id(vm, at(p, "task").get<std::string>(),
-                                             at(p, "start_time_ns").get<std::uint64_t>());
-    return out;
-}
-
 json threat_of(const json& tags) {
     static const std::regex technique(R"(^T\d{4}(\.\d{3})?$)");
     json techniques = json::array();
@@ -173,65 +144,141 @@ std::string process_entity_id(std::string_view vm, std::string_view task,
     return out;
 }
 
-json to_ecs(const json& n, std::string_view id, std::uint64_t seq, const EncodeContext& ctx) {
-    const json& nev = at(n, "event");
-    const std::string action =
-        at(nev, "action").is_string() ? at(nev, "action").get<std::string>() : "";
-    const std::string kind =
-        at(nev, "kind").is_string() ? at(nev, "kind").get<std::string>() : "event";
-    const std::string vm =
-        at(at(n, "vm"), "name").is_string() ? at(at(n, "vm"), "name").get<std::string>() : "";
-    json out = {
-        {"@timestamp", at(n, "@timestamp").is_string() ? at(n, "@timestamp") : json(now_utc())},
-        {"ecs", {{"version", "8.11.0"}}}};
-    json ev = {{"kind", kind},
-               {"action", action},
-               {"id", std::string(id)},
-               {"sequence", seq},
-               {"created", now_utc()},
-               {"module", "vminsight"},
-               {"dataset",
-                "vminsight." + (kind == "alert" ? std::string("alert") : std::string("event"))}};
-    ecs_kind(action, kind, ev);
-    if (at(nev, "outcome").is_string()) {
-        const std::string o = at(nev, "outcome");
-        ev["outcome"] = o == "success" || o == "failure" ? o : "unknown";
+namespace {
+
+const std::string* str_at(const json& j, const char* k) {
+    const json& v = at(j, k);
+    return v.is_string() ? v.get_ptr<const std::string*>() : nullptr;
+}
+
+void write_ecs_process(JsonWriter& w, const json& p, std::string_view vm) {
+    w.begin_object();
+    if (at(p, "pid").is_number()) w.key("pid").number(at(p, "pid").get<std::int64_t>());
+    if (auto* v = str_at(p, "name")) w.key("name").string(*v);
+    if (auto* v = str_at(p, "exe")) w.key("executable").string(*v);
+    const json& args = at(p, "args");
+    if (args.is_array()) {
+        w.key("args").begin_array();
+        std::string cmdline;
+        for (const auto& a : args) {
+            if (!a.is_string()) continue;
+            const auto& s = a.get_ref<const std::string&>();
+            w.string(s);
+            if (!cmdline.empty()) cmdline += ' ';
+            cmdline += s;
+        }
+        w.end_array();
+        w.key("args_count").unumber(args.size());
+        w.key("command_line").string(cmdline);
     }
+    auto id_of = [&](const char* field, const char* as) {
+        if (!at(p, field).is_number()) return;
+        w.key(as).begin_object().key("id").string(std::to_string(at(p, field).get<std::int64_t>()));
+        w.end_object();
+    };
+    id_of("euid", "user");
+    id_of("uid", "real_user");
+    id_of("gid", "group");
+    const json& par = at(p, "parent");
+    if (par.is_object() || at(p, "ppid").is_number()) {
+        w.key("parent").begin_object();
+        if (at(par, "pid").is_number())
+            w.key("pid").number(at(par, "pid").get<std::int64_t>());
+        else if (at(p, "ppid").is_number())
+            w.key("pid").number(at(p, "ppid").get<std::int64_t>());
+        if (auto* v = str_at(par, "name")) w.key("name").string(*v);
+        if (auto* v = str_at(par, "exe")) w.key("executable").string(*v);
+        w.end_object();
+    }
+    if (auto* task = str_at(p, "task"); task && at(p, "start_time_ns").is_number())
+        w.key("entity_id")
+            .string(process_entity_id(vm, *task, at(p, "start_time_ns").get<std::uint64_t>()));
+    w.end_object();
+}
+
+}  // namespace
+
+std::string ecs_text(const json& n, std::string_view id, std::uint64_t seq,
+                     const EncodeContext& ctx) {
+    const json& nev = at(n, "event");
+    const std::string* action_p = str_at(nev, "action");
+    const std::string action = action_p ? *action_p : std::string();
+    const std::string kind = str_at(nev, "kind") ? *str_at(nev, "kind") : std::string("event");
+    const std::string* vm_p = str_at(at(n, "vm"), "name");
+    const std::string vm = vm_p ? *vm_p : std::string();
+    const std::string created = now_utc();
+    std::string out;
+    out.reserve(1024);
+    JsonWriter w(out);
+    w.begin_object();
+    w.key("@timestamp").string(str_at(n, "@timestamp") ? *str_at(n, "@timestamp") : created);
+    w.key("ecs").begin_object().key("version").string("8.11.0").end_object();
+    // event.*
+    static thread_local json kinds = json::object();
+    ecs_kind(action, kind, kinds);
+    w.key("event").begin_object();
+    w.key("kind").string(kind).key("action").string(action).key("id").string(id);
+    w.key("sequence").unumber(seq).key("created").string(created);
+    w.key("module").string("vminsight");
+    w.key("dataset").string(kind == "alert" ? "vminsight.alert" : "vminsight.event");
+    w.key("category").value(kinds["category"]).key("type").value(kinds["type"]);
     const json& sc = at(n, "syscall");
+    std::string outcome;
+    if (auto* o = str_at(nev, "outcome"))
+        outcome = *o == "success" || *o == "failure" ? *o : std::string("unknown");
     if (action == "syscall-denied" || (sc.is_object() && at(sc, "denied") == true))
-        ev["outcome"] = "failure";
-    out["event"] = ev;
-    // The guest is the host the events are about; the sensor is the observer.
-    json host = {{"name", vm}, {"type", "virtual-machine"}};
-    if (at(at(n, "vm"), "uuid").is_string()) host["id"] = at(at(n, "vm"), "uuid");
-    out["host"] = host;
-    out["observer"] = {{"hostname", ctx.observer_hostname},
-                       {"type", "hypervisor-sensor"},
-                       {"vendor", "VMInsight"},
-                       {"product", "vminsightd"},
-                       {"version", ctx.version}};
-    if (at(n, "process").is_object()) out["process"] = ecs_process(at(n, "process"), vm);
-    if (at(n, "message").is_string()) out["message"] = at(n, "message");
+        outcome = "failure";
+    if (!outcome.empty()) w.key("outcome").string(outcome);
     const json& rule = at(n, "rule");
+    if (rule.is_object() && str_at(rule, "priority"))
+        w.key("severity").number(severity_of(*str_at(rule, "priority")));
+    w.end_object();
+    // The guest is the host the events are about; the sensor is the observer.
+    w.key("host").begin_object().key("name").string(vm).key("type").string("virtual-machine");
+    if (auto* u = str_at(at(n, "vm"), "uuid")) w.key("id").string(*u);
+    w.end_object();
+    w.key("observer").begin_object();
+    w.key("hostname").string(ctx.observer_hostname).key("type").string("hypervisor-sensor");
+    w.key("vendor").string("VMInsight").key("product").string("vminsightd");
+    w.key("version").string(ctx.version).end_object();
+    const json& proc = at(n, "process");
+    if (proc.is_object()) {
+        w.key("process");
+        write_ecs_process(w, proc, vm);
+    }
+    if (auto* m = str_at(n, "message")) w.key("message").string(*m);
     if (rule.is_object()) {
-        json r = {{"name", at(rule, "name")}};
-        copy<std::string>(r, "ruleset", rule, "policy");
-        copy<std::string>(r, "reference", rule, "source");
-        if (at(rule, "tags").is_array()) r["category"] = join(at(rule, "tags"));
-        out["rule"] = r;
-        if (auto t = threat_of(at(rule, "tags")); !t.is_null()) out["threat"] = t;
-        if (at(rule, "priority").is_string())
-            out["event"]["severity"] = severity_of(at(rule, "priority").get<std::string>());
+        w.key("rule").begin_object().key("name").value(at(rule, "name"));
+        if (auto* v = str_at(rule, "policy")) w.key("ruleset").string(*v);
+        if (auto* v = str_at(rule, "source")) w.key("reference").string(*v);
+        if (at(rule, "tags").is_array()) w.key("category").string(join(at(rule, "tags")));
+        w.end_object();
+        if (auto t = threat_of(at(rule, "tags")); !t.is_null()) w.key("threat").value(t);
     }
     // What ECS has no field for, under our own namespace.
-    json own = json::object();
-    if (sc.is_object()) own["syscall"] = sc;
-    if (at(n, "response").is_object()) own["response"] = at(n, "response");
-    if (at(n, "vminsight").is_object())
-        for (auto& [k, v] : at(n, "vminsight").items()) own[k] = v;
-    if (at(at(n, "process"), "cr3").is_string()) own["cr3"] = at(at(n, "process"), "cr3");
-    if (!own.empty()) out["vminsight"] = own;
+    const json& resp = at(n, "response");
+    const json& own = at(n, "vminsight");
+    const std::string* cr3 = str_at(proc, "cr3");
+    if (sc.is_object() || resp.is_object() || (own.is_object() && !own.empty()) || cr3) {
+        w.key("vminsight").begin_object();
+        if (sc.is_object()) w.key("syscall").value(sc);
+        if (resp.is_object()) w.key("response").value(resp);
+        if (own.is_object())
+            for (auto it = own.begin(); it != own.end(); ++it) {
+                if (it.key() == "syscall" || it.key() == "response" || it.key() == "cr3") continue;
+                std::string k;
+                append_escaped(k, it.key());
+                w.key(k).value(*it);
+            }
+        if (cr3) w.key("cr3").string(*cr3);
+        w.end_object();
+    }
+    w.end_object();
     return out;
+}
+
+json to_ecs(const json& n, std::string_view id, std::uint64_t seq, const EncodeContext& ctx) {
+    return json::parse(ecs_text(n, id, seq, ctx));
 }
 
 json to_ocsf(const json& n, std::string_view id, std::uint64_t seq, const EncodeContext& ctx) {
@@ -342,8 +389,7 @@ std::optional<std::string> encode(Encoding enc, const json& native, std::string_
             out["event"]["sequence"] = seq;
             break;
         case Encoding::Ecs:
-            out = to_ecs(native, id, seq, ctx);
-            break;
+            return ecs_text(native, id, seq, ctx);  // written directly: the hot encoding
         case Encoding::Ocsf:
             out = to_ocsf(native, id, seq, ctx);
             break;

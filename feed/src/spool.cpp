@@ -259,31 +259,67 @@ void Spool::sync() {
 
 std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records,
                                      std::size_t max_bytes) const {
-    std::lock_guard lk(mu_);
+    // Which segments, and where to start in the first: under the lock. The reading itself is
+    // not (segments only grow; a deleted one stays readable through the open fd), so appends
+    // never wait for a sink.
+    struct Part {
+        std::uint64_t first, end, off;
+        fs::path path;
+    };
+    std::vector<Part> parts;
+    {
+        std::lock_guard lk(mu_);
+        from = std::max(from, segs_.front().first);
+        for (const Segment& s : segs_) {
+            if (s.end <= from) continue;
+            Part p{s.first, s.end, 0, s.path};
+            // Resume where the last read of this segment stopped (a sink reads forward).
+            if (const auto h = hints_.find(s.first); h != hints_.end() && h->second.first <= from) {
+                p.first = h->second.first;
+                p.off = h->second.second;
+            }
+            parts.push_back(std::move(p));
+        }
+    }
     std::vector<SpoolRecord> out;
     std::size_t bytes = 0;
-    from = std::max(from, segs_.front().first);
-    for (const Segment& s : segs_) {
-        if (s.end <= from) continue;
-        Fd fd(::open(s.path.c_str(), O_RDONLY | O_CLOEXEC));
-        if (!fd.valid()) fail(s.path, "cannot open", errno);
-        std::uint64_t off = 0;
+    for (Part& p : parts) {
+        Fd fd(::open(p.path.c_str(), O_RDONLY | O_CLOEXEC));
+        if (!fd.valid()) {
+            if (errno == ENOENT) continue;  // consumed or purged meanwhile
+            fail(p.path, "cannot open", errno);
+        }
+        const std::uint64_t seg_first = p.first;
+        std::uint64_t off = p.off;
         unsigned char h[kHeader];
-        for (std::uint64_t seq = s.first; seq < s.end; ++seq) {
-            if (!pread_all(fd.get(), h, kHeader, off)) fail(s.path, "short read");
+        std::uint64_t seq = seg_first;
+        for (; seq < p.end; ++seq) {
+            if (!pread_all(fd.get(), h, kHeader, off)) fail(p.path, "short read");
             const std::uint32_t len = get32(h);
             if (seq >= from) {
                 SpoolRecord r;
                 r.seq = seq;
                 r.payload.resize(len);
                 if (!pread_all(fd.get(), r.payload.data(), len, off + kHeader))
-                    fail(s.path, "short read");
+                    fail(p.path, "short read");
                 bytes += len;
                 out.push_back(std::move(r));
-                if (out.size() >= max_records || bytes >= max_bytes) return out;
             }
             off += kHeader + len;
+            if (out.size() >= max_records || bytes >= max_bytes) {
+                ++seq;
+                break;
+            }
         }
+        {
+            std::lock_guard lk(mu_);
+            for (const Segment& s : segs_)
+                if (s.path == p.path) hints_[s.first] = {seq, off};
+            // Hints of segments gone are dropped.
+            while (!hints_.empty() && hints_.begin()->first < segs_.front().first)
+                hints_.erase(hints_.begin());
+        }
+        if (out.size() >= max_records || bytes >= max_bytes) break;
     }
     return out;
 }

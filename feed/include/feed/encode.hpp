@@ -31,6 +31,10 @@ struct EncodeContext {
 std::optional<std::string> encode(Encoding enc, const nlohmann::json& native, std::string_view id,
                                   std::uint64_t seq, const EncodeContext& ctx);
 
+/// ECS as text, written directly (no document in between).
+std::string ecs_text(const nlohmann::json& native, std::string_view id, std::uint64_t seq,
+                     const EncodeContext& ctx);
+
 /// The pieces, for tests and for sinks that need an object.
 nlohmann::json to_ecs(const nlohmann::json& native, std::string_view id, std::uint64_t seq,
                       const EncodeContext& ctx);
