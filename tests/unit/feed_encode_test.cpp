@@ -164,3 +164,37 @@ TEST(FeedEncode, NativeKeepsTheEventAndAddsItsId) {
 }
 
 }  // namespace
+
+#include "feed/json_writer.hpp"
+
+namespace {
+
+std::string esc(std::string_view s) {
+    std::string out;
+    feed::append_escaped(out, s);
+    return out;
+}
+
+TEST(FeedJsonWriter, EscapesAndRepairsAnyBytes) {
+    EXPECT_EQ(esc("plain /path"), "plain /path");
+    EXPECT_EQ(esc("a\"b\\c\n\r\t\b\f"), "a\\\"b\\\\c\\n\\r\\t\\b\\f");
+    EXPECT_EQ(esc(std::string("\x01\x1f\x7f", 3)), "\\u0001\\u001f\x7f");
+    EXPECT_EQ(esc(std::string("\0x", 2)), "\\u0000x");
+    EXPECT_EQ(esc("h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80"),
+              "h\xC3\xA9 \xE2\x82\xAC \xF0\x9F\x98\x80");
+    const std::string fffd = "\xEF\xBF\xBD";
+    EXPECT_EQ(esc("\xC0\xAF"), fffd + fffd);                        // overlong '/'
+    EXPECT_EQ(esc("\xED\xA0\x80"), fffd + fffd + fffd);             // a UTF-16 surrogate
+    EXPECT_EQ(esc("\xE2\x82"), fffd + fffd);                        // cut short
+    EXPECT_EQ(esc("\xF5\x80\x80\x80"), fffd + fffd + fffd + fffd);  // past U+10FFFF
+    EXPECT_EQ(esc("\x80x"), fffd + "x");                            // a lone continuation byte
+    std::string out;
+    feed::JsonWriter w(out);
+    w.begin_object().key("a").number(-1).key("b").begin_array().string("x").unumber(2).boolean(
+        true);
+    w.end_array().key("c").value(nlohmann::json{{"d", nullptr}}).end_object();
+    EXPECT_EQ(out, R"({"a":-1,"b":["x",2,true],"c":{"d":null}})");
+    EXPECT_EQ(nlohmann::json::parse(out)["b"][1], 2);
+}
+
+}  // namespace
