@@ -13,7 +13,7 @@ pkgs=(
 	# userspace build
 	build-essential cmake pkgconf git
 	libboost-dev libboost-system-dev nlohmann-json3-dev libbpf-dev libelf-dev zlib1g-dev
-	libyaml-cpp-dev
+	libyaml-cpp-dev librdkafka-dev
 	libgtest-dev libgmock-dev libbenchmark-dev
 	clang clang-format clang-tidy libclang-rt-14-dev
 	# kernel module build and style

@@ -5,6 +5,7 @@
 
 #include "feed/file_sink.hpp"
 #include "feed/http_sink.hpp"
+#include "feed/kafka_sink.hpp"
 #include "feed/syslog_sink.hpp"
 
 namespace feed {
@@ -195,8 +196,26 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
         o.hostname = ctx.observer_hostname;
         o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
         inner = std::make_unique<SyslogSink>(o);
+    } else if (c.type == "kafka") {
+        only(s, with({"brokers", "topic", "properties", "timeout_ms"}), where, "");
+        KafkaSinkOptions o;
+        o.brokers = str(s, "brokers", where, "", "", true);
+        o.topic = str(s, "topic", where, "", "", true);
+        if (s.contains("properties")) {
+            if (!s["properties"].is_object()) bad(where, "properties", "must be an object");
+            for (auto it = s["properties"].begin(); it != s["properties"].end(); ++it) {
+                if (!it->is_string()) bad(where, "properties." + it.key(), "must be a string");
+                o.properties[it.key()] = it->get<std::string>();
+            }
+        }
+        o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
+        try {
+            inner = std::make_unique<KafkaSink>(o);
+        } catch (const std::runtime_error& e) {
+            bad(where, "properties", e.what());
+        }
     } else {
-        bad(where, "type", "'" + c.type + "' (stdout, file, http, syslog)");
+        bad(where, "type", "'" + c.type + "' (stdout, file, http, syslog, kafka)");
     }
     return std::make_unique<EncodingSink>(std::move(inner), c.encoding, ctx);
 }

@@ -27,9 +27,9 @@ TEST(FeedConfig, ErrorsNameTheFileAndTheField) {
     EXPECT_EQ(error_of(json::array()), "/etc/vminsight/feed.json: (top): must be an object");
     EXPECT_EQ(error_of({{"spool", {{"max_mb", "big"}}}}),
               "/etc/vminsight/feed.json: spool.max_mb: must be a whole number");
-    EXPECT_EQ(
-        error_of({{"sinks", {{{"name", "a"}, {"type", "carrier-pigeon"}}}}}),
-        "/etc/vminsight/feed.json: sinks[0]: type: 'carrier-pigeon' (stdout, file, http, syslog)");
+    EXPECT_EQ(error_of({{"sinks", {{{"name", "a"}, {"type", "carrier-pigeon"}}}}}),
+              "/etc/vminsight/feed.json: sinks[0]: type: 'carrier-pigeon' (stdout, file, http, "
+              "syslog, kafka)");
     EXPECT_EQ(error_of({{"sinks", {{{"name", "a"}, {"type", "http"}, {"url", "gopher://x"}}}}}),
               "/etc/vminsight/feed.json: sinks[0]: url: url 'gopher://x': not http:// or https://");
     EXPECT_EQ(error_of({{"sinks",
