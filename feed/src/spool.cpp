@@ -175,8 +175,8 @@ void Spool::recover() {
 }
 
 void Spool::roll() {
-    if (active_.valid() && ::fdatasync(active_.get()) != 0)
-        fail(segs_.back().path, "fdatasync", errno);
+    // The finished segment is made durable by the next sync(), outside the lock.
+    if (active_.valid()) unsynced_.push_back(std::move(active_));
     Segment s;
     s.first = s.end = next_;
     s.path = opts_.dir / seg_name(next_);
@@ -253,8 +253,18 @@ void Spool::drop_front(std::vector<std::string>* behind) {
 }
 
 void Spool::sync() {
-    std::lock_guard lk(mu_);
-    if (::fdatasync(active_.get()) != 0) fail(segs_.back().path, "fdatasync", errno);
+    // fdatasync outside the lock: appends never wait for the disk.
+    std::vector<Fd> todo;
+    fs::path path;
+    {
+        std::lock_guard lk(mu_);
+        todo = std::move(unsynced_);
+        unsynced_.clear();
+        todo.emplace_back(::dup(active_.get()));
+        path = segs_.back().path;
+    }
+    for (const Fd& fd : todo)
+        if (fd.valid() && ::fdatasync(fd.get()) != 0) fail(path, "fdatasync", errno);
 }
 
 std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records,
@@ -364,13 +374,19 @@ void Spool::write_cursor(const std::string& sink, std::uint64_t next) {
 }
 
 void Spool::commit(const std::string& sink, std::uint64_t next) {
+    {
+        std::lock_guard lk(mu_);
+        auto it = cursors_.find(sink);
+        if (it == cursors_.end()) throw SpoolError("spool: commit for unknown sink '" + sink + "'");
+        next = std::min(next, next_);
+        if (next <= it->second) return;
+    }
+    // Each sink commits only its own cursor, from its own thread: the file is written outside
+    // the lock, so appends never wait for it.
+    write_cursor(sink, next);
     std::lock_guard lk(mu_);
     auto it = cursors_.find(sink);
-    if (it == cursors_.end()) throw SpoolError("spool: commit for unknown sink '" + sink + "'");
-    next = std::min(next, next_);
-    if (next <= it->second) return;
-    write_cursor(sink, next);
-    it->second = next;
+    it->second = std::max(it->second, next);
     gc();
 }
 

@@ -105,6 +105,7 @@ class Spool {
     mutable std::condition_variable cv_;
     std::vector<Segment> segs_;  // oldest first; the last is the one appended to
     Fd active_;
+    std::vector<Fd> unsynced_;  // finished segments not yet fdatasync'd
     std::uint64_t next_ = 0;
     std::map<std::string, std::uint64_t> cursors_;
     SpoolStats stats_;
