@@ -283,11 +283,14 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
         for (const Segment& s : segs_) {
             if (s.end <= from) continue;
             Part p{s.first, s.end, 0, s.path};
-            // Resume where the last read of this segment stopped (a sink reads forward).
-            if (const auto h = hints_.find(s.first); h != hints_.end() && h->second.first <= from) {
-                p.first = h->second.first;
-                p.off = h->second.second;
-            }
+            // Resume where a read of this segment stopped (each sink reads forward; several
+            // sinks leave several places): the nearest one at or before `from`.
+            if (const auto h = hints_.find(s.first); h != hints_.end())
+                for (const auto& [seq, off] : h->second)
+                    if (seq <= from && seq > p.first) {
+                        p.first = seq;
+                        p.off = off;
+                    }
             parts.push_back(std::move(p));
         }
     }
@@ -323,8 +326,12 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
         }
         {
             std::lock_guard lk(mu_);
-            for (const Segment& s : segs_)
-                if (s.path == p.path) hints_[s.first] = {seq, off};
+            for (const Segment& s : segs_) {
+                if (s.path != p.path) continue;
+                auto& places = hints_[s.first];
+                if (places.size() >= kHintsPerSegment) places.erase(places.begin());
+                places.emplace_back(seq, off);
+            }
             // Hints of segments gone are dropped.
             while (!hints_.empty() && hints_.begin()->first < segs_.front().first)
                 hints_.erase(hints_.begin());

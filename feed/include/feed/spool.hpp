@@ -110,8 +110,9 @@ class Spool {
     std::map<std::string, std::uint64_t> cursors_;
     SpoolStats stats_;
     std::uint64_t wake_gen_ = 0;
-    // Per segment (by first seq): the seq and offset the last read stopped at.
-    mutable std::map<std::uint64_t, std::pair<std::uint64_t, std::uint64_t>> hints_;
+    // Per segment (by first seq): the seq and offset where the last reads stopped.
+    static constexpr std::size_t kHintsPerSegment = 8;
+    mutable std::map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> hints_;
 };
 
 /// The name a sink may have (its cursor file name): [A-Za-z0-9_-], 1..64.
