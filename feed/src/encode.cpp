@@ -4,9 +4,12 @@
 
 #include <openssl/sha.h>
 
+#include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <regex>
+#include <utility>
 
 namespace feed {
 using json = nlohmann::json;
@@ -56,32 +59,17 @@ std::string now_utc() {
 }
 
 // What a native action means in ECS event.category / event.type.
-void ecs_kind(const std::string& action, const std::string& kind, json& ev) {
-    json cat = json::array(), type = json::array();
-    if (kind == "alert") {
-        cat = {"intrusion_detection"};
-        type = {"info"};
-    } else if (action == "process-started" || action == "process-exec") {
-        cat = {"process"};
-        type = {"start"};
-    } else if (action == "process-exited") {
-        cat = {"process"};
-        type = {"end"};
-    } else if (action == "process-seen" || action == "process-renamed") {
-        cat = {"process"};
-        type = {action == "process-seen" ? "info" : "change"};
-    } else if (action == "syscall" || action == "syscall-denied") {
-        cat = {"process"};
-        type = {action == "syscall-denied" ? "denied" : "info"};
-    } else if (action.starts_with("policy-")) {
-        cat = {"configuration"};
-        type = {"change"};
-    } else {
-        cat = {"host"};
-        type = {"info"};
-    }
-    ev["category"] = cat;
-    ev["type"] = type;
+// What a native action means in ECS: its event.category and event.type (one value each).
+std::pair<const char*, const char*> ecs_kind(const std::string& action, const std::string& kind) {
+    if (kind == "alert") return {"intrusion_detection", "info"};
+    if (action == "process-started" || action == "process-exec") return {"process", "start"};
+    if (action == "process-exited") return {"process", "end"};
+    if (action == "process-seen") return {"process", "info"};
+    if (action == "process-renamed") return {"process", "change"};
+    if (action == "syscall") return {"process", "info"};
+    if (action == "syscall-denied") return {"process", "denied"};
+    if (action.starts_with("policy-")) return {"configuration", "change"};
+    return {"host", "info"};
 }
 
 json threat_of(const json& tags) {
@@ -95,13 +83,8 @@ json threat_of(const json& tags) {
     return {{"framework", "MITRE ATT&CK"}, {"technique", {{"id", techniques}}}};
 }
 
-int severity_of(const std::string& priority) {
-    static const char* order[] = {"debug", "informational", "notice", "warning",
-                                  "error", "critical",      "alert",  "emergency"};
-    for (int i = 0; i < 8; ++i)
-        if (priority == order[i]) return i;
-    return 3;
-}
+// ECS and OCSF count severity upwards (debug 0 .. emergency 7); unknown: warning.
+int severity_of(const std::string& priority) { return 7 - syslog_severity(priority).value_or(4); }
 
 }  // namespace
 
@@ -128,6 +111,20 @@ std::string_view encoding_name(Encoding e) {
 }
 
 std::string utc_timestamp() { return now_utc(); }
+
+std::optional<int> syslog_severity(std::string_view priority) {
+    static const char* names[] = {"emergency", "alert",  "critical",      "error",
+                                  "warning",   "notice", "informational", "debug"};
+    for (int i = 0; i < 8; ++i) {
+        const std::string_view n = names[i];
+        if (n.size() == priority.size() &&
+            std::equal(n.begin(), n.end(), priority.begin(), [](char a, char b) {
+                return a == std::tolower(static_cast<unsigned char>(b));
+            }))
+            return i;
+    }
+    return std::nullopt;
+}
 
 std::string process_entity_id(std::string_view vm, std::string_view task,
                               std::uint64_t start_time_ns) {
@@ -214,14 +211,14 @@ std::string ecs_text(const json& n, std::string_view id, std::uint64_t seq,
     w.key("@timestamp").string(str_at(n, "@timestamp") ? *str_at(n, "@timestamp") : created);
     w.key("ecs").begin_object().key("version").string("8.11.0").end_object();
     // event.*
-    static thread_local json kinds = json::object();
-    ecs_kind(action, kind, kinds);
+    const auto [category, type] = ecs_kind(action, kind);
     w.key("event").begin_object();
     w.key("kind").string(kind).key("action").string(action).key("id").string(id);
     w.key("sequence").unumber(seq).key("created").string(created);
     w.key("module").string("vminsight");
     w.key("dataset").string(kind == "alert" ? "vminsight.alert" : "vminsight.event");
-    w.key("category").value(kinds["category"]).key("type").value(kinds["type"]);
+    w.key("category").begin_array().string(category).end_array();
+    w.key("type").begin_array().string(type).end_array();
     const json& sc = at(n, "syscall");
     std::string outcome;
     if (auto* o = str_at(nev, "outcome"))

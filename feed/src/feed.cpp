@@ -40,6 +40,27 @@ std::uint64_t num(const json& o, const char* k, const std::string& where, const 
     return v;
 }
 
+bool flag(const json& o, const char* k, const std::string& where, bool def) {
+    const auto it = o.find(k);
+    if (it == o.end()) return def;
+    if (!it->is_boolean()) bad(where, k, "must be true or false");
+    return it->get<bool>();
+}
+
+// An object of strings (HTTP headers, librdkafka properties).
+std::map<std::string, std::string> string_map(const json& o, const char* k,
+                                              const std::string& where) {
+    std::map<std::string, std::string> out;
+    const auto it = o.find(k);
+    if (it == o.end()) return out;
+    if (!it->is_object()) bad(where, k, "must be an object");
+    for (auto e = it->begin(); e != it->end(); ++e) {
+        if (!e->is_string()) bad(where, std::string(k) + "." + e.key(), "must be a string");
+        out[e.key()] = e->get<std::string>();
+    }
+    return out;
+}
+
 void only(const json& o, std::set<std::string> keys, const std::string& where,
           const std::string& at) {
     for (auto it = o.begin(); it != o.end(); ++it)
@@ -134,10 +155,7 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
         o.rotate_bytes = num(s, "rotate_mb", where, "", 256, 0, 1 << 20) << 20;
         o.rotate_age = std::chrono::minutes(num(s, "rotate_minutes", where, "", 0, 0, 1 << 20));
         o.keep = static_cast<unsigned>(num(s, "keep", where, "", 10, 0, 100000));
-        if (s.contains("compress")) {
-            if (!s["compress"].is_boolean()) bad(where, "compress", "must be true or false");
-            o.compress = s["compress"];
-        }
+        o.compress = flag(s, "compress", where, true);
         try {
             inner = std::make_unique<FileSink>(o);
         } catch (const std::exception& e) {
@@ -157,24 +175,15 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
             o.format = HttpFormat::SplunkHec;
         else
             bad(where, "format", "'" + fmt + "' (ndjson, elastic-bulk, splunk-hec)");
-        if (s.contains("headers")) {
-            if (!s["headers"].is_object()) bad(where, "headers", "must be an object");
-            for (auto it = s["headers"].begin(); it != s["headers"].end(); ++it) {
-                if (!it->is_string()) bad(where, "headers." + it.key(), "must be a string");
-                // No header injection from a config: no CR or LF anywhere.
-                const std::string v = *it;
-                if (v.find_first_of("\r\n") != std::string::npos ||
-                    it.key().find_first_of("\r\n: ") != std::string::npos)
-                    bad(where, "headers." + it.key(), "contains a line break or bad name");
-                o.headers[it.key()] = v;
-            }
-        }
+        o.headers = string_map(s, "headers", where);
+        // No header injection from a config: no CR or LF anywhere.
+        for (const auto& [k, v] : o.headers)
+            if (v.find_first_of("\r\n") != std::string::npos ||
+                k.find_first_of("\r\n: ") != std::string::npos)
+                bad(where, "headers." + k, "contains a line break or bad name");
         o.index = str(s, "index", where, "", "vminsight");
         o.ca_file = str(s, "ca_file", where, "", "");
-        if (s.contains("verify_tls")) {
-            if (!s["verify_tls"].is_boolean()) bad(where, "verify_tls", "must be true or false");
-            o.verify_tls = s["verify_tls"];
-        }
+        o.verify_tls = flag(s, "verify_tls", where, true);
         o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
         try {
             inner = std::make_unique<HttpSink>(o);
@@ -187,10 +196,8 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
         SyslogSinkOptions o;
         o.host = str(s, "host", where, "", "", true);
         o.port = std::to_string(num(s, "port", where, "", 6514, 1, 65535));
-        for (const char* k : {"tls", "verify_tls"})
-            if (s.contains(k) && !s[k].is_boolean()) bad(where, k, "must be true or false");
-        o.tls = s.value("tls", true);
-        o.verify_tls = s.value("verify_tls", true);
+        o.tls = flag(s, "tls", where, true);
+        o.verify_tls = flag(s, "verify_tls", where, true);
         o.ca_file = str(s, "ca_file", where, "", "");
         o.facility = static_cast<int>(num(s, "facility", where, "", 16, 0, 23));
         o.hostname = ctx.observer_hostname;
@@ -201,13 +208,7 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
         KafkaSinkOptions o;
         o.brokers = str(s, "brokers", where, "", "", true);
         o.topic = str(s, "topic", where, "", "", true);
-        if (s.contains("properties")) {
-            if (!s["properties"].is_object()) bad(where, "properties", "must be an object");
-            for (auto it = s["properties"].begin(); it != s["properties"].end(); ++it) {
-                if (!it->is_string()) bad(where, "properties." + it.key(), "must be a string");
-                o.properties[it.key()] = it->get<std::string>();
-            }
-        }
+        o.properties = string_map(s, "properties", where);
         o.timeout = std::chrono::milliseconds(num(s, "timeout_ms", where, "", 10000, 100, 600000));
         try {
             inner = std::make_unique<KafkaSink>(o);
@@ -237,10 +238,7 @@ SendResult EncodingSink::send(const Delivery& d) {
         origin.push_back(i);
     }
     SendResult res;
-    if (!encoded.empty())
-        res = inner_->send(Delivery{d.spool_id, encoded});
-    else
-        res.accepted = 0;
+    if (!encoded.empty()) res = inner_->send(Delivery{d.spool_id, encoded});
     // Map back: everything up to the last encoded record handled, plus skipped ones after it.
     const std::size_t handled = res.accepted + res.rejected;
     std::size_t upto = 0;

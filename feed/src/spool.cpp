@@ -239,31 +239,28 @@ void Spool::drop_front(std::vector<std::string>* behind) {
     fs::remove(s.path, ec);
     stats_.bytes -= s.bytes;
     stats_.segments = segs_.size();
-    bool needed = false;
     for (auto& [name, next] : cursors_) {
         if (next < s.end) {
             if (next >= s.first) stats_.purged_records += s.end - std::max(next, s.first);
             if (behind && std::find(behind->begin(), behind->end(), name) == behind->end())
                 behind->push_back(name);
-            needed = true;
             next = s.end;
         }
     }
-    (void)needed;
 }
 
 void Spool::sync() {
     // fdatasync outside the lock: appends never wait for the disk.
-    std::vector<Fd> todo;
+    std::vector<Fd> to_sync;
     fs::path path;
     {
         std::lock_guard lk(mu_);
-        todo = std::move(unsynced_);
+        to_sync = std::move(unsynced_);
         unsynced_.clear();
-        todo.emplace_back(::dup(active_.get()));
+        to_sync.emplace_back(::dup(active_.get()));
         path = segs_.back().path;
     }
-    for (const Fd& fd : todo)
+    for (const Fd& fd : to_sync)
         if (fd.valid() && ::fdatasync(fd.get()) != 0) fail(path, "fdatasync", errno);
 }
 

@@ -1,5 +1,7 @@
 #include "feed/syslog_sink.hpp"
 
+#include "feed/encode.hpp"
+
 #include <sys/socket.h>
 
 #include <cerrno>
@@ -31,14 +33,7 @@ int severity_of(const nlohmann::json& ev) {
     std::string pri;
     if (ev.contains("rule") && ev["rule"].is_object()) pri = ev["rule"].value("priority", "");
     if (ev.contains("priority") && ev["priority"].is_string()) pri = ev["priority"];  // Falco
-    static const char* names[] = {"emergency", "alert",  "critical",      "error",
-                                  "warning",   "notice", "informational", "debug"};
-    for (int i = 0; i < 8; ++i) {
-        std::string lower = pri;
-        for (auto& c : lower) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        if (lower == names[i]) return i;
-    }
-    return kind == "alert" ? 4 : 6;
+    return syslog_severity(pri).value_or(kind == "alert" ? 4 : 6);
 }
 
 }  // namespace

@@ -42,6 +42,9 @@ nlohmann::json to_ocsf(const nlohmann::json& native, std::string_view id, std::u
                        const EncodeContext& ctx);
 std::optional<nlohmann::json> to_falco(const nlohmann::json& native, const EncodeContext& ctx);
 
+/// A rule priority ("critical", any case) as a syslog severity: emergency 0 .. debug 7.
+std::optional<int> syslog_severity(std::string_view priority);
+
 /// Now, as the events' @timestamp ("2026-11-26T10:00:00.000001Z").
 std::string utc_timestamp();
 
