@@ -252,46 +252,46 @@ std::string gunzip(const fs::path& p) {
     return out;
 }
 
-TEST(FeedFile, RotatesCompressesAndKeepsEveryLine) {
-    Dir d;
+// 2000 events through a file sink rotating every 4 KiB into d/events.jsonl; the .gz files
+// it left, in name order.
+std::vector<fs::path> write_rotating(const Dir& d, unsigned keep) {
     feed::Spool spool({d.path / "spool"});
     for (int i = 0; i < 2000; ++i) spool.append(ev(i));
     feed::FileSinkOptions o;
     o.path = d.path / "events.jsonl";
     o.rotate_bytes = 4096;
-    o.keep = 1000;
-    feed::SinkWorker w(spool, "file", std::make_unique<feed::FileSink>(o), fast());
-    ASSERT_TRUE(w.drain(30s));
+    o.keep = keep;
+    {
+        feed::SinkWorker w(spool, "file", std::make_unique<feed::FileSink>(o), fast());
+        EXPECT_TRUE(w.drain(30s));
+    }
     std::vector<fs::path> rotated;
     for (const auto& e : fs::directory_iterator(d.path))
         if (e.path().extension() == ".gz") rotated.push_back(e.path());
-    EXPECT_GT(rotated.size(), 3u);
     std::sort(rotated.begin(), rotated.end());
+    return rotated;
+}
+
+TEST(FeedFile, RotatesCompressesAndKeepsEveryLine) {
+    Dir d;
+    const auto rotated = write_rotating(d, 1000);
+    const fs::path current = d.path / "events.jsonl";
+    EXPECT_GT(rotated.size(), 3u);
     std::string all;
     for (const auto& p : rotated) all += gunzip(p);
-    std::ifstream cur(o.path);
+    std::ifstream cur(current);
     all += std::string(std::istreambuf_iterator<char>(cur), {});
     std::string want;
     for (int i = 0; i < 2000; ++i) want += ev(i) + "\n";
     EXPECT_TRUE(all == want) << "rotated files lost, repeated or reordered lines: " << all.size()
                              << " bytes for " << want.size();
-    EXPECT_EQ(fs::status(o.path).permissions() & fs::perms::all,
+    EXPECT_EQ(fs::status(current).permissions() & fs::perms::all,
               fs::perms::owner_read | fs::perms::owner_write);
 }
 
 TEST(FeedFile, KeepsOnlyTheNewestRotations) {
     Dir d;
-    feed::Spool spool({d.path / "spool"});
-    for (int i = 0; i < 2000; ++i) spool.append(ev(i));
-    feed::FileSinkOptions o;
-    o.path = d.path / "events.jsonl";
-    o.rotate_bytes = 4096;
-    o.keep = 2;
-    feed::SinkWorker w(spool, "file", std::make_unique<feed::FileSink>(o), fast());
-    ASSERT_TRUE(w.drain(30s));
-    int gz = 0;
-    for (const auto& e : fs::directory_iterator(d.path)) gz += e.path().extension() == ".gz";
-    EXPECT_EQ(gz, 2);
+    EXPECT_EQ(write_rotating(d, 2).size(), 2u);
 }
 
 }  // namespace

