@@ -21,8 +21,9 @@ pkgs=(
 	# the lab: QEMU, a static busybox, image tooling
 	qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd lz4
 	binutils file python3 ca-certificates
-	# the feed's tests: JSON Schema validation of encoder output, TLS certificates
-	python3-jsonschema openssl
+	# the feed's tests: JSON Schema validation of encoder output, TLS certificates, a real
+	# syslog receiver with TLS
+	python3-jsonschema openssl rsyslog rsyslog-gnutls
 )
 
 missing=()
