@@ -60,12 +60,17 @@ MemoryDumper::MemoryDumper(boost::asio::io_context& io, EventSink& sink, std::fi
 MemoryDumper::~MemoryDumper() = default;  // the jthread joins
 
 std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
-                                const std::string& reason, std::uint64_t cr3) {
-    if (busy_) return "skipped: a dump of this VM is still being written";
-    if (slots.empty()) return "failed: no guest memory map yet";
+                                const std::string& reason, std::uint64_t cr3,
+                                std::function<void()> done) {
+    const auto refuse = [&](std::string why) {
+        if (done) done();
+        return why;
+    };
+    if (busy_) return refuse("skipped: a dump of this VM is still being written");
+    if (slots.empty()) return refuse("failed: no guest memory map yet");
     std::error_code ec;
     std::filesystem::create_directories(dir_, ec);
-    if (ec) return "failed: " + dir_.string() + ": " + ec.message();
+    if (ec) return refuse("failed: " + dir_.string() + ": " + ec.message());
     ::chmod(dir_.c_str(), 0700);  // guest memory holds secrets: root only
     const std::filesystem::path path = dir_ / dump_file_name(vm_name_, reason, utc_compact());
     std::vector<vmi::DumpRange> ranges;
@@ -73,7 +78,7 @@ std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
     busy_ = true;
     if (worker_.joinable()) worker_.join();  // the last one is over (busy_ was false)
     worker_ = std::jthread([this, pid, slots = std::move(slots), ranges = std::move(ranges), path,
-                            reason, cr3]() mutable {
+                            reason, cr3, done = std::move(done)]() mutable {
         nlohmann::json ev = {{"@timestamp", ""},
                              {"event", {{"kind", "event"}, {"category", "host"}}},
                              {"vm", {{"name", vm_name_}}}};
@@ -102,7 +107,8 @@ std::string MemoryDumper::start(pid_t pid, std::vector<vmi::Memslot> slots,
             ev["vminsight"] = {{"path", path.string()}, {"reason", reason}, {"error", e.what()}};
         }
         // The feed is the io_context's: the event goes out from there.
-        boost::asio::post(io_, [this, ev = std::move(ev)]() mutable {
+        boost::asio::post(io_, [this, ev = std::move(ev), done = std::move(done)]() mutable {
+            if (done) done();
             ev["@timestamp"] = utc_now();
             sink_.emit(ev);
             busy_ = false;

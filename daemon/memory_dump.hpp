@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,8 +35,10 @@ class MemoryDumper {
     /// "memory-dump-failed" event in the feed.
     /// `cr3`: a page-table root that was valid when the dump began (for `vminsight-inspect
     /// --cr3`, as these dumps carry no vCPU notes); 0 if none is known.
+    /// `done` runs on the io_context once the dump is over (written or failed), or at once
+    /// if none was started.
     std::string start(pid_t pid, std::vector<vmi::Memslot> slots, const std::string& reason,
-                      std::uint64_t cr3);
+                      std::uint64_t cr3, std::function<void()> done = nullptr);
 
     [[nodiscard]] bool busy() const noexcept { return busy_; }
 

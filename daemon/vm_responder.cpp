@@ -46,7 +46,26 @@ std::string VmResponder::resume() {
 }
 
 std::string VmResponder::dump_memory(const policy::Rule& rule) {
-    return dumper_.start(monitor_.qemu_pid(), monitor_.memslots(), rule.name, monitor_.walk_cr3());
+    // A consistent image needs the guest still: with QMP the VM is stopped while its memory
+    // is written (a live copy can catch a task list mid-change) and continued after.
+    bool stopped = false;
+    if (qmp_ && !paused_ && !dumper_.busy()) {
+        try {
+            qmp_->execute("stop");
+            stopped = true;
+        } catch (const std::exception&) {
+        }
+    }
+    std::string r = dumper_.start(monitor_.qemu_pid(), monitor_.memslots(), rule.name,
+                                  monitor_.walk_cr3(), [this, stopped] {
+                                      if (!stopped) return;
+                                      try {
+                                          qmp_->execute("cont");
+                                      } catch (const std::exception&) {
+                                      }
+                                  });
+    if (r.starts_with("started")) r += stopped ? " (VM stopped while written)" : " (live)";
+    return r;
 }
 
 }  // namespace vmid
