@@ -29,8 +29,8 @@ class MemoryDumper {
     MemoryDumper(const MemoryDumper&) = delete;
     MemoryDumper& operator=(const MemoryDumper&) = delete;
 
-    /// Starts dumping the RAM of QEMU `pid` in `slots` (taken live: pages may change while it
-    /// is written). One dump at a time: returns "started: PATH", or "skipped: ..." /
+    /// Starts dumping the RAM of QEMU `pid` in `slots` (as it is: the caller stops the VM
+    /// for a consistent image). One dump at a time: returns "started: PATH", or "skipped: ..." /
     /// "failed: ..." saying why none was started. Its end is a "memory-dump-written" or
     /// "memory-dump-failed" event in the feed.
     /// `cr3`: a page-table root that was valid when the dump began (for `vminsight-inspect
