@@ -32,7 +32,9 @@ struct Conn : std::enable_shared_from_this<Conn> {
     asio::streambuf in{ControlServer::kMaxRequest};
     std::string out;
     const ControlServer::Handler& handler;
-    Conn(Local::socket s, const ControlServer::Handler& h) : sock(std::move(s)), handler(h) {}
+    const ControlServer::Follow& follow;
+    Conn(Local::socket s, const ControlServer::Handler& h, const ControlServer::Follow& f)
+        : sock(std::move(s)), handler(h), follow(f) {}
 
     void start() {
         if (!peer_allowed(sock.native_handle())) {
@@ -61,6 +63,10 @@ struct Conn : std::enable_shared_from_this<Conn> {
             reply({{"ok", false}, {"error", "a request is one JSON object with a \"cmd\""}});
             return;
         }
+        if (req["cmd"] == "events" && follow) {
+            follow(req, std::move(sock));
+            return;
+        }
         nlohmann::json r;
         try {
             r = handler(req);
@@ -82,8 +88,11 @@ struct Conn : std::enable_shared_from_this<Conn> {
 
 }  // namespace
 
-ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler)
-    : path_(std::move(path)), handler_(std::move(handler)), acceptor_(io) {
+ControlServer::ControlServer(asio::io_context& io, std::string path, Handler handler, Follow follow)
+    : path_(std::move(path)),
+      handler_(std::move(handler)),
+      follow_(std::move(follow)),
+      acceptor_(io) {
     namespace fs = std::filesystem;
     std::error_code ec;
     const auto st = fs::symlink_status(path_, ec);
@@ -114,7 +123,7 @@ ControlServer::~ControlServer() {
 void ControlServer::accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, Local::socket s) {
         if (ec == asio::error::operation_aborted) return;
-        if (!ec) std::make_shared<Conn>(std::move(s), handler_)->start();
+        if (!ec) std::make_shared<Conn>(std::move(s), handler_, follow_)->start();
         accept();
     });
 }
@@ -133,6 +142,27 @@ nlohmann::json control_request(const std::string& path, const nlohmann::json& re
     nlohmann::json r = nlohmann::json::parse(line, nullptr, false);
     if (r.is_discarded()) throw std::runtime_error(path + ": reply is not JSON");
     return r;
+}
+
+void control_stream(const std::string& path, const nlohmann::json& request,
+                    const std::function<bool(const nlohmann::json&)>& line) {
+    asio::io_context io;
+    Local::socket s(io);
+    boost::system::error_code ec;
+    s.connect(Local::endpoint(path), ec);
+    if (ec) throw std::runtime_error(path + ": " + ec.message() + " (is vminsightd running?)");
+    asio::write(s, asio::buffer(request.dump() + "\n"), ec);
+    asio::streambuf in(16 << 20);
+    for (;;) {
+        const std::size_t n = asio::read_until(s, in, '\n', ec);
+        if (ec) return;  // the daemon closed the stream
+        std::string text(asio::buffers_begin(in.data()),
+                         asio::buffers_begin(in.data()) + static_cast<std::ptrdiff_t>(n));
+        in.consume(n);
+        nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
+        if (j.is_discarded()) throw std::runtime_error(path + ": a line that is not JSON");
+        if (!line(j)) return;
+    }
 }
 
 }  // namespace vmid

@@ -20,10 +20,14 @@ class ControlServer {
     /// {"cmd": ..., ...} → reply object. A thrown std::exception becomes {"ok": false,
     /// "error": what}.
     using Handler = std::function<nlohmann::json(const nlohmann::json& request)>;
+    /// Takes over the connection of a {"cmd": "events"} request (a live stream, not one reply).
+    using Follow = std::function<void(const nlohmann::json& request,
+                                      boost::asio::local::stream_protocol::socket sock)>;
 
     /// Binds `path` (a stale socket there is replaced; anything else there is an error) and
     /// serves. Throws std::runtime_error naming the path.
-    ControlServer(boost::asio::io_context& io, std::string path, Handler handler);
+    ControlServer(boost::asio::io_context& io, std::string path, Handler handler,
+                  Follow follow = nullptr);
     ~ControlServer();
     ControlServer(const ControlServer&) = delete;
     ControlServer& operator=(const ControlServer&) = delete;
@@ -35,11 +39,16 @@ class ControlServer {
 
     std::string path_;
     Handler handler_;
+    Follow follow_;
     boost::asio::local::stream_protocol::acceptor acceptor_;
 };
 
 /// The client side (vminsightctl): sends `request`, returns the reply. Throws
 /// std::runtime_error naming the socket.
 nlohmann::json control_request(const std::string& path, const nlohmann::json& request);
+/// Sends `request` and calls `line` with each JSON line the daemon sends until it closes the
+/// connection or `line` returns false (vminsightctl events --follow). Throws like the above.
+void control_stream(const std::string& path, const nlohmann::json& request,
+                    const std::function<bool(const nlohmann::json&)>& line);
 
 }  // namespace vmid

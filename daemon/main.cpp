@@ -1,7 +1,8 @@
-// vminsightd: monitor the processes and syscalls of one KVM guest from the host.
+// vminsightd: monitors the processes and syscalls of KVM guests from the host: one QEMU
+// process (--qemu-pid), or every domain of a libvirt connection that enables it (--libvirt).
+#include <libvirt/libvirt.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -16,21 +17,26 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "control_server.hpp"
+#include "domain_manager.hpp"
 #include "event_fields.hpp"
+#include "event_followers.hpp"
 #include "event_sink.hpp"
 #include "feed/feed.hpp"
+#include "libvirt/domain_watcher.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
-#include "policy_stage.hpp"
 #include "qmp_client.hpp"
-#include "vm_monitor.hpp"
-#include "vm_responder.hpp"
+#include "service_notify.hpp"
+#include "vm_locator.hpp"
+#include "vm_pipeline.hpp"
 
 namespace {
 
-// Who the VM is for policy scoping: the names given, QEMU's own -uuid when none is.
+using nlohmann::json;
+
+// Who a --qemu-pid VM is for policy scoping: the names given, QEMU's own -uuid when none is.
 policy::VmIdentity vm_identity(const vmid::Options& opts) {
-    policy::VmIdentity vm{opts.vm_name, opts.vm_uuid, opts.vm_metadata};
+    policy::VmIdentity vm{opts.vm_name, opts.vm_uuid, opts.vm_metadata, {}};
     if (vm.uuid.empty()) {
         const auto argv = vmid::process_cmdline(opts.qemu_pid);
         for (std::size_t i = 0; i + 1 < argv.size(); ++i)
@@ -39,42 +45,15 @@ policy::VmIdentity vm_identity(const vmid::Options& opts) {
     return vm;
 }
 
-// SIGHUP or `vminsightctl policy reload`: the rule files again. A bad set (or one whose deny
-// rules the module cannot enforce) never replaces the good one; either way the feed says
-// what happened. The syscalls trapped and denied follow the rules now in force.
-std::vector<std::string> reload_policy(vmid::PolicyStage& stage, vmid::EventSink& out,
-                                       vmid::VmMonitor& monitor, const vmid::Options& opts,
-                                       const std::vector<std::string>& asked,
-                                       const std::string& by) {
-    const std::vector<std::string> errors = stage.reload(
-        opts.policies,
-        [&](const policy::PolicySet& next) { monitor.enforce(policy::enforcement(next)); });
-    nlohmann::json ev = {
-        {"@timestamp", vmid::utc_now()},
-        {"event",
-         {{"kind", "event"},
-          {"category", "configuration"},
-          {"action", errors.empty() ? "policy-reloaded" : "policy-reload-failed"}}},
-        {"vm", {{"name", opts.vm_name}}}};
-    if (!errors.empty()) {
-        ev["vminsight"] = {{"errors", errors}, {"kept", "the rules in force before"}, {"by", by}};
-        out.emit(ev);
-        return errors;
-    }
-    std::vector<std::string> trace = vmid::with_rule_syscalls(asked, stage.rules());
-    const policy::Enforcement enforced = policy::enforcement(stage.rules());
-    ev["vminsight"] = {{"rules", stage.rules().rule_count()},
-                       {"syscalls_trapped", trace.size()},
-                       {"rules_enforced", enforced.rules.size()},
-                       {"by", by}};
-    out.emit(ev);
-    monitor.trace_syscalls(std::move(trace));
-    return errors;
+json daemon_event(const std::string& category, const std::string& action, json details) {
+    return {{"@timestamp", vmid::utc_now()},
+            {"event", {{"kind", "event"}, {"category", category}, {"action", action}}},
+            {"vminsight", std::move(details)}};
 }
 
-nlohmann::json feed_status(const feed::Feed* f) {
+json feed_status(const feed::Feed* f) {
     if (!f) return nullptr;
-    nlohmann::json sinks = nlohmann::json::array();
+    json sinks = json::array();
     for (const auto& s : f->sinks())
         sinks.push_back({{"name", s.name},
                          {"type", s.kind},
@@ -91,6 +70,31 @@ nlohmann::json feed_status(const feed::Feed* f) {
             {"sinks", sinks}};
 }
 
+// Rule files as they are now (a --policy-dir may have gained or lost files).
+std::variant<policy::PolicySet, std::vector<std::string>> load_rules(const vmid::Options& opts) {
+    const auto names = vmid::policy_files(opts);
+    auto loaded =
+        policy::PolicySet::load(std::vector<std::filesystem::path>(names.begin(), names.end()));
+    if (loaded) return std::move(*loaded.set);
+    std::vector<std::string> errors;
+    for (const auto& d : loaded.errors) errors.push_back(d.str());
+    return errors;
+}
+
+// libvirt's pause: the domain's own suspend/resume, through a read-write connection opened
+// for the call (the daemon's watching connection is read-only).
+vmid::RunControl libvirt_run_control(const std::string& uri, const std::string& uuid) {
+    return {[uri, uuid](const std::string& cmd) {
+                const auto conn = vmid::libvirt::connect(uri, /*read_only=*/false);
+                const auto dom = vmid::libvirt::lookup(conn.get(), uuid);
+                const int r =
+                    cmd == "stop" ? virDomainSuspend(dom.get()) : virDomainResume(dom.get());
+                if (r < 0)
+                    throw std::runtime_error("libvirt " + cmd + ": " + vmid::libvirt::last_error());
+            },
+            "libvirt", uri};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -101,24 +105,21 @@ int main(int argc, char** argv) {
         std::fprintf(stderr, "vminsightd: %s\n%s", e.what(), vmid::kUsage);
         return 2;
     }
-    const std::vector<std::string> asked = opts.syscalls;
-    const policy::VmIdentity vm = vm_identity(opts);
     // Rules are checked before anything is attached: every error, with file:line:col.
     std::optional<policy::PolicySet> rules;
-    if (!opts.policies.empty()) {
-        std::vector<std::filesystem::path> files(opts.policies.begin(), opts.policies.end());
-        auto loaded = policy::PolicySet::load(files);
-        if (!loaded) {
-            for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
+    if (!opts.policies.empty() || !opts.policy_dirs.empty()) {
+        auto loaded = load_rules(opts);
+        if (auto* errors = std::get_if<std::vector<std::string>>(&loaded)) {
+            for (const auto& e : *errors) std::fprintf(stderr, "%s\n", e.c_str());
             return 2;
         }
-        rules = loaded.set->for_vm(vm);
-        // Trapped: what --syscalls asks for, and what the rules look at.
-        opts.syscalls = vmid::with_rule_syscalls(asked, *rules);
+        rules = std::move(std::get<policy::PolicySet>(loaded));
     }
+    const bool follow_libvirt = !opts.libvirt.empty();
     try {
         boost::asio::io_context io;
-        // Where events go: the feed (spool and sinks) and/or JSON lines (--output).
+        vmid::ServiceNotifier notify(io);
+        // Where events go: the feed (spool and sinks), JSON lines (--output), and followers.
         std::unique_ptr<feed::Feed> feed;
         if (!opts.feed_config.empty()) {
             char host[256] = {};
@@ -131,12 +132,13 @@ int main(int argc, char** argv) {
         struct FeedPublisher final : vmid::EventSink {
             feed::Feed* f;
             explicit FeedPublisher(feed::Feed* x) : f(x) {}
-            void emit(const nlohmann::json& ev) override { f->publish(ev); }
+            void emit(const json& ev) override { f->publish(ev); }
         } to_feed(feed.get());
-        vmid::TeeSink tee;
-        if (lines) tee.add(*lines);
-        if (feed) tee.add(to_feed);
-        vmid::VmStampSink out(tee, vm.uuid);
+        vmid::EventFollowers followers;
+        vmid::TeeSink out;
+        if (lines) out.add(*lines);
+        if (feed) out.add(to_feed);
+        out.add(followers);
         // The spool is made durable often: a crash loses at most this much.
         boost::asio::steady_timer sync_timer(io);
         std::function<void()> sync_soon = [&] {
@@ -148,25 +150,116 @@ int main(int argc, char** argv) {
             });
         };
         if (feed) sync_soon();
-        std::optional<vmid::PolicyStage> stage;
-        if (rules) stage.emplace(out, *rules, vm);
-        vmid::EventSink& sink = stage ? static_cast<vmid::EventSink&>(*stage) : out;
-        vmid::VmMonitor monitor(io, opts, sink);
-        if (rules) monitor.enforce(policy::enforcement(*rules));  // before the first trap
-        vmid::VmResponder responder(io, out, monitor, opts);
-        if (stage) stage->set_actions(&responder);
 
-        const auto status = [&]() -> nlohmann::json {
+        // One VM, or libvirt's monitored domains.
+        std::unique_ptr<vmid::VmPipeline> single;
+        std::unique_ptr<vmid::DomainManager> domains;
+        std::unique_ptr<vmid::libvirt::DomainWatcher> watcher;
+        std::string libvirt_state = "connecting";
+        if (!follow_libvirt) {
+            single = std::make_unique<vmid::VmPipeline>(io, opts, out, rules ? &*rules : nullptr,
+                                                        vm_identity(opts));
+        } else {
+            auto attach =
+                [&](const vmid::libvirt::DomainInfo& d) -> std::unique_ptr<vmid::Attachment> {
+                vmid::Options o = opts;
+                o.qemu_pid = vmid::find_qemu_by_uuid(d.uuid);
+                o.vm_name = d.name;
+                o.vm_uuid = d.uuid;
+                o.vm_metadata = d.monitor->labels;
+                policy::VmIdentity vm{d.name, d.uuid, d.monitor->labels, d.monitor->policy};
+                if (!vm.policy.empty() && rules && !rules->defines_policy(vm.policy))
+                    out.emit(daemon_event("configuration", "policy-unknown",
+                                          {{"policy", vm.policy},
+                                           {"domain", d.name},
+                                           {"applied", "only the rules outside any policy"}}));
+                auto p =
+                    std::make_unique<vmid::VmPipeline>(io, o, out, rules ? &*rules : nullptr, vm,
+                                                       libvirt_run_control(opts.libvirt, d.uuid));
+                p->start();
+                return p;
+            };
+            domains = std::make_unique<vmid::DomainManager>(io, out, attach);
+            domains->on_change([&] { notify.status(domains->summary()); });
+            watcher = std::make_unique<vmid::libvirt::DomainWatcher>(
+                io, opts.libvirt,
+                vmid::libvirt::DomainWatcher::Handlers{
+                    [&](const std::vector<vmid::libvirt::DomainInfo>& all) {
+                        if (libvirt_state != "connected")
+                            out.emit(
+                                daemon_event("host", "libvirt-connected",
+                                             {{"uri", opts.libvirt}, {"domains", all.size()}}));
+                        libvirt_state = "connected";
+                        domains->synced(all);
+                    },
+                    [&](const vmid::libvirt::DomainInfo& d, const std::string& why) {
+                        domains->changed(d, why);
+                    },
+                    [&](const std::string& why) {
+                        // Said once per outage; what is attached stays attached.
+                        if (libvirt_state != "lost")
+                            out.emit(daemon_event("host", "libvirt-disconnected",
+                                                  {{"uri", opts.libvirt}, {"error", why}}));
+                        libvirt_state = "lost";
+                        notify.status("libvirt " + opts.libvirt + " unreachable (" + why +
+                                      "), retrying; " + domains->summary());
+                    }});
+        }
+
+        const auto each_vm = [&](const std::function<void(vmid::Attachment&)>& f) {
+            if (single) f(*single);
+            if (domains)
+                domains->for_each(
+                    [&](const vmid::libvirt::DomainInfo&, vmid::Attachment& a) { f(a); });
+        };
+        const auto vm_named = [&](const json& req) -> vmid::Attachment& {
+            const std::string name = req.value("domain", "");
+            if (single) return *single;
+            if (name.empty()) throw std::runtime_error("which domain? (name or uuid)");
+            vmid::Attachment* a = domains->attached(name);
+            if (!a) throw std::runtime_error("domain '" + name + "' is not attached");
+            return *a;
+        };
+        // SIGHUP or `vminsightctl policy reload`: the rule files again. A bad set (or one a
+        // VM's module cannot enforce) never replaces the good one; the feed says which.
+        const auto reload = [&](const std::string& by) -> json {
+            if (!rules)
+                throw std::runtime_error("no --policy or --policy-dir given: nothing to reload");
+            notify.reloading();
+            auto loaded = load_rules(opts);
+            std::vector<std::string> errors;
+            if (auto* bad = std::get_if<std::vector<std::string>>(&loaded)) {
+                errors = *bad;
+                out.emit(daemon_event(
+                    "configuration", "policy-reload-failed",
+                    {{"errors", errors}, {"kept", "the rules in force before"}, {"by", by}}));
+            } else {
+                rules = std::move(std::get<policy::PolicySet>(loaded));
+                each_vm([&](vmid::Attachment& a) {
+                    for (auto& e : a.apply_rules(*rules, by)) errors.push_back(std::move(e));
+                });
+            }
+            notify.ready(domains ? domains->summary() : "reloaded");
+            return {{"ok", errors.empty()}, {"errors", errors}, {"rules", rules->rule_count()}};
+        };
+        const auto status = [&]() -> json {
+            if (single) {
+                json s = single->status();
+                s["ok"] = true;
+                s["feed"] = feed_status(feed.get());
+                return s;
+            }
+            json vms = json::array();
+            domains->for_each([&](const vmid::libvirt::DomainInfo&, vmid::Attachment& a) {
+                vms.push_back(a.status());
+            });
             return {{"ok", true},
-                    {"vm", {{"name", vm.name}, {"uuid", vm.uuid}}},
-                    {"qemu_pid", opts.qemu_pid},
-                    {"rules", stage ? stage->rules().rule_count() : 0},
-                    {"alerts", stage ? stage->alerts() : 0},
-                    {"alerts_suppressed", stage ? stage->suppressed() : 0},
-                    {"paused_by_rule", responder.paused()},
-                    {"qmp", responder.qmp_path()},
+                    {"libvirt", {{"uri", opts.libvirt}, {"state", libvirt_state}}},
+                    {"summary", domains->summary()},
+                    {"rules", rules ? rules->rule_count() : 0},
+                    {"followers", followers.size()},
                     {"feed", feed_status(feed.get())},
-                    {"monitor", monitor.status()}};
+                    {"vms", vms}};
         };
         std::unique_ptr<vmid::MetricsServer> metrics;
         if (!opts.metrics.empty())
@@ -174,40 +267,64 @@ int main(int argc, char** argv) {
         std::unique_ptr<vmid::ControlServer> control;
         if (!opts.control.empty()) {
             control = std::make_unique<vmid::ControlServer>(
-                io, opts.control, [&](const nlohmann::json& req) -> nlohmann::json {
+                io, opts.control,
+                [&](const json& req) -> json {
                     const std::string cmd = req["cmd"];
                     if (cmd == "status") return status();
-                    if (cmd == "policy-reload") {
-                        if (!stage)
-                            throw std::runtime_error("no --policy given: nothing to reload");
-                        const auto errors =
-                            reload_policy(*stage, out, monitor, opts, asked, "control socket");
-                        return {{"ok", errors.empty()},
-                                {"errors", errors},
-                                {"rules", stage->rules().rule_count()}};
+                    if (cmd == "policy-reload") return reload("control socket");
+                    if (cmd == "resume") return {{"ok", true}, {"result", vm_named(req).resume()}};
+                    if (cmd == "ps")
+                        return {{"ok", true}, {"processes", vm_named(req).processes()}};
+                    if (cmd == "domains") {
+                        if (!domains) throw std::runtime_error("not following libvirt (--libvirt)");
+                        return {{"ok", true}, {"domains", domains->domains()}};
                     }
-                    if (cmd == "resume") return {{"ok", true}, {"result", responder.resume()}};
+                    if (cmd == "stats") {
+                        json vms = json::array();
+                        each_vm([&](vmid::Attachment& a) { vms.push_back(a.status()); });
+                        return {{"ok", true}, {"feed", feed_status(feed.get())}, {"vms", vms}};
+                    }
                     throw std::runtime_error("unknown command '" + cmd +
-                                             "' (status, policy-reload, resume)");
+                                             "' (status, domains, ps, stats, events, "
+                                             "policy-reload, resume)");
+                },
+                [&](const json& req, boost::asio::local::stream_protocol::socket sock) {
+                    followers.add(req, std::move(sock));
                 });
         }
 
+        bool stopping = false;
         boost::asio::signal_set signals(io, SIGINT, SIGTERM, SIGHUP);
         std::function<void(const boost::system::error_code&, int)> on_signal =
             [&](const boost::system::error_code& ec, int sig) {
                 if (ec) return;
                 if (sig != SIGHUP) {
-                    monitor.stop("daemon-stopped");
+                    notify.stopping();
+                    stopping = true;
+                    if (single) single->stop("daemon-stopped");
+                    if (domains) domains->stop_all("daemon-stopped");
                     return;
                 }
-                if (stage) reload_policy(*stage, out, monitor, opts, asked, "SIGHUP");
+                try {
+                    reload("SIGHUP");
+                } catch (const std::exception& e) {
+                    std::fprintf(stderr, "vminsightd: SIGHUP: %s\n", e.what());
+                }
                 signals.async_wait(on_signal);
             };
         signals.async_wait(on_signal);
-        monitor.start();
-        std::fprintf(stderr, "vminsightd: attached to qemu pid %d (%s)\n", opts.qemu_pid,
-                     opts.vm_name.c_str());
-        while (!monitor.stopped() && io.run_one()) {
+        if (single) {
+            single->start();
+            std::fprintf(stderr, "vminsightd: attached to qemu pid %d (%s)\n", opts.qemu_pid,
+                         opts.vm_name.c_str());
+            notify.ready("attached to " + opts.vm_name);
+        } else {
+            watcher->start();
+            std::fprintf(stderr, "vminsightd: following libvirt %s: %s\n", opts.libvirt.c_str(),
+                         domains->summary().c_str());
+            notify.ready(domains->summary());
+        }
+        while (!stopping && !(single && single->stopped()) && io.run_one()) {
         }
         return 0;
     } catch (const std::exception& e) {

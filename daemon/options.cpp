@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <filesystem>
 
 #include "syscall_event.hpp"
 #include "vmi/syscall_abi.hpp"
@@ -9,22 +10,26 @@
 namespace vmid {
 
 const char* const kUsage =
-    "usage: vminsightd --qemu-pid PID [--guest-kernel VMLINUX]\n"
+    "usage: vminsightd --qemu-pid PID | --libvirt URI [--guest-kernel VMLINUX]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
     "                  [--syscalls NAME,...] [--lifecycle] [--deny-exec PATH]...\n"
-    "                  [--allow-exec PATH]... [--policy RULES.yaml]...\n"
+    "                  [--allow-exec PATH]... [--policy RULES.yaml]... [--policy-dir DIR]...\n"
     "                  [--deny-errno N] [--vm-uuid UUID] [--vm-meta KEY=VALUE]...\n"
     "                  [--qmp SOCKET] [--dump-dir DIR] [--dump-max-mb N]\n"
     "                  [--control SOCKET] [--feed-config FEED.json]\n"
     "                  [--metrics ADDRESS:PORT]\n"
+    "--libvirt follows a libvirt connection (e.g. qemu:///system): every domain whose\n"
+    "VMInsight metadata enables monitoring (vminsightctl enable) is attached when it runs\n"
+    "and detached when it stops, is saved or migrates; libvirtd restarts are ridden out.\n"
     "Attaches vminsight.ko to the KVM VM of QEMU process PID and writes one JSON line\n"
     "per guest process seen, started, exec'd or exited, and per syscall named in\n"
     "--syscalls; --lifecycle adds the fork, clone, exec and exit_group calls, each event\n"
     "saying what it means (fork with the child's pid, exec, exit with its code).\n"
     "--deny-exec makes execve of that exact path fail in the guest with\n"
     "--deny-errno (default 1, EPERM); --allow-exec denies every other path instead.\n"
-    "--policy loads rule files: each event matching a rule is followed by an alert, and\n"
+    "--policy loads rule files (--policy-dir: every *.yaml in DIR, in name order): each\n"
+    "event matching a rule is followed by an alert, and\n"
     "the syscalls the rules look at are trapped too; deny rules are enforced by the\n"
     "module, pause_vm through QEMU's QMP socket (--qmp, or QEMU's own -qmp unix:),\n"
     "dump_memory writes an ELF core under --dump-dir. Rules in a policy scoped to VMs\n"
@@ -95,6 +100,11 @@ Options parse_options(const std::vector<std::string>& args) {
             }
         } else if (a == "--policy") {
             o.policies.push_back(value());
+        } else if (a == "--policy-dir") {
+            o.policy_dirs.push_back(value());
+        } else if (a == "--libvirt") {
+            o.libvirt = value();
+            if (o.libvirt.empty()) throw UsageError(a + ": empty URI");
         } else if (a == "--lifecycle") {
             for (std::string_view n : kLifecycleSyscalls)
                 if (std::find(o.syscalls.begin(), o.syscalls.end(), n) == o.syscalls.end())
@@ -127,11 +137,41 @@ Options parse_options(const std::vector<std::string>& args) {
         else
             throw UsageError("unknown option " + a);
     }
-    if (!o.qemu_pid) throw UsageError("--qemu-pid is required");
+    if (!o.qemu_pid && o.libvirt.empty()) throw UsageError("--qemu-pid or --libvirt is required");
+    if (o.qemu_pid && !o.libvirt.empty())
+        throw UsageError("--qemu-pid and --libvirt exclude each other");
+    if (!o.libvirt.empty())
+        for (const char* one_vm : {"--vm-name", "--vm-uuid", "--qmp", "--guest-kernel"})
+            for (const auto& a : args)
+                if (a == one_vm)
+                    throw UsageError(std::string(one_vm) +
+                                     " names one VM: with --libvirt, libvirt names each");
+    if (!o.policy_dirs.empty()) {  // an unreadable directory is a usage error now, not later
+        Options dirs_only;
+        dirs_only.policy_dirs = o.policy_dirs;
+        policy_files(dirs_only);
+    }
     if (!o.deny_exec.empty() && !o.allow_exec.empty())
         throw UsageError("--deny-exec and --allow-exec exclude each other");
-    if (o.vm_name.empty()) o.vm_name = "qemu-" + std::to_string(o.qemu_pid);
+    if (o.vm_name.empty() && o.qemu_pid) o.vm_name = "qemu-" + std::to_string(o.qemu_pid);
     return o;
+}
+
+std::vector<std::string> policy_files(const Options& opts) {
+    namespace fs = std::filesystem;
+    std::vector<std::string> files = opts.policies;
+    for (const auto& dir : opts.policy_dirs) {
+        std::error_code ec;
+        std::vector<std::string> here;
+        for (const auto& e : fs::directory_iterator(dir, ec)) {
+            const auto ext = e.path().extension();
+            if ((ext == ".yaml" || ext == ".yml") && e.is_regular_file()) here.push_back(e.path());
+        }
+        if (ec) throw UsageError("--policy-dir " + dir + ": " + ec.message());
+        std::sort(here.begin(), here.end());
+        files.insert(files.end(), here.begin(), here.end());
+    }
+    return files;
 }
 
 }  // namespace vmid

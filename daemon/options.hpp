@@ -17,7 +17,10 @@ struct UsageError : std::runtime_error {
 };
 
 struct Options {
+    // One VM (its QEMU process), or every domain of a libvirt connection whose VMInsight
+    // metadata enables monitoring.
     pid_t qemu_pid = 0;
+    std::string libvirt;  // URI, e.g. qemu:///system; empty: --qemu-pid mode
     std::string vm_name;
     std::string device = "/dev/vminsight";
     std::string guest_kernel;  // optional vmlinux ELF; empty: from guest memory
@@ -36,6 +39,8 @@ struct Options {
     int deny_errno = 1;  // EPERM
     // Rule files (Falco-style YAML), loaded in order; alerts follow the events they match.
     std::vector<std::string> policies;
+    // Directories of rule files: every *.yaml / *.yml in each, in name order, after --policy.
+    std::vector<std::string> policy_dirs;
     // Who the VM is, for policy scoping (uuid: from QEMU's -uuid when not given).
     std::string vm_uuid;
     std::map<std::string, std::string> vm_metadata;
@@ -47,6 +52,10 @@ struct Options {
     // The control socket (vminsightctl); empty: none.
     std::string control;
 };
+
+/// The rule files to load now: --policy files, then each --policy-dir's. Throws UsageError
+/// naming a directory that cannot be read.
+std::vector<std::string> policy_files(const Options& opts);
 
 /// Throws UsageError with a message naming the offending option.
 Options parse_options(const std::vector<std::string>& args);

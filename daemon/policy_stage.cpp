@@ -199,7 +199,13 @@ std::vector<std::string> PolicyStage::reload(
         for (const auto& d : loaded.errors) errors.push_back(d.str());
         return errors;
     }
-    policy::PolicySet next = loaded.set->for_vm(vm_);
+    return replace(*loaded.set, accept);
+}
+
+std::vector<std::string> PolicyStage::replace(
+    const policy::PolicySet& whole, const std::function<void(const policy::PolicySet&)>& accept) {
+    std::vector<std::string> errors;
+    policy::PolicySet next = whole.for_vm(vm_);
     if (accept) {
         try {
             accept(next);

@@ -63,6 +63,10 @@ class PolicyStage final : public EventSink {
     std::vector<std::string> reload(
         const std::vector<std::string>& files,
         const std::function<void(const policy::PolicySet&)>& accept = nullptr);
+    /// Same, with a set already loaded (every VM's rules; this VM's are taken from it).
+    std::vector<std::string> replace(
+        const policy::PolicySet& whole,
+        const std::function<void(const policy::PolicySet&)>& accept = nullptr);
     void set_actions(ResponseActions* actions) noexcept { actions_ = actions; }
     /// The rules in force for this VM.
     [[nodiscard]] const policy::PolicySet& rules() const noexcept { return set_; }

@@ -1,5 +1,7 @@
 #include "process_tracker.hpp"
 
+#include <algorithm>
+
 #include <unordered_set>
 
 #include "event_fields.hpp"
@@ -148,6 +150,15 @@ void ProcessTracker::finish(std::uint64_t host_time_ns, const std::string& reaso
           {{"kind", "event"}, {"category", "host"}, {"action", "vm-detached"}, {"reason", reason}}},
          {"vm", {{"name", vm_name_}}},
          {"vminsight", {{"host_time_ns", host_time_ns}}}});
+}
+
+std::vector<GuestProcess> ProcessTracker::processes() const {
+    std::vector<GuestProcess> out;
+    out.reserve(known_.size());
+    for (const auto& [key, e] : known_) out.push_back(e.proc);
+    std::sort(out.begin(), out.end(),
+              [](const GuestProcess& a, const GuestProcess& b) { return a.pid < b.pid; });
+    return out;
 }
 
 }  // namespace vmid

@@ -73,6 +73,8 @@ class ProcessTracker {
 
     [[nodiscard]] const TrackerStats& stats() const noexcept { return stats_; }
     [[nodiscard]] std::size_t size() const noexcept { return known_.size(); }
+    /// The processes of the last listing, by pid.
+    [[nodiscard]] std::vector<GuestProcess> processes() const;
 
   private:
     struct Key {

@@ -3,12 +3,16 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <string>
+#include <string_view>
 #include <system_error>
+#include <vector>
 
 namespace vmid {
 namespace fs = std::filesystem;
@@ -55,6 +59,45 @@ LocatedVm locate_vm(pid_t qemu_pid) {
         throw LocateError("qemu pid " + std::to_string(qemu_pid) + ": pidfd_getfd(fd " +
                           std::to_string(vm.remote_fd) + "): " + errno_text());
     return vm;
+}
+
+pid_t find_qemu_by_uuid(const std::string& uuid, const std::string& proc) {
+    const auto lower = [](std::string v) {
+        for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        return v;
+    };
+    const std::string want = lower(uuid);
+    std::vector<pid_t> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(proc, ec)) {
+        const std::string name = entry.path().filename();
+        pid_t pid = 0;
+        auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
+        if (err != std::errc() || p != name.data() + name.size() || pid <= 0) continue;
+        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
+        // QEMU's command lines are long but bounded; nothing else needs reading whole.
+        std::string all(256 * 1024, '\0');
+        in.read(all.data(), static_cast<std::streamsize>(all.size()));
+        all.resize(static_cast<std::size_t>(in.gcount()));
+        for (std::size_t at = 0; at < all.size();) {
+            const std::size_t nul = all.find('\0', at);
+            const std::string_view arg(all.data() + at,
+                                       (nul == std::string::npos ? all.size() : nul) - at);
+            if (arg == "-uuid" && nul != std::string::npos) {
+                const std::size_t end = all.find('\0', nul + 1);
+                if (lower(all.substr(nul + 1, end == std::string::npos ? std::string::npos
+                                                                       : end - nul - 1)) == want)
+                    found.push_back(pid);
+                break;
+            }
+            if (nul == std::string::npos) break;
+            at = nul + 1;
+        }
+    }
+    if (found.empty()) throw LocateError("no QEMU process runs with -uuid " + uuid);
+    if (found.size() > 1)
+        throw LocateError(std::to_string(found.size()) + " processes run with -uuid " + uuid);
+    return found.front();
 }
 
 }  // namespace vmid

@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <stdexcept>
+#include <string>
 
 #include "unique_fd.hpp"
 
@@ -22,5 +23,9 @@ struct LocatedVm {
 /// pidfd_open(pid), then the fd in /proc/<pid>/fd linking to "anon_inode:kvm-vm", duplicated
 /// with pidfd_getfd (needs ptrace rights over QEMU). Throws LocateError naming the pid.
 LocatedVm locate_vm(pid_t qemu_pid);
+
+/// The QEMU process started with `-uuid UUID` (as libvirt starts every domain's), found in
+/// `proc` (normally /proc). Throws LocateError when there is none, or more than one.
+pid_t find_qemu_by_uuid(const std::string& uuid, const std::string& proc = "/proc");
 
 }  // namespace vmid

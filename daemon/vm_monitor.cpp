@@ -198,8 +198,9 @@ void VmMonitor::request_scan() {
     const auto next = last_scan_ + opts_.rescan_min_gap;
     scan_soon_.expires_at(std::max(next, std::chrono::steady_clock::now()));
     scan_soon_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled: the monitor may be gone
         scan_pending_ = false;
-        if (ec || stopped_) return;
+        if (stopped_) return;
         scan(last_cr3_);
     });
 }

@@ -38,6 +38,8 @@ class VmMonitor {
     [[nodiscard]] pid_t qemu_pid() const noexcept { return opts_.qemu_pid; }
     /// The CR3 of the last successful process walk (0: none yet).
     [[nodiscard]] std::uint64_t walk_cr3() const noexcept { return walk_cr3_; }
+    /// The guest's processes as last listed (vminsightctl ps).
+    [[nodiscard]] std::vector<GuestProcess> processes() const { return tracker_.processes(); }
     /// For the control socket: counters and trap state.
     [[nodiscard]] nlohmann::json status();
     /// Drain what is left, report every process gone, detach.

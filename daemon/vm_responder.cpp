@@ -5,15 +5,24 @@
 namespace vmid {
 
 VmResponder::VmResponder(boost::asio::io_context& io, EventSink& feed, VmMonitor& monitor,
-                         const Options& opts)
+                         const Options& opts, std::optional<RunControl> run)
     : feed_(feed),
       monitor_(monitor),
       vm_name_(opts.vm_name),
+      run_(std::move(run)),
       dumper_(io, feed, opts.dump_dir, opts.dump_max_bytes, opts.vm_name) {
-    qmp_path_ = !opts.qmp.empty()
-                    ? opts.qmp
-                    : qmp_socket_from_cmdline(process_cmdline(opts.qemu_pid)).value_or("");
-    if (!qmp_path_.empty()) qmp_.emplace(qmp_path_);
+    if (run_) return;
+    const std::string qmp =
+        !opts.qmp.empty() ? opts.qmp
+                          : qmp_socket_from_cmdline(process_cmdline(opts.qemu_pid)).value_or("");
+    if (qmp.empty()) return;
+    run_ = RunControl{[client = QmpClient(qmp)](const std::string& cmd) { client.execute(cmd); },
+                      "qmp", qmp};
+}
+
+nlohmann::json VmResponder::run_control() const {
+    if (!run_) return nullptr;
+    return {{"via", run_->via}, {"where", run_->where}};
 }
 
 void VmResponder::emit(const std::string& action, nlohmann::json details) {
@@ -24,21 +33,21 @@ void VmResponder::emit(const std::string& action, nlohmann::json details) {
 }
 
 std::string VmResponder::pause_vm(const policy::Rule& rule) {
-    if (!qmp_) return "failed: no QMP socket for this VM (QEMU's -qmp unix:, or --qmp)";
+    if (!run_) return "failed: no way to stop this VM (QEMU's -qmp unix:, --qmp, or libvirt)";
     if (paused_) return "skipped: already paused";
     try {
-        qmp_->execute("stop");
+        run_->execute("stop");
     } catch (const std::exception& e) {
         return std::string("failed: ") + e.what();
     }
     paused_ = true;
-    emit("vm-paused", {{"rule", rule.name}, {"via", "qmp"}, {"qmp", qmp_path_}});
+    emit("vm-paused", {{"rule", rule.name}, {"via", run_->via}, {"where", run_->where}});
     return "paused; `vminsightctl resume` continues it";
 }
 
 std::string VmResponder::resume() {
-    if (!qmp_) throw std::runtime_error("no QMP socket for this VM");
-    qmp_->execute("cont");
+    if (!run_) throw std::runtime_error("no way to continue this VM (no QMP socket, no libvirt)");
+    run_->execute("cont");
     const bool was = paused_;
     paused_ = false;
     emit("vm-resumed", {{"via", "control socket"}, {"was_paused_by_rule", was}});
@@ -49,9 +58,9 @@ std::string VmResponder::dump_memory(const policy::Rule& rule) {
     // A consistent image needs the guest still: with QMP the VM is stopped while its memory
     // is written (a live copy can catch a task list mid-change) and continued after.
     bool stopped = false;
-    if (qmp_ && !paused_ && !dumper_.busy()) {
+    if (run_ && !paused_ && !dumper_.busy()) {
         try {
-            qmp_->execute("stop");
+            run_->execute("stop");
             stopped = true;
         } catch (const std::exception&) {
         }
@@ -60,7 +69,7 @@ std::string VmResponder::dump_memory(const policy::Rule& rule) {
                                   monitor_.walk_cr3(), [this, stopped] {
                                       if (!stopped) return;
                                       try {
-                                          qmp_->execute("cont");
+                                          run_->execute("cont");
                                       } catch (const std::exception&) {
                                       }
                                   });

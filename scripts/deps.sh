@@ -14,12 +14,15 @@ pkgs=(
 	build-essential cmake pkgconf git
 	libboost-dev libboost-system-dev nlohmann-json3-dev libbpf-dev libelf-dev zlib1g-dev
 	libyaml-cpp-dev librdkafka-dev
+	# libvirt (domains, metadata, events; virsh and its test:///default driver in tests), the
+	# systemd notify protocol, XML for domain metadata
+	libvirt-dev libvirt-clients libsystemd-dev libxml2-dev
 	libgtest-dev libgmock-dev libbenchmark-dev
 	clang clang-format clang-tidy libclang-rt-14-dev
 	# kernel module build and style
 	kmod bc flex bison libssl-dev
-	# the lab: QEMU, a static busybox, image tooling
-	qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd lz4
+	# the lab: QEMU, a static busybox, image tooling (debootstrap, e2fsprogs: the full host image)
+	qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd lz4 debootstrap e2fsprogs
 	binutils file python3 ca-certificates
 	# the feed's tests: JSON Schema validation of encoder output, TLS certificates, a real
 	# syslog receiver with TLS

@@ -161,10 +161,17 @@ PolicySet PolicySet::for_vm(const VmIdentity& vm) const {
     auto impl = std::make_shared<Impl>();
     impl->base = impl_->base ? impl_->base : impl_;  // the set that owns the rules
     impl->memo_slots = impl_->memo_slots;
-    for (const auto& c : impl_->compiled)
+    for (const auto& c : impl_->compiled) {
+        if (!vm.policy.empty() && !c.rule->policy.empty() && c.rule->policy != vm.policy) continue;
         if (!c.rule->scope || c.rule->scope->matches(vm)) impl->compiled.push_back(c);
+    }
     impl->index();
     return PolicySet(std::move(impl));
+}
+
+bool PolicySet::defines_policy(std::string_view name) const {
+    const auto& all = rules();
+    return std::any_of(all.begin(), all.end(), [&](const Rule& r) { return r.policy == name; });
 }
 
 Enforcement enforcement(const PolicySet& set) {

@@ -25,7 +25,7 @@ TEST(Options, ErrorsNameTheOption) {
         return std::string("no error");
     };
     EXPECT_EQ(msg({"--qemu-pid", "12x"}), "--qemu-pid: '12x' is not a number in [1, 4194304]");
-    EXPECT_EQ(msg({"--guest-kernel", "k"}), "--qemu-pid is required");
+    EXPECT_EQ(msg({"--guest-kernel", "k"}), "--qemu-pid or --libvirt is required");
     EXPECT_EQ(msg({"--cr3-exiting", "maybe"}), "--cr3-exiting: 'maybe' is not on or off");
     EXPECT_EQ(msg({"--bogus"}), "unknown option --bogus");
     EXPECT_EQ(msg({"--qemu-pid"}), "--qemu-pid: missing value");

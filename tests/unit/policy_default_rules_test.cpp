@@ -254,8 +254,8 @@ TEST(PolicyDefaultRules, AllowlistExample) {
               e.exec_paths.end());
     EXPECT_NE(std::find(e.exec_paths.begin(), e.exec_paths.end(), "/bin/sh"), e.exec_paths.end());
     // Scoped by its policy item: appliance VMs only.
-    EXPECT_EQ(set.for_vm(policy::VmIdentity{"appliance-7", "", {}}).rule_count(), 1u);
-    EXPECT_EQ(set.for_vm(policy::VmIdentity{"web-1", "", {}}).rule_count(), 0u);
+    EXPECT_EQ(set.for_vm(policy::VmIdentity{"appliance-7", "", {}, {}}).rule_count(), 1u);
+    EXPECT_EQ(set.for_vm(policy::VmIdentity{"web-1", "", {}, {}}).rule_count(), 0u);
     // Loads together with the defaults.
     EXPECT_TRUE(policy::check({std::filesystem::path(VMI_POLICIES_DIR) / "default.yaml",
                                std::filesystem::path(VMI_POLICIES_DIR) / "allowlist-example.yaml"})

@@ -146,6 +146,24 @@ const char* kScoped = R"(
   action: deny
 )";
 
+TEST(PolicyEnforce, AVmThatNamesAPolicyGetsOnlyThatOne) {
+    auto set = load_ok(kScoped);
+    EXPECT_TRUE(set.defines_policy("web"));
+    EXPECT_FALSE(set.defines_policy("db"));
+    // Named by the domain's own metadata: its scope still has to match ...
+    policy::VmIdentity web{"web-01", "", {}, "web"};
+    EXPECT_EQ(set.for_vm(web).rule_count(), 2u);
+    // ... and the other named policies do not apply even where their scope would.
+    policy::VmIdentity db{
+        "db-01", "6f2c1b2a-0000-4000-8000-000000000001", {{"tier", "prod"}}, "web"};
+    auto for_db = set.for_vm(db);
+    EXPECT_EQ(for_db.rule_count(), 1u);  // only the rule outside any policy
+    EXPECT_TRUE(policy::enforcement(for_db).deny_syscalls.empty());
+    db.policy = "by-uuid";
+    EXPECT_EQ(policy::enforcement(set.for_vm(db)).deny_syscalls,
+              std::vector<std::string>{"ptrace"});
+}
+
 TEST(PolicyEnforce, PoliciesScopeRulesToVms) {
     auto set = load_ok(kScoped);
     const auto* web = set.find_rule("web only");
@@ -154,12 +172,13 @@ TEST(PolicyEnforce, PoliciesScopeRulesToVms) {
     EXPECT_EQ(web->mode, policy::Mode::Monitor);  // the policy's mode wins over the rule's
     EXPECT_EQ(set.find_rule("everywhere")->scope, nullptr);
 
-    policy::VmIdentity w{"web-01", "", {}};
+    policy::VmIdentity w{"web-01", "", {}, {}};
     auto for_web = set.for_vm(w);
     EXPECT_EQ(for_web.rule_count(), 2u);
     EXPECT_TRUE(policy::enforcement(for_web).empty());  // monitor: nothing enforced
 
-    policy::VmIdentity db{"db-01", "6f2c1b2a-0000-4000-8000-000000000001", {{"tier", "prod-eu"}}};
+    policy::VmIdentity db{
+        "db-01", "6f2c1b2a-0000-4000-8000-000000000001", {{"tier", "prod-eu"}}, {}};
     auto for_db = set.for_vm(db);
     EXPECT_EQ(for_db.rule_count(), 2u);
     EXPECT_EQ(for_db.find_rule("prod uuid")->name, "prod uuid");  // rules() is the whole file
@@ -179,7 +198,7 @@ TEST(PolicyEnforce, PoliciesScopeRulesToVms) {
 
     db.metadata["tier"] = "staging";
     EXPECT_EQ(set.for_vm(db).rule_count(), 1u);
-    EXPECT_EQ(set.for_vm(policy::VmIdentity{"other", "", {}}).rule_count(), 1u);
+    EXPECT_EQ(set.for_vm(policy::VmIdentity{"other", "", {}, {}}).rule_count(), 1u);
 }
 
 TEST(PolicyEnforce, PolicyItemErrors) {

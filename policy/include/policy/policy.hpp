@@ -62,6 +62,9 @@ struct VmIdentity {
     std::string name;
     std::string uuid;
     std::map<std::string, std::string> metadata;
+    // The policy the VM's own configuration names (libvirt metadata): of the named policies,
+    // only that one applies to it. Empty: every policy whose scope matches.
+    std::string policy;
 };
 
 // Which VMs a policy applies to (a `- policy:` item, and the rules after it in its file). Each
@@ -138,6 +141,8 @@ class PolicySet {
     // The rules of this set whose policy applies to `vm` (rules without a policy apply to
     // every VM): what a monitor of that VM evaluates and enforces.
     PolicySet for_vm(const VmIdentity& vm) const;
+    // Whether some rule (enabled or not) belongs to the `- policy:` named `name`.
+    bool defines_policy(std::string_view name) const;
 
     struct Impl;
     static PolicySet from_impl(std::shared_ptr<const Impl> impl);  // internal
