@@ -11,7 +11,8 @@ KERNELS ?= 6.1 6.12
 LAB_KERNEL ?= 6.1
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps userspace kmod test unit-test sanitize-test lab-test demo bench lab-shell clean
+.PHONY: all deps userspace kmod test unit-test sanitize-test lab-test demo bench lab-shell clean \
+	install uninstall deb
 
 all: userspace kmod
 
@@ -47,6 +48,21 @@ demo: deps
 # An interactive lab host with the module, daemon and processes scenario staged in it.
 lab-shell: userspace
 	bash scripts/lab-test.sh $(LAB_KERNEL) tests/lab/scenarios/processes $(BUILD)/lab-shell -- --shell
+
+# Installing (README "Installing"): binaries, the systemd unit, configuration in /etc, man
+# pages, completion; the module's source for DKMS in /usr/src/vminsight-VERSION, registered
+# and built for the running kernel (when its headers are there) unless DESTDIR is set.
+PREFIX ?= /usr
+install: userspace kmod
+	PREFIX='$(PREFIX)' DESTDIR='$(if $(DESTDIR),$(abspath $(DESTDIR)))' bash packaging/install.sh $(BUILD)
+
+# Removes what install placed for the same DESTDIR (and the module from DKMS).
+uninstall:
+	DESTDIR='$(if $(DESTDIR),$(abspath $(DESTDIR)))' bash packaging/uninstall.sh $(BUILD)
+
+# $(BUILD)/deb/vminsight_VERSION_amd64.deb and vminsight-dkms_VERSION_all.deb.
+deb: userspace
+	bash packaging/deb/build.sh $(BUILD)
 
 clean:
 	rm -rf $(BUILD)

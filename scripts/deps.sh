@@ -21,6 +21,9 @@ pkgs=(
 	clang clang-format clang-tidy libclang-rt-14-dev
 	# kernel module build and style
 	kmod bc flex bison libssl-dev
+	# installing and packaging (make install, make deb, tests/packaging): DKMS, the unit's
+	# offline checks (systemd-analyze; its man page check runs man), man pages, dpkg-shlibdeps
+	dkms systemd groff-base man-db dpkg-dev
 	# the lab: QEMU, a static busybox, image tooling (debootstrap, e2fsprogs: the full host image)
 	qemu-system-x86 qemu-utils seabios ipxe-qemu busybox-static cpio xz-utils zstd lz4 debootstrap e2fsprogs
 	binutils file python3 ca-certificates

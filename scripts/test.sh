@@ -60,6 +60,7 @@ ctest_suite unit-asan-ubsan "$build/asan" -DCMAKE_BUILD_TYPE=Debug -DVMI_SANITIZ
 step clang-format bash scripts/check-format.sh
 step checkpatch bash scripts/checkpatch.sh
 step policy-check "$build/release/daemon/vminsightctl" policy check policies/*.yaml
+step packaging bash tests/packaging/test-packaging.sh "$build"
 step fuzz-guest-memory bash scripts/fuzz.sh "${VMI_FUZZ_SECONDS:-60}"
 for k in ${VMI_KERNELS:-6.1 6.12}; do
 	step "kmod-build-$k" make -s kmod KERNELS="$k" BUILD="$build"

@@ -226,6 +226,7 @@ std::string ecs_text(const json& n, std::string_view id, std::uint64_t seq,
     if (action == "syscall-denied" || (sc.is_object() && at(sc, "denied") == true))
         outcome = "failure";
     if (!outcome.empty()) w.key("outcome").string(outcome);
+    if (auto* r = str_at(nev, "reason")) w.key("reason").string(*r);
     const json& rule = at(n, "rule");
     if (rule.is_object() && str_at(rule, "priority"))
         w.key("severity").number(severity_of(*str_at(rule, "priority")));

@@ -48,6 +48,12 @@ json attached() {
       "vm":{"name":"web-1"},"vminsight":{"qemu_pid":100}})");
 }
 
+json detached() {
+    return json::parse(R"j({"event":{"kind":"event","category":"host","action":"vm-detached",
+      "reason":"domain stopped (saved)"},
+      "vm":{"name":"web-1","uuid":"6f2c1b2a-0000-4000-8000-000000000001"}})j");
+}
+
 TEST(FeedEncode, EcsFieldsAreWhereEcsPutsThem) {
     const json e = feed::to_ecs(started(), "0123456789abcdef-5", 5, kCtx);
     EXPECT_EQ(e["event"]["id"], "0123456789abcdef-5");
@@ -82,6 +88,9 @@ TEST(FeedEncode, EcsFieldsAreWhereEcsPutsThem) {
     EXPECT_EQ(d["event"]["type"], json({"denied"}));
     EXPECT_EQ(d["event"]["outcome"], "failure");
     EXPECT_EQ(d["vminsight"]["syscall"]["args"]["path"], "/tmp/x");
+    // Why a VM was detached is ECS's event.reason.
+    EXPECT_EQ(feed::to_ecs(detached(), "0123456789abcdef-8", 8, kCtx)["event"]["reason"],
+              "domain stopped (saved)");
 }
 
 TEST(FeedEncode, EcsOutputValidatesAgainstTheSchema) {
@@ -89,7 +98,7 @@ TEST(FeedEncode, EcsOutputValidatesAgainstTheSchema) {
     {
         std::ofstream out(file);
         std::uint64_t seq = 1;
-        for (const json& n : {started(), denied(), alert(), attached()})
+        for (const json& n : {started(), denied(), alert(), attached(), detached()})
             out << *feed::encode(feed::Encoding::Ecs, n, "0123456789abcdef-" + std::to_string(seq),
                                  seq, kCtx)
                 << "\n",
