@@ -2,6 +2,8 @@
 # Run one lab scenario against one lab kernel: build vminsight.ko for that kernel, stage the
 # daemon, the guest kernel image it reads and the scenario's static guest programs, then
 # boot the lab (scripts/lab/run.sh). Expects the userspace build in $BUILD/release.
+# Scenarios under tests/lab/fullhost/ run on the full host (scripts/lab/fullhost-run.sh:
+# systemd, libvirtd) and get VMInsight as its packages (make deb) and the module.
 # Usage: scripts/lab-test.sh KERNEL SCENARIO_DIR [OUTDIR] [-- run.sh options]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -32,6 +34,14 @@ fi
 payload=$build/lab/payload-$kernel
 rm -rf "$payload" && mkdir -p "$payload"
 cp "$build/kmod/$abi/vminsight.ko" "$payload/"
+runner=$root/scripts/lab/run.sh
+case "$scenario" in
+*/tests/lab/fullhost/*)
+	runner=$root/scripts/lab/fullhost-run.sh
+	make -s -C "$root" deb BUILD="$build" >/dev/null
+	cp "$build"/deb/vminsight_*.deb "$payload/"
+	;;
+esac
 strip -o "$payload/vminsightd" "$build/release/daemon/vminsightd"
 strip -o "$payload/vminsightctl" "$build/release/daemon/vminsightctl"
 strip -o "$payload/vminsight-inspect" "$build/release/libvmi_bridge/vminsight-inspect"
@@ -52,4 +62,4 @@ for src in "$root"/tests/lab/guest/*.sh; do # shared guest-side helpers
 done
 
 mkdir -p "$(dirname "$out")"
-VMI_LAB_PAYLOAD=$payload bash "$root/scripts/lab/run.sh" --kernel "$kernel" --scenario "$stage" --out "$out" "$@"
+VMI_LAB_PAYLOAD=$payload bash "$runner" --kernel "$kernel" --scenario "$stage" --out "$out" "$@"

@@ -2,7 +2,8 @@
 # make test: every test VMInsight has, ending with one "N passed, M failed" line.
 #   unit tests (GoogleTest via ctest), the same under ASan+UBSan, formatting, kernel style,
 #   a bounded libFuzzer run over guest-memory parsing, the kernel module built against each
-#   supported kernel, and the lab scenarios on each lab kernel.
+#   supported kernel, and the lab scenarios on each lab kernel (busybox lab host, then the
+#   full host: systemd and libvirtd, VMInsight installed from its package).
 # VMI_TEST_LAB=0 skips the lab (it needs a few minutes of TCG time).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -71,6 +72,10 @@ if [ "${VMI_TEST_LAB:-1}" != 0 ]; then
 		for s in tests/lab/scenarios/*/; do
 			[ "$(basename "$s")" = demo ] && continue
 			step "lab-$k-$(basename "$s")" bash scripts/lab-test.sh "$k" "$s"
+		done
+		# The full host: systemd, libvirtd, VMInsight installed from its .deb.
+		for s in tests/lab/fullhost/*/; do
+			step "fullhost-$k-$(basename "$s")" bash scripts/lab-test.sh "$k" "$s"
 		done
 	done
 fi

@@ -11,6 +11,7 @@
 #   ttyS2 -> OUTDIR/.lab/ttyS2.txt    "VMI-LAB-RESULT: PASS" | "VMI-LAB-RESULT: FAIL ..."
 # Exit status 0 only if ttyS2 says PASS and the scenario's optional `check`
 # (run here with OUTDIR as argument) passes.
+# Also sourceable (fullhost-run.sh reuses its steps) without side effects.
 set -euo pipefail
 
 LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,6 +22,7 @@ KERNEL_CMDLINE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1"
 OUT_MARKER=.vmi-lab-out # marks a directory run.sh may wipe
 
 series="" scenario="" out="" timeout=600 shell=0
+lab_kind="lab host" # for messages
 work="" qpid=""
 
 usage() {
@@ -320,7 +322,6 @@ run_check() {
 }
 
 main() {
-	local res t0=$SECONDS
 	parse_args "$@"
 	trap cleanup EXIT
 	trap 'say "interrupted"; exit 130' INT TERM
@@ -330,13 +331,20 @@ main() {
 	build_guest_initrd
 	build_host_initrd
 	qemu_cmd
+	boot_lab
+}
+
+# Run $QEMU (on this terminal with --shell), then judge the run by its result
+# line and the scenario's check. Shared with fullhost-run.sh.
+boot_lab() {
+	local res
 	printf '%q ' "${QEMU[@]}" >"$out/.lab/qemu-cmd"
 	if [ "$shell" = 1 ]; then
-		say "interactive lab host on this terminal (Ctrl-a x quits QEMU)"
+		say "interactive $lab_kind on this terminal (Ctrl-a x quits QEMU)"
 		"${QEMU[@]}" || true
 		return 0
 	fi
-	say "booting lab host ($series, timeout ${timeout}s); console: $out/host.log"
+	say "booting $lab_kind ($series, timeout ${timeout}s); console: $out/host.log"
 	"${QEMU[@]}" </dev/null >"$out/.lab/qemu.stdout" 2>&1 &
 	qpid=$!
 	wait_qemu || fail "timeout after ${timeout}s (QEMU killed)"
@@ -344,13 +352,15 @@ main() {
 	res=$(result_line)
 	if [ -z "$res" ]; then
 		if grep -q 'Kernel panic' "$out/host.log" 2>/dev/null; then
-			fail "lab host panicked before reporting a result: $(panic_reason)"
+			fail "$lab_kind panicked before reporting a result: $(panic_reason)"
 		fi
 		fail "QEMU exited without a result on ttyS2 (see $out/.lab/qemu.stdout)"
 	fi
 	[ "$res" = "VMI-LAB-RESULT: PASS" ] || fail "scenario reported ${res#VMI-LAB-RESULT: }"
 	run_check
-	say "PASS ($series, $((SECONDS - t0))s)"
+	say "PASS ($series, ${SECONDS}s)"
 }
 
-main "$@"
+if [ "${BASH_SOURCE[0]}" = "$0" ]; then
+	main "$@"
+fi
