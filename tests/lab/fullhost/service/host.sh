@@ -86,6 +86,15 @@ else
 	step web-events FAIL "no process event for web; $(ctl domains 2>&1 | tr '\n' ';')"
 fi
 mark web-events
+# A live tail with a filter, as an operator would watch one domain.
+vminsightctl events --follow --domain web --filter event.action=process-exited \
+	>"$out/follow.jsonl" 2>"$out/follow.err" &
+follower=$!
+wait_for 30 in_file "$out/follow.jsonl" '"process-exited"' &&
+	! grep -v '"action":"process-exited"' "$out/follow.jsonl" | grep -q . &&
+	step events-follow PASS "$(wc -l <"$out/follow.jsonl") lines, all process-exited of web" ||
+	step events-follow FAIL "$(head -c 300 "$out/follow.jsonl" "$out/follow.err")"
+kill "$follower" 2>/dev/null
 ctl domains >"$out/domains.txt" 2>&1
 ctl --json domains >"$out/domains.json" 2>&1
 ctl ps web >"$out/ps-web.txt" 2>&1
@@ -160,13 +169,31 @@ else
 	step libvirtd-restart FAIL "no libvirt-connected after restarting libvirtd"
 fi
 
+# 8b. The watchdog: a daemon whose event loop stops is killed and restarted by systemd.
+#     (WatchdogSec shortened for the test with a runtime drop-in.)
+systemctl show -p NRestarts --value vminsightd >"$out/nrestarts.txt"
+restarts() { systemctl show -p NRestarts --value vminsightd; }
+restarted() { [ "$(restarts)" -gt "$1" ] && systemctl is-active -q vminsightd; }
+mkdir -p /run/systemd/system/vminsightd.service.d
+printf '[Service]\nWatchdogSec=4s\n' >/run/systemd/system/vminsightd.service.d/50-lab-watchdog.conf
+systemctl daemon-reload && systemctl restart vminsightd
+r0=$(restarts)
+kill -STOP "$(systemctl show -p MainPID --value vminsightd)"
+if wait_for 60 restarted "$r0"; then
+	journalctl -b -u vminsightd --no-pager | grep -q 'Watchdog timeout' &&
+		step watchdog PASS "stopped loop killed and restarted" ||
+		step watchdog FAIL "restarted, but not by the watchdog"
+else
+	step watchdog FAIL "not restarted after SIGSTOP: $(systemctl show -p ActiveState -p NRestarts vminsightd | tr '\n' ' ')"
+fi
+rm -rf /run/systemd/system/vminsightd.service.d && systemctl daemon-reload
+
 # 9. db was never enabled: not one event names it.
 [ "$(n_events db)" = 0 ] && step db-silent PASS || step db-silent FAIL "$(n_events db) events for db"
 
 # 10. What systemd thinks of the unit.
 systemd-analyze security --no-pager vminsightd.service >"$out/security.txt" 2>&1
 step security PASS "$(tail -n1 "$out/security.txt")"
-systemctl show -p NRestarts --value vminsightd >"$out/nrestarts.txt"
 journalctl -b -u vminsightd --no-pager >"$out/vminsightd.journal.txt" 2>&1
 cp "$EV" "$out/events.jsonl"
 systemctl stop vminsightd
