@@ -79,6 +79,9 @@ void DomainManager::reconcile(Entry& e, const std::string& why) {
         e.retry_at = {};
         return;
     }
+    // A new policy or labels: the VM is judged by other rules from now on, so it is attached
+    // afresh with them (its processes are listed again as seen).
+    if (e.att && *e.info.monitor != e.attached_with) detach(e, "monitoring-settings-changed");
     if (!e.att) attach(e);
 }
 
@@ -87,6 +90,7 @@ void DomainManager::attach(Entry& e) {
     if (now < e.retry_at) return;
     try {
         e.att = attach_(e.info);
+        e.attached_with = *e.info.monitor;
         e.error.clear();
         e.reported_error.clear();
         e.backoff = std::chrono::seconds(1);

@@ -57,8 +57,9 @@ class DomainManager {
     struct Entry {
         libvirt::DomainInfo info;
         std::unique_ptr<Attachment> att;
-        std::string error;           // why the last attach failed; empty: none
-        std::string reported_error;  // the last error put in the feed (once per change)
+        libvirt::MonitorSetting attached_with;  // the policy and labels it was attached with
+        std::string error;                      // why the last attach failed; empty: none
+        std::string reported_error;             // the last error put in the feed (once per change)
         std::string metadata_error_reported;
         std::chrono::steady_clock::time_point retry_at{};
         std::chrono::seconds backoff{1};

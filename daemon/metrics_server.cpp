@@ -1,5 +1,6 @@
 #include "metrics_server.hpp"
 
+#include <functional>
 #include <memory>
 #include <sstream>
 #include <stdexcept>
@@ -38,32 +39,62 @@ std::uint64_t u(const json& j, const char* k) {
 
 std::string prometheus_text(const json& st) {
     std::ostringstream o;
-    const std::string vm = label(st.contains("vm") ? st["vm"].value("name", "") : "");
-    const json m = st.value("monitor", json::object());
-    auto metric = [&](const char* name, const char* type, const char* help, std::uint64_t v) {
-        o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n'
-          << name << "{vm=\"" << vm << "\"} " << v << '\n';
+    // One VM (--qemu-pid): its status is the whole status. Under libvirt: one per attached VM.
+    const bool many = st.contains("vms");
+    const json vms = many ? st["vms"] : json::array({st});
+    const auto vm_name = [](const json& v) {
+        return label(v.contains("vm") ? v["vm"].value("name", "") : "");
     };
-    metric("vminsight_records_read_total", "counter", "Ring records read.", u(m, "records_read"));
-    metric("vminsight_records_lost_total", "counter", "Ring records lost in the kernel.",
-           u(m, "records_lost_kernel"));
-    metric("vminsight_syscalls_trapped_total", "counter", "Syscalls trapped.",
-           u(m, "syscalls_trapped"));
-    metric("vminsight_syscalls_denied_total", "counter", "Syscalls denied by the module.",
-           u(m, "syscalls_denied"));
-    metric("vminsight_scans_total", "counter", "Guest process listings.", u(m, "scans"));
-    metric("vminsight_alerts_total", "counter", "Alerts raised.", u(st, "alerts"));
-    metric("vminsight_alerts_suppressed_total", "counter", "Alerts held back (rate, dedup).",
-           u(st, "alerts_suppressed"));
-    metric("vminsight_vm_paused", "gauge", "1 while a rule keeps the VM paused.",
-           st.value("paused_by_rule", false) ? 1 : 0);
+    const auto header = [&](const char* name, const char* type, const char* help) {
+        o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << ' ' << type << '\n';
+    };
+    // A per-VM metric: one line per VM; `value` reads it from that VM's status.
+    const auto per_vm = [&](const char* name, const char* type, const char* help,
+                            const std::function<std::uint64_t(const json&)>& value) {
+        header(name, type, help);
+        for (const auto& v : vms) o << name << "{vm=\"" << vm_name(v) << "\"} " << value(v) << '\n';
+    };
+    const auto mon = [](const char* k) {
+        return [k](const json& v) { return u(v.value("monitor", json::object()), k); };
+    };
+    const auto own = [](const char* k) { return [k](const json& v) { return u(v, k); }; };
+    per_vm("vminsight_records_read_total", "counter", "Ring records read.", mon("records_read"));
+    per_vm("vminsight_records_lost_total", "counter", "Ring records lost in the kernel.",
+           mon("records_lost_kernel"));
+    per_vm("vminsight_syscalls_trapped_total", "counter", "Syscalls trapped.",
+           mon("syscalls_trapped"));
+    per_vm("vminsight_syscalls_denied_total", "counter", "Syscalls denied by the module.",
+           mon("syscalls_denied"));
+    per_vm("vminsight_scans_total", "counter", "Guest process listings.", mon("scans"));
+    per_vm("vminsight_alerts_total", "counter", "Alerts raised.", own("alerts"));
+    per_vm("vminsight_alerts_suppressed_total", "counter", "Alerts held back (rate, dedup).",
+           own("alerts_suppressed"));
+    per_vm("vminsight_vm_paused", "gauge", "1 while a rule keeps the VM paused.",
+           [](const json& v) { return v.value("paused_by_rule", false) ? 1U : 0U; });
+    if (many) {
+        header("vminsight_vms_attached", "gauge", "VMs attached now.");
+        o << "vminsight_vms_attached " << vms.size() << '\n';
+        header("vminsight_libvirt_connected", "gauge", "1 while the libvirt connection is up.");
+        o << "vminsight_libvirt_connected "
+          << (st.value("libvirt", json::object()).value("state", "") == "connected" ? 1 : 0)
+          << '\n';
+    }
+    // The feed is the daemon's: labelled with the VM only when there is one.
+    const std::string feed_vm = many ? "" : "vm=\"" + vm_name(st) + "\",";
     const json feed = st.value("feed", json());
     if (feed.is_object()) {
-        metric("vminsight_spool_bytes", "gauge", "Bytes in the feed's spool.",
-               u(feed, "spool_bytes"));
-        metric("vminsight_spool_purged_records_total", "counter",
-               "Records dropped from a full spool before a sink had them.",
-               u(feed, "spool_purged_records"));
+        const auto daemon_metric = [&](const char* name, const char* type, const char* help,
+                                       std::uint64_t v) {
+            header(name, type, help);
+            o << name;
+            if (!many) o << "{vm=\"" << vm_name(st) << "\"}";
+            o << ' ' << v << '\n';
+        };
+        daemon_metric("vminsight_spool_bytes", "gauge", "Bytes in the feed's spool.",
+                      u(feed, "spool_bytes"));
+        daemon_metric("vminsight_spool_purged_records_total", "counter",
+                      "Records dropped from a full spool before a sink had them.",
+                      u(feed, "spool_purged_records"));
         const char* per_sink[][3] = {
             {"vminsight_sink_up", "gauge", "1 while the sink's receiver takes events."},
             {"vminsight_sink_delivered_total", "counter", "Events the receiver acknowledged."},
@@ -71,7 +102,7 @@ std::string prometheus_text(const json& st) {
             {"vminsight_sink_failures_total", "counter", "Failed deliveries (retried)."},
             {"vminsight_sink_backlog", "gauge", "Events not yet acknowledged."}};
         for (const auto& d : per_sink) {
-            o << "# HELP " << d[0] << ' ' << d[2] << "\n# TYPE " << d[0] << ' ' << d[1] << '\n';
+            header(d[0], d[1], d[2]);
             for (const auto& s : feed.value("sinks", json::array())) {
                 const std::string n(d[0]);
                 const std::uint64_t v = n == "vminsight_sink_up" ? (s.value("up", false) ? 1 : 0)
@@ -79,7 +110,7 @@ std::string prometheus_text(const json& st) {
                                         : n == "vminsight_sink_rejected_total"  ? u(s, "rejected")
                                         : n == "vminsight_sink_failures_total"  ? u(s, "failures")
                                                                                 : u(s, "backlog");
-                o << d[0] << "{vm=\"" << vm << "\",sink=\"" << label(s.value("name", ""))
+                o << d[0] << "{" << feed_vm << "sink=\"" << label(s.value("name", ""))
                   << "\",type=\"" << label(s.value("type", "")) << "\"} " << v << '\n';
             }
         }

@@ -222,6 +222,22 @@ TEST_F(Following, AttachesWhatIsEnabledAndFollowsItsLifecycle) {
     EXPECT_EQ(log_.back(), "stop test: daemon-stopped");
 }
 
+TEST_F(Following, AnotherPolicyMeansAttachingAfresh) {
+    std::vector<std::string> policies;
+    follow([&](const lv::DomainInfo& d) {
+        policies.push_back(d.monitor->policy);
+        return std::make_unique<FakeAttachment>(d.name, log_);
+    });
+    lv::write_monitor(test_.get(), on("web"));
+    ASSERT_TRUE(run_until(io_, [&] { return log_.size() == 1; }));
+    lv::write_monitor(test_.get(), on("web"));  // the same setting again: nothing changes
+    lv::write_monitor(test_.get(), on("db"));
+    ASSERT_TRUE(run_until(io_, [&] { return log_.size() == 3; }));
+    EXPECT_EQ(log_[1], "stop test: monitoring-settings-changed");
+    EXPECT_EQ(log_[2], "attach test");
+    EXPECT_EQ(policies, (std::vector<std::string>{"web", "db"}));
+}
+
 TEST_F(Following, AlreadyRunningDomainsAreAttachedAtStart) {
     lv::write_monitor(test_.get(), on());
     follow(

@@ -49,6 +49,32 @@ TEST(Metrics, ServesThePrometheusTextOfTheStatus) {
         std::string::npos);
 }
 
+// Under libvirt: one line per attached VM, the feed's metrics without a VM label, and the
+// daemon's own gauges.
+TEST(Metrics, OneSeriesPerAttachedVm) {
+    const nlohmann::json st = {
+        {"libvirt", {{"uri", "qemu:///system"}, {"state", "connected"}}},
+        {"vms",
+         {{{"vm", {{"name", "web"}}}, {"alerts", 1}, {"monitor", {{"records_read", 10}}}},
+          {{"vm", {{"name", "db"}}}, {"alerts", 2}, {"monitor", {{"records_read", 20}}}}}},
+        {"feed",
+         {{"spool_bytes", 1}, {"sinks", {{{"name", "local"}, {"type", "file"}, {"up", true}}}}}}};
+    const std::string r = vmid::prometheus_text(st);
+    EXPECT_NE(r.find("vminsight_records_read_total{vm=\"web\"} 10\n"), std::string::npos) << r;
+    EXPECT_NE(r.find("vminsight_records_read_total{vm=\"db\"} 20\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_alerts_total{vm=\"db\"} 2\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_vms_attached 2\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_libvirt_connected 1\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_sink_up{sink=\"local\",type=\"file\"} 1\n"), std::string::npos);
+    EXPECT_NE(r.find("vminsight_spool_bytes 1\n"), std::string::npos);
+    // HELP and TYPE once per metric, however many VMs.
+    std::size_t types = 0;
+    for (std::size_t at = 0;
+         (at = r.find("# TYPE vminsight_records_read_total", at)) != std::string::npos; ++at)
+        ++types;
+    EXPECT_EQ(types, 1U);
+}
+
 TEST(Metrics, OtherPathsAreNotFoundAndBadAddressesAreErrors) {
     asio::io_context io;
     vmid::MetricsServer m(io, "127.0.0.1:0", [] { return nlohmann::json::object(); });
