@@ -9,6 +9,22 @@ bin=$build/release/tests/bench
 "$bin/ring_bench"
 "$bin/memory_bench"
 "$bin/inspect_bench"
+# kallsyms derivation on the lab's real Debian kernels: each cached vmlinuz extracted to a
+# vmlinux whose sections are read at their link addresses (no symbol file).
+ks_tmp=$(mktemp -d)
+trap 'rm -rf "$ks_tmp"' EXIT
+ks_args=()
+for z in "${VMI_LAB_CACHE:-/var/cache/vminsight-lab}"/*/kernel/vmlinuz; do
+	[ -f "$z" ] || continue
+	abi=$(basename "$(dirname "$(dirname "$z")")")
+	bash scripts/extract-vmlinux.sh "$z" "$ks_tmp/$abi" && ks_args+=("$ks_tmp/$abi" "${abi%-*}")
+done
+if [ "${#ks_args[@]}" -gt 0 ]; then
+	"$bin/kallsyms_bench" "${ks_args[@]}"
+else
+	echo "kallsyms-derivation: no lab kernel cache (scripts/lab/build.sh), skipped"
+fi
+rm -rf "$ks_tmp"
 "$bin/policy_bench"
 "$bin/feed_bench" tests/support/http_receiver.py
 

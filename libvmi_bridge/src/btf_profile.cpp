@@ -126,6 +126,53 @@ std::uint64_t BtfProfile::percpu_current_task() const {
     return 0;
 }
 
+void BtfProfile::module_offsets(LinuxOffsets& o) const {
+    o.has_modules = false;
+    auto size = struct_size("module");
+    auto list = member("module", "list");
+    auto name = member("module", "name");
+    auto state = member("module", "state");
+    if (!size || !list || !name || !state || list->size != 16 || name->size == 0 ||
+        name->size > 256 || state->size != 4) {
+        return;
+    }
+    o.module_struct_size = *size;
+    o.module_list = list->offset;
+    o.module_name = name->offset;
+    o.module_name_size = name->size;
+    o.module_state = state->offset;
+    auto refcnt = member("module", "refcnt");
+    o.module_refcnt = refcnt && refcnt->size == 4 ? refcnt->offset : 0;
+    o.module_size_count = 0;
+    // 6.4+: struct module_memory mem[MOD_MEM_NUM_TYPES], MOD_TEXT first.
+    auto mem = member("module", "mem");
+    auto mem_size = struct_size("module_memory");
+    auto mem_base = member("module_memory", "base");
+    auto mem_len = member("module_memory", "size");
+    if (mem && mem_size && mem_base && mem_len && *mem_size > 0 && mem->size % *mem_size == 0 &&
+        mem->size / *mem_size >= 1 && mem->size / *mem_size <= o.module_sizes.size() &&
+        mem_base->size == 8 && mem_len->size == 4) {
+        o.module_base = mem->offset + mem_base->offset;
+        o.module_size_count = static_cast<std::size_t>(mem->size / *mem_size);
+        for (std::size_t i = 0; i < o.module_size_count; ++i) {
+            o.module_sizes[i] = mem->offset + i * *mem_size + mem_len->offset;
+        }
+        o.has_modules = true;
+        return;
+    }
+    // 6.1: struct module_layout core_layout, init_layout.
+    auto core = member("module", "core_layout");
+    auto init = member("module", "init_layout");
+    auto lay_base = member("module_layout", "base");
+    auto lay_len = member("module_layout", "size");
+    if (core && lay_base && lay_len && lay_base->size == 8 && lay_len->size == 4) {
+        o.module_base = core->offset + lay_base->offset;
+        o.module_sizes[o.module_size_count++] = core->offset + lay_len->offset;
+        if (init) o.module_sizes[o.module_size_count++] = init->offset + lay_len->offset;
+        o.has_modules = true;
+    }
+}
+
 Result<LinuxOffsets> BtfProfile::linux_offsets() const {
     LinuxOffsets o;
     auto size = struct_size("task_struct");
@@ -210,6 +257,7 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
                            {"task_struct", "thread_node", &o.task_thread_node, 16}});
     if (o.has_threads) group({{"signal_struct", "nr_threads", &o.signal_nr_threads, 4}});
     o.percpu_current_task = percpu_current_task();
+    module_offsets(o);
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

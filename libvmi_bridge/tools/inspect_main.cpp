@@ -1,10 +1,16 @@
-// vminsight-inspect: list the processes of a Linux guest from a memory snapshot with zero
-// configuration (no vmlinux, no System.map, no profile): struct layouts come from the guest
-// kernel's own BTF, init_task from its run-time comm.
+// vminsight-inspect: list the processes, kernel symbols and loaded modules of a Linux guest
+// from a memory snapshot with zero configuration (no vmlinux, no System.map, no profile):
+// struct layouts come from the guest kernel's own BTF, init_task from its run-time comm,
+// symbols from the kernel's kallsyms tables in its memory.
 //
 //   vminsight-inspect ps      --snapshot FILE [--cr3 HEX] [--la57] [--json]
 //   vminsight-inspect pstree  --snapshot FILE [--cr3 HEX] [--la57] [--json]
 //   vminsight-inspect profile --snapshot FILE [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect modules --snapshot FILE [--cr3 HEX] [--la57] [--json]
+//
+// symbols with no NAME prints every symbol like /proc/kallsyms; a NAME prints each symbol of
+// that name, an address the symbol it falls in. Exit status 1 if a NAME or address is unknown.
 //
 // FILE is a QEMU `dump-guest-memory` ELF (CR3 from its QEMU notes) or a raw `pmemsave` image
 // (file offset == guest-physical address; needs --cr3).
@@ -23,20 +29,28 @@
 
 #include "vmi/elf_core_memory.hpp"
 #include "vmi/image_memory.hpp"
+#include "vmi/kallsyms.hpp"
 #include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
+#include "vmi/modules.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: vminsight-inspect ps|pstree|profile --snapshot FILE [--cr3 HEX] [--la57] [--json]\n"
+    "usage: vminsight-inspect ps|pstree|profile|modules --snapshot FILE [--cr3 HEX] [--la57] "
+    "[--json]\n"
+    "       vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] "
+    "[--json]\n"
     "  FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw pmemsave image\n"
-    "        (needs --cr3).\n";
+    "        (needs --cr3).\n"
+    "  symbols: every kernel symbol (like /proc/kallsyms), or the named ones, or the symbol an\n"
+    "           address falls in.\n";
 
 struct Args {
     std::string cmd;
     std::string snapshot;
     std::vector<std::uint64_t> cr3s;
+    std::vector<std::string> names;  // symbols: names or 0x addresses
     bool json = false;
     bool la57 = false;
 };
@@ -54,7 +68,8 @@ Args parse(int argc, char** argv) {
         std::fputs(kUsage, stdout);
         std::exit(0);
     }
-    if (a.cmd != "ps" && a.cmd != "pstree" && a.cmd != "profile")
+    if (a.cmd != "ps" && a.cmd != "pstree" && a.cmd != "profile" && a.cmd != "symbols" &&
+        a.cmd != "modules")
         usage_error("unknown command '" + a.cmd + "'");
     for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -77,6 +92,8 @@ Args parse(int argc, char** argv) {
             a.json = true;
         } else if (arg == "--la57") {
             a.la57 = true;
+        } else if (a.cmd == "symbols" && !arg.empty() && arg[0] != '-') {
+            a.names.push_back(arg);
         } else {
             usage_error("unknown argument '" + arg + "'");
         }
@@ -136,7 +153,12 @@ nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3)
           {"has_args", o.has_args},
           {"mm_arg_start", o.mm_arg_start},
           {"has_threads", o.has_threads},
-          {"task_signal", o.task_signal}}},
+          {"task_signal", o.task_signal},
+          {"has_modules", o.has_modules},
+          {"module_list", o.module_list},
+          {"module_name", o.module_name},
+          {"module_base", o.module_base},
+          {"module_size_fields", o.module_size_count}}},
     };
 }
 
@@ -239,6 +261,137 @@ void print_tree(const std::vector<vmi::Process>& procs) {
     for (const auto* r : t.roots) print_node(t, *r, "", true, true, done, 0);
 }
 
+nlohmann::json kallsyms_json(const vmi::KernelSymbols& ks) {
+    const vmi::KallsymsInfo& i = ks.info();
+    return {
+        {"count", ks.size()},
+        {"num_syms_va", hex(i.num_syms_va)},
+        {"names_va", hex(i.names_va)},
+        {"markers_va", hex(i.markers_va)},
+        {"token_table_va", hex(i.token_table_va)},
+        {"token_index_va", hex(i.token_index_va)},
+        {"offsets_va", hex(i.offsets_va)},
+        {"relative_base_va", hex(i.relative_base_va)},
+        {"relative_base", hex(i.relative_base)},
+        {"slide", hex(i.slide)},
+        {"absolute_percpu", i.absolute_percpu},
+        {"offsets_after_token_index", i.offsets_after_token_index},
+        {"bytes_scanned", i.bytes_scanned},
+        {"token_index_candidates", i.token_index_candidates},
+        {"scan_ms", ms(i.scan_time)},
+        {"decode_ms", ms(i.decode_time)},
+        {"total_ms", ms(i.total_time)},
+        {"missing_well_known", i.missing_well_known},
+    };
+}
+
+nlohmann::json symbol_json(const vmi::KernelSymbol& s) {
+    return {{"name", std::string(s.name)},
+            {"type", std::string(1, s.type)},
+            {"address", hex(s.address)}};
+}
+
+// A "0x..." argument of `symbols`: an address to symbolize.
+bool parse_address(const std::string& s, std::uint64_t& out) {
+    if (s.size() < 3 || s[0] != '0' || (s[1] != 'x' && s[1] != 'X')) return false;
+    char* end = nullptr;
+    errno = 0;
+    out = std::strtoull(s.c_str() + 2, &end, 16);
+    return end != nullptr && *end == '\0' && errno == 0;
+}
+
+// `symbols`: every symbol, or the named ones / the symbols the addresses fall in. Returns the
+// exit status (1 if something asked for is unknown).
+int print_symbols(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& ks) {
+    int rc = 0;
+    nlohmann::json list = nlohmann::json::array();
+    nlohmann::json missing = nlohmann::json::array();
+    auto emit = [&](const vmi::KernelSymbol& s) {
+        if (a.json) {
+            list.push_back(symbol_json(s));
+        } else {
+            std::printf("%016llx %c %s\n", static_cast<unsigned long long>(s.address), s.type,
+                        std::string(s.name).c_str());
+        }
+    };
+    if (a.names.empty()) {
+        for (std::size_t i = 0; i < ks.size(); ++i) emit(ks.at(i));
+    }
+    for (const std::string& q : a.names) {
+        std::uint64_t addr = 0;
+        if (parse_address(q, addr)) {
+            auto loc = ks.symbolize(addr);
+            if (!loc) {
+                missing.push_back(q);
+                rc = 1;
+                continue;
+            }
+            if (a.json) {
+                nlohmann::json j = symbol_json(loc->symbol);
+                j["query"] = q;
+                j["offset"] = hex(loc->offset);
+                j["size"] = hex(loc->size);
+                list.push_back(std::move(j));
+            } else {
+                std::printf("%016llx %c %s+%s/%s\n", static_cast<unsigned long long>(addr),
+                            loc->symbol.type, std::string(loc->symbol.name).c_str(),
+                            hex(loc->offset).c_str(), hex(loc->size).c_str());
+            }
+            continue;
+        }
+        const auto all = ks.lookup(q);
+        if (all.empty()) {
+            missing.push_back(q);
+            rc = 1;
+        }
+        for (const auto& s : all) emit(s);
+    }
+    if (a.json) {
+        nlohmann::json doc = {{"snapshot", a.snapshot},
+                              {"cr3", hex(cr3)},
+                              {"kallsyms", kallsyms_json(ks)},
+                              {"symbols", std::move(list)},
+                              {"missing", std::move(missing)}};
+        std::printf("%s\n",
+                    doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+    } else {
+        for (const auto& q : missing) {
+            std::fprintf(stderr, "vminsight-inspect: %s: no kernel symbol %s\n", a.snapshot.c_str(),
+                         printable(q.get<std::string>()).c_str());
+        }
+    }
+    return rc;
+}
+
+void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& ks,
+                   std::uint64_t head, const std::vector<vmi::KernelModule>& mods) {
+    if (a.json) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const auto& m : mods) {
+            list.push_back({{"name", m.name},
+                            {"size", m.size},
+                            {"refcount", opt(m.refcount)},
+                            {"state", std::string(vmi::module_state_name(m.state))},
+                            {"address", hex(m.base)},
+                            {"module", hex(m.module_va)}});
+        }
+        nlohmann::json doc = {{"snapshot", a.snapshot},
+                              {"cr3", hex(cr3)},
+                              {"kallsyms", kallsyms_json(ks)},
+                              {"modules_head", hex(head)},
+                              {"modules", std::move(list)}};
+        std::printf("%s\n",
+                    doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
+        return;
+    }
+    std::printf("%-24s %10s %5s %-9s %s\n", "MODULE", "SIZE", "REFS", "STATE", "ADDRESS");
+    for (const auto& m : mods) {
+        std::printf("%-24s %10llu %5s %-9s %s\n", m.name.c_str(),
+                    static_cast<unsigned long long>(m.size), num(m.refcount).c_str(),
+                    std::string(vmi::module_state_name(m.state)).c_str(), hex(m.base).c_str());
+    }
+}
+
 int run(const Args& a) {
     std::unique_ptr<vmi::GuestMemory> mem;
     std::vector<std::uint64_t> cr3s = a.cr3s;
@@ -308,6 +461,26 @@ int run(const Args& a) {
                     static_cast<unsigned long long>(o.cred_uid),
                     static_cast<unsigned long long>(o.mm_pgd));
             }
+            return 0;
+        }
+        if (a.cmd == "symbols" || a.cmd == "modules") {
+            auto ks = vmi::discover_kernel_symbols(*mem, cr3, *prof, a.la57);
+            if (!ks) {
+                errors += "\n  cr3 " + hex(cr3) + ": kallsyms: " + ks.error().message();
+                continue;
+            }
+            if (a.cmd == "symbols") return print_symbols(a, cr3, *ks);
+            const auto head = vmi::modules_list_head(*ks);
+            if (!head) {
+                errors += "\n  cr3 " + hex(cr3) + ": kallsyms has no `modules` list head";
+                continue;
+            }
+            auto mods = vmi::list_modules(*mem, cr3, prof->offsets, *head, a.la57);
+            if (!mods) {
+                errors += "\n  cr3 " + hex(cr3) + ": listing modules: " + mods.error().message();
+                continue;
+            }
+            print_modules(a, cr3, *ks, *head, *mods);
             return 0;
         }
         vmi::LinuxGuest guest(*mem, prof->offsets, prof->init_task_va, a.la57);

@@ -2,6 +2,7 @@
 // profile file needed.
 #pragma once
 
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -72,6 +73,20 @@ struct LinuxOffsets {
     // kernel's GS base); the per-CPU variable current_task (6.1) or pcpu_hot.current_task
     // (6.2 on). 0 = not known (a BTF without per-CPU variables).
     std::uint64_t percpu_current_task = 0;
+    // Loaded modules (optional group): each struct module is on the kernel's `modules` list.
+    bool has_modules = false;
+    std::uint64_t module_struct_size = 0;
+    std::uint64_t module_list = 0;       // struct list_head
+    std::uint64_t module_name = 0;       // char[module_name_size]
+    std::uint64_t module_name_size = 0;  // MODULE_NAME_LEN (56 on x86-64)
+    std::uint64_t module_state = 0;      // enum module_state (4 bytes)
+    std::uint64_t module_refcnt = 0;     // atomic_t; 0 = not known (no CONFIG_MODULE_UNLOAD)
+    /// void*: start of the module's text, core_layout.base (6.1) or mem[MOD_TEXT].base (6.4+).
+    std::uint64_t module_base = 0;
+    /// u32 fields whose sum /proc/modules shows as the size: core_layout.size and
+    /// init_layout.size (6.1), or mem[i].size for every region i (6.4+).
+    std::array<std::uint64_t, 8> module_sizes{};
+    std::size_t module_size_count = 0;
 };
 
 class BtfProfile {
@@ -94,6 +109,9 @@ class BtfProfile {
     [[nodiscard]] Result<LinuxOffsets> linux_offsets() const;
     /// Offset of the running task pointer in the per-CPU area; 0 when the BTF does not say.
     [[nodiscard]] std::uint64_t percpu_current_task() const;
+    /// Fills the module group of `o` (has_modules) when the BTF describes struct module with
+    /// either layout; leaves it off otherwise.
+    void module_offsets(LinuxOffsets& o) const;
 
   private:
     struct BtfDeleter {

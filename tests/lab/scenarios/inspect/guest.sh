@@ -1,8 +1,18 @@
 #!/bin/sh
-# Guest side of the inspect scenario: start canary processes with distinctive names (one the
-# child of another), print how the guest itself sees them, then keep running with a heartbeat
-# while the host snapshots guest memory.
+# Guest side of the inspect scenario: load two kernel modules, start canary processes with
+# distinctive names (one the child of another), print how the guest itself sees them, its
+# symbols and its modules, then keep running with a heartbeat while the host snapshots guest
+# memory.
 set -eu
+# Two modules of this very kernel build (host.sh appends /modules to our initramfs): kvm needs
+# irqbypass, so the list has a dependency and a reference count above zero.
+for m in irqbypass kvm; do
+	if [ -f "/modules/$m.ko" ]; then
+		insmod "/modules/$m.ko" 2>&1 | sed "s/^/MODULE-NOTE insmod $m: /" || true
+	else
+		echo "MODULE-NOTE no /modules/$m.ko"
+	fi
+done
 tag=$(od -An -N2 -tx2 /dev/urandom | tr -d ' \n' | cut -c1-3)
 mkdir -p /tmp/canary
 for i in 1 2 3; do
@@ -60,5 +70,10 @@ for p in /proc/[0-9]*; do
 	echo "PROC pid=$pid ppid=$ppid uid=$uid euid=$euid gid=$gid threads=$threads" \
 		"comm=$comm exe=$exe argv=$argv"
 done
+# Kernel symbols as the guest itself shows them (root: real addresses; core kernel lines only,
+# module symbols end in "[module]"), and its modules.
+grep -E ' (_text|_stext|_etext|_end|init_task|modules|sys_call_table|idt_table|schedule|do_sys_open|kallsyms_lookup_name|fixed_percpu_data|jiffies_64|start_kernel)$' \
+	/proc/kallsyms | sed 's/^/KALLSYMS /'
+sed 's/^/MODULE /' /proc/modules
 echo "GUEST-SCENARIO-DONE"
 exec /bin/vmi-heartbeat

@@ -1,9 +1,10 @@
 #!/bin/sh
 # Lab host side of the inspect scenario: zero-configuration introspection of a memory
-# snapshot. Boots the guest, waits for its canaries, dumps guest memory as an ELF core through
-# the HMP monitor (a QEMU "pipe" chardev: busybox has no unix-socket client), then runs
-# vminsight-inspect on the dump with no vmlinux, System.map or CR3 given. Each step appends
-# "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. Waits are bounded polls.
+# snapshot. Boots the guest (with two of this kernel's modules added to its initramfs), waits
+# for its canaries, dumps guest memory as an ELF core through the HMP monitor (a QEMU "pipe"
+# chardev: busybox has no unix-socket client), then runs vminsight-inspect on the dump with no
+# vmlinux, System.map or CR3 given: processes, kernel symbols (kallsyms) and modules. Each
+# step appends "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. Waits are bounded polls.
 set -u
 # shellcheck source=../../lib.sh
 . "$LAB_SCENARIO/lib.sh"
@@ -13,6 +14,21 @@ mon=/tmp/mon
 
 [ -x "$P/vminsight-inspect" ] && step payload PASS || step payload FAIL "no $P/vminsight-inspect"
 for f in vmlinux System.map; do rm -f "/tmp/$f"; done
+
+# The guest loads irqbypass.ko and kvm.ko from /modules: the lab host's own copies (same
+# kernel build), appended to the guest's initramfs as a second newc archive (the kernel
+# unpacks concatenated archives).
+extra=/tmp/guest-extra
+rm -rf "$extra" && mkdir -p "$extra/modules"
+if cp /lab/modules/irqbypass.ko /lab/modules/kvm.ko "$extra/modules/" &&
+	(cd "$extra" && find modules | cpio -o -H newc >/tmp/guest-extra.cpio 2>/dev/null) &&
+	cat "$LAB_GUEST_INITRD" /tmp/guest-extra.cpio >/tmp/guest-initrd.cpio; then
+	LAB_GUEST_INITRD=/tmp/guest-initrd.cpio
+	step guest-modules PASS "irqbypass.ko kvm.ko"
+else
+	step guest-modules FAIL "could not add /lab/modules/{irqbypass,kvm}.ko to the guest initramfs"
+fi
+rm -rf "$extra" /tmp/guest-extra.cpio
 
 rm -f "$mon.in" "$mon.out" "$dump"
 mkfifo "$mon.in" "$mon.out"
@@ -57,6 +73,35 @@ if "$P/vminsight-inspect" pstree --snapshot "$dump" >"$out/pstree.txt" 2>>"$out/
 else
 	step pstree FAIL "$(head -c 400 "$out/ps.err")"
 fi
+# Kernel symbols from the guest's kallsyms: the names the guest printed from /proc/kallsyms
+# (check compares the addresses), then the whole table (counted here, not shipped).
+names=$(tr -d '\r' <"$out/guest.log" | sed -n 's/^KALLSYMS [0-9a-f]* . \([^ ]*\)$/\1/p' | sort -u)
+t0=$(uptime_ms)
+# shellcheck disable=SC2086 # one argument per name
+if "$P/vminsight-inspect" symbols --snapshot "$dump" --json $names >"$out/symbols.json" \
+	2>"$out/symbols.err"; then
+	step symbols PASS "$(echo $names | wc -w) names"
+else
+	step symbols FAIL "$(head -c 400 "$out/symbols.err")"
+fi
+echo "symbols_wall_ms=$(($(uptime_ms) - t0))" >>"$out/metrics.txt"
+n=$("$P/vminsight-inspect" symbols --snapshot "$dump" 2>>"$out/symbols.err" | wc -l)
+[ "$n" -gt 50000 ] && step symbols-all PASS "$n symbols" || step symbols-all FAIL "$n symbols"
+if "$P/vminsight-inspect" symbols --snapshot "$dump" no_such_symbol_vmi >/dev/null \
+	2>>"$out/symbols.err"; then
+	step symbols-unknown FAIL "an unknown name was not an error"
+else
+	step symbols-unknown PASS
+fi
+
+if "$P/vminsight-inspect" modules --snapshot "$dump" --json >"$out/modules.json" \
+	2>"$out/modules.err" &&
+	"$P/vminsight-inspect" modules --snapshot "$dump" >"$out/modules.txt" 2>>"$out/modules.err"; then
+	step modules PASS "$(($(wc -l <"$out/modules.txt") - 1)) modules"
+else
+	step modules FAIL "$(head -c 400 "$out/modules.err")"
+fi
+
 # Errors must name the file and not crash on garbage.
 head -c 100000 "$dump" >/tmp/truncated.elf
 if "$P/vminsight-inspect" ps --snapshot /tmp/truncated.elf >/dev/null 2>"$out/truncated.err"; then
