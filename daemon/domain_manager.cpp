@@ -75,6 +75,7 @@ void DomainManager::reconcile(Entry& e, const std::string& why) {
         }
         e.error.clear();
         e.reported_error.clear();
+        e.failures = 0;
         e.backoff = std::chrono::seconds(1);
         e.retry_at = {};
         return;
@@ -91,6 +92,7 @@ void DomainManager::attach(Entry& e) {
     try {
         e.att = attach_(e.info);
         e.attached_with = *e.info.monitor;
+        e.failures = 0;
         e.error.clear();
         e.reported_error.clear();
         e.backoff = std::chrono::seconds(1);
@@ -100,11 +102,15 @@ void DomainManager::attach(Entry& e) {
     } catch (const std::exception& ex) {
         e.error = ex.what();
         e.retry_at = now + e.backoff;
+        ++e.failures;
         // Said once per distinct reason, so a domain that cannot be attached does not flood
-        // the feed; retried with backoff meanwhile.
-        if (e.error != e.reported_error)
+        // the feed; retried with backoff meanwhile. A first failure is often the moment
+        // itself (QEMU just started, the last session still winding down): said only if the
+        // first retry fails too.
+        if (e.failures >= 2 && e.error != e.reported_error) {
             emit(e, "vm-attach-failed", {{"error", e.error}, {"retry_in_s", e.backoff.count()}});
-        e.reported_error = e.error;
+            e.reported_error = e.error;
+        }
         e.backoff = std::min(e.backoff * 2, std::chrono::seconds(kMaxRetry));
     }
 }
@@ -149,6 +155,12 @@ void DomainManager::stop_all(const std::string& reason) {
     for (auto& [uuid, e] : by_uuid_)
         if (e.att) detach(e, reason);
     changed_now();
+}
+
+bool DomainManager::idle() const {
+    for (const auto& [uuid, e] : by_uuid_)
+        if (e.att) return false;
+    return std::all_of(draining_.begin(), draining_.end(), [](const auto& a) { return a->idle(); });
 }
 
 Attachment* DomainManager::attached(const std::string& name_or_uuid) {

@@ -38,6 +38,8 @@ class DomainManager {
     void changed(const libvirt::DomainInfo& info, const std::string& why);
     /// Detach everything (the daemon stops).
     void stop_all(const std::string& reason);
+    /// Nothing attached, and nothing detached still at work (a memory dump being written).
+    [[nodiscard]] bool idle() const;
 
     /// The attachment of a domain (by name or uuid), or null.
     Attachment* attached(const std::string& name_or_uuid);
@@ -59,6 +61,7 @@ class DomainManager {
         std::unique_ptr<Attachment> att;
         libvirt::MonitorSetting attached_with;  // the policy and labels it was attached with
         std::string error;                      // why the last attach failed; empty: none
+        unsigned failures = 0;                  // attach failures in a row
         std::string reported_error;             // the last error put in the feed (once per change)
         std::string metadata_error_reported;
         std::chrono::steady_clock::time_point retry_at{};

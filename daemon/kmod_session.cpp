@@ -17,7 +17,8 @@ namespace {
 
 }  // namespace
 
-KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages) {
+KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages,
+                         std::chrono::milliseconds busy_wait) {
     UniqueFd dev(::open(device.c_str(), O_RDWR | O_CLOEXEC));
     if (!dev.valid()) fail("open " + device + " (is vminsight.ko loaded?)");
     vmi_attach req{};
@@ -25,14 +26,16 @@ KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t dat
     req.data_pages = data_pages;
     // EBUSY: another session, or the last one still waiting for an idle vCPU to drop its
     // syscall traps (it does at the vCPU's next entry). Give the latter a few seconds.
-    for (int tries = 0; tries < 60; ++tries) {
+    for (auto waited = std::chrono::milliseconds(0);; waited += std::chrono::milliseconds(50)) {
         session_ = UniqueFd(::ioctl(dev.get(), VMI_IOC_ATTACH, &req));
-        if (session_.valid() || errno != EBUSY) break;
+        if (session_.valid() || errno != EBUSY || waited >= busy_wait) break;
         ::usleep(50000);
     }
-    if (!session_.valid())
-        fail(device + ": VMI_IOC_ATTACH" +
-             (errno == EBUSY ? std::string(" (another session holds this VM)") : ""));
+    if (!session_.valid() && errno == EBUSY)
+        throw KmodBusy(device +
+                       ": VMI_IOC_ATTACH: another session holds this VM (or is "
+                       "still winding down)");
+    if (!session_.valid()) fail(device + ": VMI_IOC_ATTACH");
 
     // Map the header page alone to learn the ring's geometry, then the whole ring.
     const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
@@ -50,13 +53,18 @@ KmodSession::KmodSession(const std::string& device, int vm_fd, std::uint32_t dat
     ring_.emplace(mapping_);
 }
 
-KmodSession::~KmodSession() {
+KmodSession::~KmodSession() { close(); }
+
+void KmodSession::close() {
     ring_.reset();
     if (!mapping_.empty()) ::munmap(mapping_.data(), mapping_.size());
+    mapping_ = {};
+    session_.reset();
 }
 
 vmi_status KmodSession::status() const {
     vmi_status st{};
+    if (!session_.valid()) return st;
     if (::ioctl(session_.get(), VMI_IOC_STATUS, &st) < 0) fail("VMI_IOC_STATUS");
     return st;
 }

@@ -1,6 +1,7 @@
 // One attachment of vminsight.ko to a VM: the session fd, its mapped ring, its ioctls.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -17,6 +18,10 @@ namespace vmid {
 struct KmodError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+/// The VM has a session already (maybe the last one, still winding down): try again later.
+struct KmodBusy : KmodError {
+    using KmodError::KmodError;
+};
 
 struct GuestMemslot {
     std::uint64_t gpa, size, hva;
@@ -24,13 +29,20 @@ struct GuestMemslot {
 
 class KmodSession {
   public:
-    /// Attaches to the VM behind `vm_fd` through `device` (normally /dev/vminsight).
-    KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages = 0);
+    /// Attaches to the VM behind `vm_fd` through `device` (normally /dev/vminsight). While the
+    /// VM's previous session still winds down (EBUSY) it retries for up to `busy_wait`
+    /// (blocking); after that, or at once with 0, it throws KmodBusy.
+    KmodSession(const std::string& device, int vm_fd, std::uint32_t data_pages = 0,
+                std::chrono::milliseconds busy_wait = std::chrono::seconds(3));
     ~KmodSession();
     KmodSession(const KmodSession&) = delete;
     KmodSession& operator=(const KmodSession&) = delete;
 
     [[nodiscard]] int fd() const noexcept { return session_.get(); }
+    /// Detach now: unmap the ring and close the session (the module winds it down). status()
+    /// then reports zeros.
+    void close();
+    [[nodiscard]] bool is_open() const noexcept { return session_.valid(); }
     RingReader& ring() noexcept { return *ring_; }
     [[nodiscard]] vmi_status status() const;
     /// Requests traps (VMI_TRAP_*) with the KVM layout the module needs to set them.

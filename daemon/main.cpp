@@ -10,8 +10,10 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <variant>
 #include <vector>
 
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -163,7 +165,8 @@ int main(int argc, char** argv) {
             auto attach =
                 [&](const vmid::libvirt::DomainInfo& d) -> std::unique_ptr<vmid::Attachment> {
                 vmid::Options o = opts;
-                o.qemu_pid = vmid::find_qemu_by_uuid(d.uuid);
+                o.qemu_pid = vmid::find_domain_qemu(d.name, d.uuid);
+                o.attach_busy_wait = std::chrono::milliseconds(0);  // retried by the manager
                 o.vm_name = d.name;
                 o.vm_uuid = d.uuid;
                 o.vm_metadata = d.monitor->labels;
@@ -226,7 +229,17 @@ int main(int argc, char** argv) {
             if (!rules)
                 throw std::runtime_error("no --policy or --policy-dir given: nothing to reload");
             notify.reloading();
-            auto loaded = load_rules(opts);
+            // READY again however the reload ends, or systemd waits on "reloading".
+            struct ReadyAgain {
+                std::function<void()> f;
+                ~ReadyAgain() { f(); }
+            } ready_again{[&] { notify.ready(domains ? domains->summary() : "reloaded"); }};
+            std::variant<policy::PolicySet, std::vector<std::string>> loaded;
+            try {
+                loaded = load_rules(opts);
+            } catch (const std::exception& e) {  // e.g. a --policy-dir that went away
+                loaded = std::vector<std::string>{e.what()};
+            }
             std::vector<std::string> errors;
             if (auto* bad = std::get_if<std::vector<std::string>>(&loaded)) {
                 errors = *bad;
@@ -239,7 +252,6 @@ int main(int argc, char** argv) {
                     for (auto& e : a.apply_rules(*rules, by)) errors.push_back(std::move(e));
                 });
             }
-            notify.ready(domains ? domains->summary() : "reloaded");
             return {{"ok", errors.empty()}, {"errors", errors}, {"rules", rules->rule_count()}};
         };
         const auto status = [&]() -> json {
@@ -325,6 +337,15 @@ int main(int argc, char** argv) {
             notify.ready(domains->summary());
         }
         while (!stopping && !(single && single->stopped()) && io.run_one()) {
+        }
+        // A detached VM may still have a memory dump being written (and the VM stopped for
+        // it): let it end, with its event and the VM continued, within systemd's stop timeout.
+        auto work = boost::asio::make_work_guard(io);
+        const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(80);
+        while (((single && !single->idle()) || (domains && !domains->idle())) &&
+               std::chrono::steady_clock::now() < deadline) {
+            if (io.stopped()) io.restart();
+            io.run_one_for(std::chrono::milliseconds(100));
         }
         return 0;
     } catch (const std::exception& e) {

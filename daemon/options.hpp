@@ -29,6 +29,9 @@ struct Options {
     std::string feed_config;    // JSON: spool and sinks (feed::parse_feed_config)
     std::string metrics;        // ADDRESS:PORT for Prometheus (GET /metrics); empty: none
     std::uint32_t ring_pages = 0;
+    // How long attaching may block while the VM's previous session winds down (one VM: wait;
+    // many: 0, the domain manager retries without holding up the others).
+    std::chrono::milliseconds attach_busy_wait{3000};
     bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};
     std::chrono::milliseconds rescan_min_gap{20};

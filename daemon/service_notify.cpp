@@ -8,10 +8,7 @@ namespace vmid {
 
 ServiceNotifier::ServiceNotifier(boost::asio::io_context& io) : timer_(io) {
     std::uint64_t usec = 0;
-    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) {
-        every_ = std::chrono::microseconds(usec / 2);
-        ping();
-    }
+    if (sd_watchdog_enabled(0, &usec) > 0 && usec > 0) every_ = std::chrono::microseconds(usec / 2);
 }
 
 void ServiceNotifier::ping() {
@@ -22,8 +19,14 @@ void ServiceNotifier::ping() {
     });
 }
 
+// The first WATCHDOG=1 arms systemd's watchdog, so pings start with READY: start-up is
+// bounded by TimeoutStartSec, not by the watchdog.
 void ServiceNotifier::ready(const std::string& status) {
     sd_notify(0, ("READY=1\nSTATUS=" + status).c_str());
+    if (every_.count() > 0 && !pinging_) {
+        pinging_ = true;
+        ping();
+    }
 }
 
 void ServiceNotifier::status(const std::string& status) {

@@ -13,7 +13,7 @@ namespace vmid {
 
 class ServiceNotifier {
   public:
-    /// Starts the watchdog pings when systemd asked for them (WatchdogSec=).
+    /// Watchdog pings (when systemd asked for them: WatchdogSec=) start with ready().
     explicit ServiceNotifier(boost::asio::io_context& io);
     void ready(const std::string& status);
     void status(const std::string& status);
@@ -27,6 +27,7 @@ class ServiceNotifier {
 
     boost::asio::steady_timer timer_;
     std::chrono::microseconds every_{0};
+    bool pinging_ = false;
 };
 
 }  // namespace vmid

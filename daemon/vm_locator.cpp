@@ -61,11 +61,38 @@ LocatedVm locate_vm(pid_t qemu_pid) {
     return vm;
 }
 
+namespace {
+
+std::string lower(std::string v) {
+    for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return v;
+}
+
+// Whether the command line at `cmdline` has "-uuid UUID" (UUID lower-case).
+bool runs_with_uuid(const fs::path& cmdline, const std::string& want) {
+    std::ifstream in(cmdline, std::ios::binary);
+    // QEMU's command lines are long but bounded; nothing else needs reading whole.
+    std::string all(256 * 1024, '\0');
+    in.read(all.data(), static_cast<std::streamsize>(all.size()));
+    all.resize(static_cast<std::size_t>(in.gcount()));
+    for (std::size_t at = 0; at < all.size();) {
+        const std::size_t nul = all.find('\0', at);
+        const std::string_view arg(all.data() + at,
+                                   (nul == std::string::npos ? all.size() : nul) - at);
+        if (arg == "-uuid" && nul != std::string::npos) {
+            const std::size_t end = all.find('\0', nul + 1);
+            return lower(all.substr(nul + 1, end == std::string::npos ? std::string::npos
+                                                                      : end - nul - 1)) == want;
+        }
+        if (nul == std::string::npos) break;
+        at = nul + 1;
+    }
+    return false;
+}
+
+}  // namespace
+
 pid_t find_qemu_by_uuid(const std::string& uuid, const std::string& proc) {
-    const auto lower = [](std::string v) {
-        for (char& c : v) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        return v;
-    };
     const std::string want = lower(uuid);
     std::vector<pid_t> found;
     std::error_code ec;
@@ -74,30 +101,33 @@ pid_t find_qemu_by_uuid(const std::string& uuid, const std::string& proc) {
         pid_t pid = 0;
         auto [p, err] = std::from_chars(name.data(), name.data() + name.size(), pid);
         if (err != std::errc() || p != name.data() + name.size() || pid <= 0) continue;
-        std::ifstream in(entry.path() / "cmdline", std::ios::binary);
-        // QEMU's command lines are long but bounded; nothing else needs reading whole.
-        std::string all(256 * 1024, '\0');
-        in.read(all.data(), static_cast<std::streamsize>(all.size()));
-        all.resize(static_cast<std::size_t>(in.gcount()));
-        for (std::size_t at = 0; at < all.size();) {
-            const std::size_t nul = all.find('\0', at);
-            const std::string_view arg(all.data() + at,
-                                       (nul == std::string::npos ? all.size() : nul) - at);
-            if (arg == "-uuid" && nul != std::string::npos) {
-                const std::size_t end = all.find('\0', nul + 1);
-                if (lower(all.substr(nul + 1, end == std::string::npos ? std::string::npos
-                                                                       : end - nul - 1)) == want)
-                    found.push_back(pid);
-                break;
-            }
-            if (nul == std::string::npos) break;
-            at = nul + 1;
-        }
+        if (runs_with_uuid(entry.path() / "cmdline", want)) found.push_back(pid);
     }
     if (found.empty()) throw LocateError("no QEMU process runs with -uuid " + uuid);
     if (found.size() > 1)
         throw LocateError(std::to_string(found.size()) + " processes run with -uuid " + uuid);
     return found.front();
+}
+
+pid_t find_domain_qemu(const std::string& name, const std::string& uuid, const std::string& run_dir,
+                       const std::string& proc) {
+    if (name.empty() || name.find('/') != std::string::npos || name[0] == '.')
+        return find_qemu_by_uuid(uuid, proc);
+    const fs::path pidfile = fs::path(run_dir) / (name + ".pid");
+    std::ifstream in(pidfile);
+    if (!in) return find_qemu_by_uuid(uuid, proc);
+    std::string text(32, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<std::size_t>(in.gcount()));
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+    pid_t pid = 0;
+    auto [p, err] = std::from_chars(text.data(), text.data() + text.size(), pid);
+    if (err != std::errc() || p != text.data() + text.size() || pid <= 0)
+        throw LocateError(pidfile.string() + ": not a pid");
+    if (!runs_with_uuid(fs::path(proc) / std::to_string(pid) / "cmdline", lower(uuid)))
+        throw LocateError(pidfile.string() + ": pid " + std::to_string(pid) +
+                          " does not run with -uuid " + uuid + " (not started yet, or gone)");
+    return pid;
 }
 
 }  // namespace vmid

@@ -28,4 +28,12 @@ LocatedVm locate_vm(pid_t qemu_pid);
 /// `proc` (normally /proc). Throws LocateError when there is none, or more than one.
 pid_t find_qemu_by_uuid(const std::string& uuid, const std::string& proc = "/proc");
 
+/// A libvirt domain's QEMU: the pid in libvirt's own pid file (`run_dir`/NAME.pid, root's),
+/// if its command line has `-uuid UUID`; without a pid file (another driver layout), the scan
+/// above. The pid file is what a local user cannot spoof with a process of their own that
+/// merely names the uuid, and reading it never touches other processes' memory.
+pid_t find_domain_qemu(const std::string& name, const std::string& uuid,
+                       const std::string& run_dir = "/run/libvirt/qemu",
+                       const std::string& proc = "/proc");
+
 }  // namespace vmid

@@ -19,7 +19,7 @@ VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
       opts_(opts),
       sink_(sink),
       vm_(locate_vm(opts.qemu_pid)),
-      session_(opts.device, vm_.vm_fd.get(), opts.ring_pages),
+      session_(opts.device, vm_.vm_fd.get(), opts.ring_pages, opts.attach_busy_wait),
       guest_(session_, opts.qemu_pid, opts.guest_kernel),
       tracker_(sink, opts.vm_name),
       ring_fd_(io, ::dup(session_.fd())),
@@ -249,8 +249,12 @@ void VmMonitor::stop(const std::string& reason) {
     tracker_.finish(monotonic_ns(), reason);
     timer_.cancel();
     scan_soon_.cancel();
-    ring_fd_.cancel();
     qemu_fd_.cancel();
+    // Let go of the VM now, not when this object goes: a new session for the same VM (a
+    // re-attach) can only start once this one is closed.
+    boost::system::error_code ignored;
+    ring_fd_.close(ignored);
+    session_.close();
 }
 
 namespace {
@@ -325,7 +329,7 @@ nlohmann::json VmMonitor::status() {
     return {{"records_read", records_},
             {"records_written", st.records},
             {"records_lost_kernel", st.lost},
-            {"records_lost_seen", session_.ring().seq_gaps()},
+            {"records_lost_seen", session_.is_open() ? session_.ring().seq_gaps() : reported_gaps_},
             {"vm_entries_sampled", st.cr3_samples},
             {"cr3_mode", cr3_mode_name(st.cr3_mode)},
             {"cr3_fallback", cr3_fallback_name(st.cr3_fallback)},

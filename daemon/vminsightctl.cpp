@@ -183,10 +183,11 @@ void print_domains(const json& r) {
         if (d.contains("events_per_s"))
             std::snprintf(rate, sizeof rate, "%.1f", d["events_per_s"].get<double>());
         const bool att = d.value("attached", false);
-        std::string note = d.value("attach_error", d.value("metadata_error", ""));
-        rows.push_back({d.value("name", ""), d.value("state", ""),
+        // Names and errors come from domain XML other users may write: shown printable.
+        std::string note = printable(d.value("attach_error", d.value("metadata_error", "")));
+        rows.push_back({printable(d.value("name", "")), d.value("state", ""),
                         d.value("monitoring", false) ? "on" : "off",
-                        d.value("policy", "").empty() ? "-" : d.value("policy", ""),
+                        d.value("policy", "").empty() ? "-" : printable(d.value("policy", "")),
                         att ? "yes" : "no", att ? std::to_string(u64(d, "events")) : "-", rate,
                         att ? std::to_string(u64(d, "records_lost")) : "-", note});
     }

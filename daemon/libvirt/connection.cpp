@@ -44,6 +44,13 @@ std::string last_error() {
     return m ? m : "unknown libvirt error";
 }
 
+void throw_last(const std::string& what) {
+    const virErrorPtr e = virGetLastError();
+    const std::string msg = what + ": " + last_error();
+    if (e && e->code == VIR_ERR_NO_DOMAIN) throw NoDomain(msg);
+    throw LibvirtError(msg);
+}
+
 Connection connect(const std::string& uri, bool read_only) {
     static std::once_flag once;
     std::call_once(once, [] { virSetErrorFunc(nullptr, quiet); });
@@ -74,8 +81,7 @@ DomainInfo describe(virDomainPtr d) {
     std::array<char, VIR_UUID_STRING_BUFLEN> uuid{};
     if (virDomainGetUUIDString(d, uuid.data()) == 0) info.uuid = uuid.data();
     int state = 0, reason = 0;
-    if (virDomainGetState(d, &state, &reason, 0) < 0)
-        throw LibvirtError("domain " + info.name + ": " + last_error());
+    if (virDomainGetState(d, &state, &reason, 0) < 0) throw_last("domain " + info.name);
     info.state = state_name(state);
     info.active = virDomainIsActive(d) == 1;
     info.persistent = virDomainIsPersistent(d) == 1;
@@ -99,8 +105,9 @@ std::vector<DomainInfo> list_domains(virConnectPtr c) {
     for (const auto& d : owned) {
         try {
             out.push_back(describe(d.get()));
-        } catch (const LibvirtError&) {
-            // undefined between the listing and now: not a domain any more
+        } catch (const NoDomain&) {
+            // undefined between the listing and now: not a domain any more. Any other error
+            // (libvirtd going away) goes up: a partial list must not detach anything.
         }
     }
     return out;
@@ -109,7 +116,7 @@ std::vector<DomainInfo> list_domains(virConnectPtr c) {
 Domain lookup(virConnectPtr c, const std::string& name_or_uuid) {
     Domain d(virDomainLookupByName(c, name_or_uuid.c_str()));
     if (!d) d.reset(virDomainLookupByUUIDString(c, name_or_uuid.c_str()));
-    if (!d) throw LibvirtError("no domain '" + name_or_uuid + "': " + last_error());
+    if (!d) throw_last("no domain '" + name_or_uuid + "'");
     return d;
 }
 

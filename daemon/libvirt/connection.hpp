@@ -18,6 +18,14 @@ namespace vmid::libvirt {
 struct LibvirtError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
+/// The domain does not exist (any more): undefined, or a transient domain that stopped.
+struct NoDomain : LibvirtError {
+    using LibvirtError::LibvirtError;
+};
+
+/// Throws NoDomain when libvirt's last error on this thread says the domain is gone, else
+/// LibvirtError (an RPC failure, libvirtd restarting, ...), with `what` and libvirt's reason.
+[[noreturn]] void throw_last(const std::string& what);
 
 struct ConnectionClose {
     void operator()(virConnectPtr c) const noexcept { virConnectClose(c); }
@@ -49,7 +57,7 @@ struct DomainInfo {
     }
 };
 
-/// Throws LibvirtError when the domain is gone.
+/// Throws NoDomain when the domain is gone, LibvirtError when libvirt cannot say.
 DomainInfo describe(virDomainPtr d);
 std::vector<DomainInfo> list_domains(virConnectPtr c);
 /// By name or uuid. Throws LibvirtError naming what was asked for.

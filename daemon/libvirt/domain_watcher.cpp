@@ -193,15 +193,19 @@ void DomainWatcher::on_domain_event(const std::string& uuid, const std::string& 
                                     const std::string& why) {
     if (!conn_ || !handlers_.changed) return;
     DomainInfo info;
-    Domain d(virDomainLookupByUUIDString(conn_.get(), uuid.c_str()));
     try {
-        if (!d) throw LibvirtError(last_error());
+        Domain d(virDomainLookupByUUIDString(conn_.get(), uuid.c_str()));
+        if (!d) throw_last("domain " + name);
         info = describe(d.get());
-    } catch (const LibvirtError&) {
+    } catch (const NoDomain&) {
         // Gone (a transient domain that stopped, or undefined): not running, not monitored.
         info.name = name;
         info.uuid = uuid;
         info.state = "gone";
+    } catch (const LibvirtError& e) {
+        // libvirt cannot say now (it is restarting): reconnect and resync, detach nothing.
+        on_closed(e.what());
+        return;
     }
     handlers_.changed(info, why);
 }

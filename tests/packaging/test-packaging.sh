@@ -201,6 +201,26 @@ check_completion() {
 	' _ "$dest/usr/share/bash-completion/completions/vminsightctl" 2>&1)
 	if [ "$out" != $'enable\ncheck reload\ntest\n--follow --filter' ]; then
 		fail completion "got: $(tr '\n' '|' <<<"$out")"
+		return
+	fi
+	# A domain's name is its owner's choice: completing it must never run it.
+	local node=$tmp/completion-node.xml hostile
+	# shellcheck disable=SC2016 # the $(...) is the point: it must stay unexpanded
+	hostile='$(touch${IFS}completion-ran)' # libvirt names cannot hold '/': runs in $tmp
+	cat >"$node" <<XML
+<node><domain type='test'><name>web1</name><memory>65536</memory><os><type>hvm</type></os></domain>
+<domain type='test'><name>$hostile</name><memory>65536</memory><os><type>hvm</type></os></domain></node>
+XML
+	out=$(cd "$tmp" && bash -c '
+		shopt -s extglob
+		. "$1"
+		COMP_WORDS=(vminsightctl --connect "test://$2" disable ""); COMP_CWORD=4; COMPREPLY=()
+		_vminsightctl; printf "%s\n" "${COMPREPLY[@]}"
+	' _ "$dest/usr/share/bash-completion/completions/vminsightctl" "$node" 2>&1)
+	if [ -e "$tmp/completion-ran" ]; then
+		fail completion "a domain name was executed by the completion"
+	elif ! grep -qx 'web1' <<<"$out" || ! grep -qF 'touch' <<<"$out"; then
+		fail completion "hostile-name domains: got: $(tr '\n' '|' <<<"$out")"
 	else
 		pass completion
 	fi

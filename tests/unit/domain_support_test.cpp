@@ -62,6 +62,30 @@ TEST(FindQemuByUuid, FindsTheOneProcessWithThatUuid) {
     EXPECT_THROW(vmid::find_qemu_by_uuid(uuid, t.path()), vmid::LocateError);
 }
 
+TEST(FindQemuByUuid, LibvirtsPidFileWinsOverAnyProcessNamingTheUuid) {
+    TempDir t;
+    const fs::path proc = t.path() / "proc", run = t.path() / "run";
+    fs::create_directories(run);
+    const std::string uuid = "6f2c1b2a-0000-4000-8000-0000000000aa";
+    fake_process(proc, 100, {"/usr/bin/qemu-system-x86_64", "-uuid", uuid});
+    fake_process(proc, 666, {"sleep", "1d", "-uuid", uuid});  // anyone can name a uuid
+    std::ofstream(run / "web.pid") << "100\n";
+    EXPECT_EQ(vmid::find_domain_qemu("web", uuid, run.string(), proc.string()), 100);
+    // A pid file whose process is not (or no longer) that domain's QEMU is an error ...
+    std::ofstream(run / "db.pid") << "666x";
+    EXPECT_THROW(vmid::find_domain_qemu("db", uuid, run.string(), proc.string()),
+                 vmid::LocateError);
+    std::ofstream(run / "db.pid") << "100";
+    EXPECT_THROW(vmid::find_domain_qemu("db", "6f2c1b2a-0000-4000-8000-0000000000bb", run.string(),
+                                        proc.string()),
+                 vmid::LocateError);
+    // ... and without one, the scan finds two candidates and refuses to guess.
+    EXPECT_THROW(vmid::find_domain_qemu("other", uuid, run.string(), proc.string()),
+                 vmid::LocateError);
+    EXPECT_THROW(vmid::find_domain_qemu("../web", uuid, run.string(), proc.string()),
+                 vmid::LocateError);
+}
+
 TEST(LibvirtOptions, ModeAndPolicyDirectories) {
     TempDir t;
     std::ofstream(t.path() / "20-extra.yaml") << "";
