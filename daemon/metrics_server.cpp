@@ -1,5 +1,6 @@
 #include "metrics_server.hpp"
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <sstream>
@@ -120,7 +121,7 @@ std::string prometheus_text(const json& st) {
 
 MetricsServer::MetricsServer(asio::io_context& io, const std::string& listen,
                              std::function<json()> status)
-    : acceptor_(io), status_(std::move(status)) {
+    : acceptor_(io), retry_(io), status_(std::move(status)) {
     const auto colon = listen.rfind(':');
     if (colon == std::string::npos)
         throw std::runtime_error("metrics " + listen + ": not ADDRESS:PORT");
@@ -144,38 +145,73 @@ MetricsServer::MetricsServer(asio::io_context& io, const std::string& listen,
 
 std::uint16_t MetricsServer::port() const { return acceptor_.local_endpoint().port(); }
 
+// Scrapers are few and quick: at most kMaxConnections at once, each closed after kDeadline,
+// so idle connections cannot use up the daemon's file descriptors (which it needs for
+// /dev/vminsight and pidfds). Out of descriptors, accepting pauses instead of spinning.
 void MetricsServer::accept() {
     acceptor_.async_accept([this](boost::system::error_code ec, tcp::socket s) {
         if (ec == asio::error::operation_aborted) return;
-        if (!ec) {
-            struct Conn {
-                explicit Conn(tcp::socket so) : sock(std::move(so)) {}
-                tcp::socket sock;
-                asio::streambuf in{8192};  // a request larger than this is not one we serve
-                std::string out;
-            };
-            auto c = std::make_shared<Conn>(std::move(s));
-            asio::async_read_until(
-                c->sock, c->in, "\r\n\r\n", [this, c](boost::system::error_code e, std::size_t) {
-                    std::string line;
-                    std::istream is(&c->in);
-                    std::getline(is, line);
-                    const bool ok =
-                        !e && (line.starts_with("GET /metrics ") || line.starts_with("GET / "));
-                    const std::string body = ok ? prometheus_text(status_()) : "not found\n";
-                    c->out =
-                        std::string(ok ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n") +
-                        "Content-Type: text/plain; version=0.0.4\r\nContent-Length: " +
-                        std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-                    asio::async_write(c->sock, asio::buffer(c->out),
-                                      [c](boost::system::error_code, std::size_t) {
-                                          boost::system::error_code ignored;
-                                          c->sock.shutdown(tcp::socket::shutdown_both, ignored);
-                                      });
-                });
+        if (ec) {
+            retry_.expires_after(std::chrono::milliseconds(100));
+            retry_.async_wait([this](boost::system::error_code e) {
+                if (!e) accept();
+            });
+            return;
         }
+        if (*open_ < kMaxConnections) serve(std::move(s));
         accept();
     });
+}
+
+void MetricsServer::serve(tcp::socket s) {
+    struct Conn {
+        Conn(tcp::socket so, std::shared_ptr<std::size_t> n)
+            : sock(std::move(so)), deadline(sock.get_executor()), open(std::move(n)) {
+            ++*open;
+        }
+        ~Conn() { --*open; }
+        Conn(const Conn&) = delete;
+        Conn& operator=(const Conn&) = delete;
+        tcp::socket sock;
+        asio::steady_timer deadline;
+        std::shared_ptr<std::size_t> open;
+        asio::streambuf in{8192};  // a request larger than this is not one we serve
+        std::string out;
+    };
+    auto c = std::make_shared<Conn>(std::move(s), open_);
+    c->deadline.expires_after(kDeadline);
+    c->deadline.async_wait([w = std::weak_ptr<Conn>(c)](boost::system::error_code e) {
+        if (auto conn = w.lock(); conn && !e) {
+            boost::system::error_code ignored;
+            conn->sock.close(ignored);
+        }
+    });
+    asio::async_read_until(
+        c->sock, c->in, "\r\n\r\n", [this, c](boost::system::error_code e, std::size_t) {
+            std::string line;
+            std::istream is(&c->in);
+            std::getline(is, line);
+            const bool ok = !e && (line.starts_with("GET /metrics ") || line.starts_with("GET / "));
+            std::string status = ok ? "200 OK" : "404 Not Found";
+            std::string body = "not found\n";
+            if (ok) {
+                try {
+                    body = prometheus_text(status_());
+                } catch (const std::exception& ex) {  // never into the event loop
+                    status = "500 Internal Server Error";
+                    body = std::string(ex.what()) + "\n";
+                }
+            }
+            c->out = "HTTP/1.1 " + status +
+                     "\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+            asio::async_write(c->sock, asio::buffer(c->out),
+                              [c](boost::system::error_code, std::size_t) {
+                                  boost::system::error_code ignored;
+                                  c->sock.shutdown(tcp::socket::shutdown_both, ignored);
+                                  c->deadline.cancel();
+                              });
+        });
 }
 
 }  // namespace vmid

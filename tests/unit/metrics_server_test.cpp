@@ -2,6 +2,7 @@
 #include "metrics_server.hpp"
 
 #include <thread>
+#include <vector>
 
 #include <gtest/gtest.h>
 #include <boost/asio/connect.hpp>
@@ -73,6 +74,37 @@ TEST(Metrics, OneSeriesPerAttachedVm) {
          (at = r.find("# TYPE vminsight_records_read_total", at)) != std::string::npos; ++at)
         ++types;
     EXPECT_EQ(types, 1U);
+}
+
+// Idle connections cannot pile up: past kMaxConnections a new one is closed unserved, and
+// serving resumes once they go.
+TEST(Metrics, ConnectionsAreCapped) {
+    asio::io_context io;
+    vmid::MetricsServer m(io, "127.0.0.1:0", [] { return nlohmann::json::object(); });
+    std::thread t([&] { io.run(); });
+    std::vector<asio::ip::tcp::socket> idle;
+    for (std::size_t i = 0; i < vmid::MetricsServer::kMaxConnections; ++i) {
+        idle.emplace_back(io);
+        idle.back().connect({asio::ip::make_address("127.0.0.1"), m.port()});
+    }
+    // Accepted in order, so the next one is over the cap: closed before any reply.
+    {
+        asio::io_context cio;
+        asio::ip::tcp::socket s(cio);
+        s.connect({asio::ip::make_address("127.0.0.1"), m.port()});
+        boost::system::error_code ec;
+        asio::write(s, asio::buffer(std::string("GET /metrics HTTP/1.1\r\n\r\n")), ec);
+        std::string out(4096, '\0');
+        const std::size_t n = asio::read(s, asio::buffer(out), ec);
+        EXPECT_EQ(n, 0U) << out.substr(0, n);
+    }
+    for (auto& s : idle) s.close();
+    std::string r;
+    for (int i = 0; i < 100 && r.find("200 OK") == std::string::npos; ++i)
+        r = get(m.port(), "/metrics");
+    io.stop();
+    t.join();
+    EXPECT_NE(r.find("200 OK"), std::string::npos);
 }
 
 TEST(Metrics, OtherPathsAreNotFoundAndBadAddressesAreErrors) {
