@@ -1,6 +1,5 @@
 // vminsightd: monitors the processes and syscalls of KVM guests from the host: one QEMU
 // process (--qemu-pid), or every domain of a libvirt connection that enables it (--libvirt).
-#include <libvirt/libvirt.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -25,6 +24,7 @@
 #include "event_sink.hpp"
 #include "feed/feed.hpp"
 #include "libvirt/domain_watcher.hpp"
+#include "libvirt/run_control.hpp"
 #include "metrics_server.hpp"
 #include "options.hpp"
 #include "qmp_client.hpp"
@@ -81,20 +81,6 @@ std::variant<policy::PolicySet, std::vector<std::string>> load_rules(const vmid:
     std::vector<std::string> errors;
     for (const auto& d : loaded.errors) errors.push_back(d.str());
     return errors;
-}
-
-// libvirt's pause: the domain's own suspend/resume, through a read-write connection opened
-// for the call (the daemon's watching connection is read-only).
-vmid::RunControl libvirt_run_control(const std::string& uri, const std::string& uuid) {
-    return {[uri, uuid](const std::string& cmd) {
-                const auto conn = vmid::libvirt::connect(uri, /*read_only=*/false);
-                const auto dom = vmid::libvirt::lookup(conn.get(), uuid);
-                const int r =
-                    cmd == "stop" ? virDomainSuspend(dom.get()) : virDomainResume(dom.get());
-                if (r < 0)
-                    throw std::runtime_error("libvirt " + cmd + ": " + vmid::libvirt::last_error());
-            },
-            "libvirt", uri};
 }
 
 }  // namespace
@@ -176,9 +162,9 @@ int main(int argc, char** argv) {
                                           {{"policy", vm.policy},
                                            {"domain", d.name},
                                            {"applied", "only the rules outside any policy"}}));
-                auto p =
-                    std::make_unique<vmid::VmPipeline>(io, o, out, rules ? &*rules : nullptr, vm,
-                                                       libvirt_run_control(opts.libvirt, d.uuid));
+                auto p = std::make_unique<vmid::VmPipeline>(
+                    io, o, out, rules ? &*rules : nullptr, vm,
+                    vmid::libvirt::domain_run_control(opts.libvirt, d.uuid));
                 p->start();
                 return p;
             };

@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <functional>
+#include <future>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,7 @@
 #include "domain_manager.hpp"
 #include "libvirt/connection.hpp"
 #include "libvirt/domain_watcher.hpp"
+#include "libvirt/run_control.hpp"
 
 namespace lv = vmid::libvirt;
 using nlohmann::json;
@@ -119,6 +121,55 @@ TEST(LibvirtConnection, ErrorsNameWhatWasAskedFor) {
     EXPECT_FALSE(info.monitored());
     EXPECT_NE(info.metadata_error.find("domain test"), std::string::npos) << info.metadata_error;
     EXPECT_NE(info.metadata_error.find("'enable'"), std::string::npos) << info.metadata_error;
+}
+
+// pause_vm under libvirt: the domain is suspended and resumed through libvirt itself.
+TEST(LibvirtRunControl, SuspendsAndResumesTheDomain) {
+    const auto conn = lv::connect(kUri, false);
+    const auto dom = lv::lookup(conn.get(), "test");
+    const auto state = [&] {
+        int st = 0, reason = 0;
+        virDomainGetState(dom.get(), &st, &reason, 0);
+        return st;
+    };
+    char uuid[VIR_UUID_STRING_BUFLEN] = {};
+    virDomainGetUUIDString(dom.get(), uuid);
+    const vmid::RunControl run = lv::domain_run_control(kUri, uuid);
+    EXPECT_EQ(run.via, "libvirt");
+    run.execute("stop");
+    EXPECT_EQ(state(), VIR_DOMAIN_PAUSED);
+    run.execute("cont");
+    EXPECT_EQ(state(), VIR_DOMAIN_RUNNING);
+    const vmid::RunControl gone =
+        lv::domain_run_control(kUri, "00000000-0000-0000-0000-0000000000ff");
+    EXPECT_THROW(gone.execute("stop"), lv::LibvirtError);
+}
+
+// A libvirt call stuck on the domain's job lock does not hold the daemon's loop: the wait is
+// bounded, the call finishes on its own thread.
+TEST(LibvirtRunControl, ASlowCallIsWaitedForABoundedTime) {
+    std::promise<void> release;
+    std::shared_future<void> go = release.get_future().share();
+    auto finished = std::make_shared<std::promise<void>>();  // outlives the test if need be
+    auto done = finished->get_future();
+    try {
+        lv::run_bounded(
+            [go, finished] {
+                go.wait();
+                finished->set_value();
+            },
+            std::chrono::milliseconds(100), "libvirt stop");
+        FAIL() << "returned while the call was still running";
+    } catch (const std::runtime_error& e) {
+        EXPECT_NE(std::string(e.what()).find("libvirt stop: not done after 100 ms"),
+                  std::string::npos);
+    }
+    release.set_value();
+    done.wait();  // it completes in the background
+    EXPECT_NO_THROW(lv::run_bounded([] {}, std::chrono::milliseconds(1000), "quick"));
+    EXPECT_THROW(lv::run_bounded([] { throw lv::LibvirtError("no"); },
+                                 std::chrono::milliseconds(1000), "failing"),
+                 lv::LibvirtError);
 }
 
 class Following : public ::testing::Test {
