@@ -128,13 +128,25 @@ void ControlServer::accept() {
     });
 }
 
-nlohmann::json control_request(const std::string& path, const nlohmann::json& request) {
-    asio::io_context io;
+namespace {
+
+// The client side's first step, for a single reply or a stream: connect, send the request line.
+Local::socket send_request(asio::io_context& io, const std::string& path,
+                           const nlohmann::json& request) {
     Local::socket s(io);
     boost::system::error_code ec;
     s.connect(Local::endpoint(path), ec);
     if (ec) throw std::runtime_error(path + ": " + ec.message() + " (is vminsightd running?)");
     asio::write(s, asio::buffer(request.dump() + "\n"), ec);
+    return s;
+}
+
+}  // namespace
+
+nlohmann::json control_request(const std::string& path, const nlohmann::json& request) {
+    asio::io_context io;
+    Local::socket s = send_request(io, path, request);
+    boost::system::error_code ec;
     asio::streambuf in(16 << 20);
     asio::read_until(s, in, '\n', ec);
     if (ec && in.size() == 0) throw std::runtime_error(path + ": no reply: " + ec.message());
@@ -147,11 +159,8 @@ nlohmann::json control_request(const std::string& path, const nlohmann::json& re
 void control_stream(const std::string& path, const nlohmann::json& request,
                     const std::function<bool(const nlohmann::json&)>& line) {
     asio::io_context io;
-    Local::socket s(io);
+    Local::socket s = send_request(io, path, request);
     boost::system::error_code ec;
-    s.connect(Local::endpoint(path), ec);
-    if (ec) throw std::runtime_error(path + ": " + ec.message() + " (is vminsightd running?)");
-    asio::write(s, asio::buffer(request.dump() + "\n"), ec);
     asio::streambuf in(16 << 20);
     for (;;) {
         const std::size_t n = asio::read_until(s, in, '\n', ec);
