@@ -52,3 +52,30 @@ start_guest() {
 		</dev/null >"$log.qemu" 2>&1 &
 	qemu=$!
 }
+
+# A libvirt domain (full host) booting the lab guest directly, its console to CONSOLE_LOG.
+libvirt_domain_xml() { # NAME CONSOLE_LOG
+	cat <<XML
+<domain type='kvm'>
+  <name>$1</name>
+  <memory unit='MiB'>256</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>$LAB_GUEST_KERNEL</kernel>
+    <initrd>$LAB_GUEST_INITRD</initrd>
+    <cmdline>console=ttyS0 quiet panic=-1 vmi_lab_domain=$1</cmdline>
+  </os>
+  <features><acpi/></features>
+  <cpu mode='host-passthrough'/>
+  <on_poweroff>destroy</on_poweroff>
+  <on_reboot>destroy</on_reboot>
+  <on_crash>destroy</on_crash>
+  <devices>
+    <serial type='file'><source path='$2'/><target port='0'/></serial>
+    <controller type='usb' model='none'/>
+    <memballoon model='none'/>
+  </devices>
+</domain>
+XML
+}

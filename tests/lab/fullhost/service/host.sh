@@ -34,32 +34,8 @@ systemctl is-enabled -q vminsightd && step service-enabled PASS || step service-
 mark installed
 
 # 2. Two domains, running before the daemon starts.
-dom_xml() { # NAME
-	cat <<XML
-<domain type='kvm'>
-  <name>$1</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$LAB_GUEST_KERNEL</kernel>
-    <initrd>$LAB_GUEST_INITRD</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 vmi_lab_domain=$1</cmdline>
-  </os>
-  <features><acpi/></features>
-  <cpu mode='host-passthrough'/>
-  <on_poweroff>destroy</on_poweroff>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <serial type='file'><source path='$out/$1.console.log'/><target port='0'/></serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-}
 for d in web db; do
-	dom_xml "$d" >"/tmp/$d.xml"
+	libvirt_domain_xml "$d" "$out/$d.console.log" >"/tmp/$d.xml"
 	$VIRSH define "/tmp/$d.xml" >/dev/null && $VIRSH start "$d" >/dev/null 2>"$out/$d.start.err" &&
 		step "start-$d" PASS || step "start-$d" FAIL "$(cat "$out/$d.start.err")"
 done

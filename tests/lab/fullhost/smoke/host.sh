@@ -47,33 +47,8 @@ check domcapabilities-kvm "$(head -c 300 "$out/domcapabilities-kvm.xml")" \
 	grep -q '<domain>kvm</domain>' "$out/domcapabilities-kvm.xml"
 
 # 3. two domains at once: define, start, wait for each guest's marker.
-dom_xml() { # NAME CONSOLE-LOG
-	cat <<XML
-<domain type='kvm'>
-  <name>$1</name>
-  <memory unit='MiB'>256</memory>
-  <vcpu>1</vcpu>
-  <os>
-    <type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>$LAB_GUEST_KERNEL</kernel>
-    <initrd>$LAB_GUEST_INITRD</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 vmi_lab_domain=$1</cmdline>
-  </os>
-  <features><acpi/></features>
-  <cpu mode='host-passthrough'/>
-  <on_poweroff>destroy</on_poweroff>
-  <on_reboot>destroy</on_reboot>
-  <on_crash>destroy</on_crash>
-  <devices>
-    <serial type='file'><source path='$2'/><target port='0'/></serial>
-    <controller type='usb' model='none'/>
-    <memballoon model='none'/>
-  </devices>
-</domain>
-XML
-}
 for d in $DOMS; do
-	dom_xml "$d" "$out/$d.console.log" >"$out/$d.xml"
+	libvirt_domain_xml "$d" "$out/$d.console.log" >"$out/$d.xml"
 	if $VIRSH define "$out/$d.xml" >/dev/null 2>"$out/$d.define.err"; then
 		step "define-$d" PASS
 	else
