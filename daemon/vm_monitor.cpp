@@ -216,6 +216,15 @@ void VmMonitor::scan(std::uint64_t cr3) {
         return;
     }
     walk_cr3_ = cr3;
+    // The task pointer in syscall records needs the profile: hand it over once known, before
+    // guest-kernel-found, so every call after that event is named by the module at the call.
+    if (const vmi::LinuxOffsets* off = guest_.offsets();
+        off && !plan_.percpu_current && off->percpu_current_task && syscall_traps_ == "requested") {
+        plan_.percpu_current = off->percpu_current_task;
+        plan_.task_tgid = static_cast<std::uint32_t>(off->task_tgid);
+        plan_.task_comm = static_cast<std::uint32_t>(off->task_comm);
+        session_.set_filter(build_filter(plan_), plan_.exec_paths());
+    }
     if (!profile_reported_ && guest_.profile_report()) {
         profile_reported_ = true;
         sink_.emit(
@@ -225,14 +234,6 @@ void VmMonitor::scan(std::uint64_t cr3) {
     }
     tracker_.apply(*list, monotonic_ns());
     flush_parked();
-    // The task pointer in syscall records needs the profile: hand it over once known.
-    if (const vmi::LinuxOffsets* off = guest_.offsets();
-        off && !plan_.percpu_current && off->percpu_current_task && syscall_traps_ == "requested") {
-        plan_.percpu_current = off->percpu_current_task;
-        plan_.task_tgid = static_cast<std::uint32_t>(off->task_tgid);
-        plan_.task_comm = static_cast<std::uint32_t>(off->task_comm);
-        session_.set_filter(build_filter(plan_), plan_.exec_paths());
-    }
     for (std::uint64_t pgd : unknown_since_scan_)
         if (!tracker_.owner(pgd) && unowned_.size() < kMaxUnowned) unowned_.insert(pgd);
     unknown_since_scan_.clear();

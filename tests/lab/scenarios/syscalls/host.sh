@@ -3,13 +3,17 @@
 # denies one execve; then, with the filter set to openat alone, nothing else is recorded;
 # then a live session's filter is changed six times, denial included (vmi-lab-probe filter).
 # phases.txt records, per phase, the guest.log offset from which every probe run started
-# while the daemon was attached (check compares those runs with the events).
+# while the daemon was attached and knew the guest kernel (check compares those runs with the
+# events).
 set -u
 # shellcheck source=../../lib.sh
 . "$LAB_SCENARIO/lib.sh"
 
-runs_done_after() { # runs_done_after OFFSET N: N probe runs finished after byte OFFSET
-	[ "$(tail -c +"$(($1 + 1))" "$out/guest.log" | grep -c 'SYSPROBE done')" -ge "$2" ]
+# runs_done_after OFFSET N: N probe runs began after byte OFFSET and finished (the end of a
+# run already under way at OFFSET does not count, as in check).
+runs_done_after() {
+	[ "$(tail -c +"$(($1 + 1))" "$out/guest.log" | sed -n '/SYSPROBE pid=/,$p' |
+		grep -c 'SYSPROBE done')" -ge "$2" ]
 }
 
 phase() { # phase NAME RUNS DAEMON_OPTIONS...: watch RUNS complete probe runs
@@ -18,8 +22,9 @@ phase() { # phase NAME RUNS DAEMON_OPTIONS...: watch RUNS complete probe runs
 	"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/events-$name.jsonl" \
 		--ring-pages 256 --rescan-interval-ms 200 "$@" 2>>"$out/daemon.err" &
 	daemon=$!
-	if ! wait_for 60 in_file "$out/events-$name.jsonl" '"action":"vm-attached"'; then
-		step "$name-attach" FAIL "no vm-attached event"
+	# From guest-kernel-found on, the module names every call with the caller's pid and comm.
+	if ! wait_for 60 in_file "$out/events-$name.jsonl" '"action":"guest-kernel-found"'; then
+		step "$name-attach" FAIL "no guest-kernel-found event"
 		return
 	fi
 	offset=$(stat -c %s "$out/guest.log")
