@@ -67,20 +67,35 @@ for k in ${VMI_KERNELS:-6.1 6.12}; do
 	step "kmod-build-$k" make -s kmod KERNELS="$k" BUILD="$build"
 done
 
+# lab_step NAME KERNEL SCENARIO: one lab run; when it fails, its verdict lines (the check's
+# findings, the lab's FAIL reason) are repeated under the summary, where a CI log's tail shows.
+why=()
+lab_step() {
+	local log
+	log=$(mktemp)
+	# shellcheck disable=SC2016 # expanded by the inner bash
+	step "$1" bash -o pipefail -c 'bash scripts/lab-test.sh "$1" "$2" 2>&1 | tee "$3"' _ "$2" "$3" "$log"
+	if [ "${summary[-1]}" != "PASS $1" ]; then
+		why+=("--- $1" "$(grep -E '^(check|lab): |FAIL' "$log" | grep -v '^lab: \(running\|artifacts\)' | tail -n 12)")
+	fi
+	rm -f "$log"
+}
+
 if [ "${VMI_TEST_LAB:-1}" != 0 ]; then
 	for k in ${VMI_KERNELS:-6.1 6.12}; do
 		for s in tests/lab/scenarios/*/; do
 			[ "$(basename "$s")" = demo ] && continue
-			step "lab-$k-$(basename "$s")" bash scripts/lab-test.sh "$k" "$s"
+			lab_step "lab-$k-$(basename "$s")" "$k" "$s"
 		done
 		# The full host: systemd, libvirtd, VMInsight installed from its .deb.
 		for s in tests/lab/fullhost/*/; do
-			step "fullhost-$k-$(basename "$s")" bash scripts/lab-test.sh "$k" "$s"
+			lab_step "fullhost-$k-$(basename "$s")" "$k" "$s"
 		done
 	done
 fi
 
 echo
 printf '%s\n' "${summary[@]}"
+[ "${#why[@]}" -gt 0 ] && printf '%s\n' "${why[@]}"
 echo "$passed passed, $failed failed"
 [ "$failed" = 0 ]
