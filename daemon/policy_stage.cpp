@@ -16,6 +16,7 @@ std::optional<policy::EventType> type_of(const std::string& action) {
     if (action == "process-exited") return T::Exit;
     if (action == "process-renamed") return T::Rename;
     if (action == "syscall" || action == "syscall-denied") return T::Syscall;
+    if (action == "guest-tampered") return T::Tamper;
     return std::nullopt;
 }
 
@@ -64,6 +65,13 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
             e.set_args(std::move(args));
         }
     }
+    if (auto own = ev.find("vminsight"); own != ev.end() && own->is_object())
+        if (auto t = own->find("tamper"); t != own->end() && t->is_object()) {
+            e.tamper.kind = get<std::string>(*t, "kind");
+            e.tamper.target = get<std::string>(*t, "target");
+            e.tamper.expected = get<std::string>(*t, "expected");
+            e.tamper.actual = get<std::string>(*t, "actual");
+        }
     if (auto s = ev.find("syscall"); s != ev.end()) {
         e.syscall.name = get<std::string>(*s, "name");
         e.syscall.nr = get<std::int64_t>(*s, "nr");

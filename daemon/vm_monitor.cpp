@@ -42,16 +42,18 @@ void VmMonitor::request_traps() {
     const bool syscalls = plan_traps_anything(plan_);
     cr3_exiting_ = opts_.cr3_exiting ? "requested" : "off";
     syscall_traps_ = syscalls ? "requested" : "off";
-    if (!opts_.cr3_exiting && !syscalls) return;
+    msr_watch_ = "requested";  // always: a few loads per VM entry
     auto layout = resolve_kvm_layout();
     if (auto* why = std::get_if<std::string>(&layout)) {
         if (opts_.cr3_exiting) cr3_exiting_ = *why;
         if (syscalls) syscall_traps_ = *why;
+        msr_watch_ = *why;
         return;
     }
     if (syscalls) session_.set_filter(build_filter(plan_), plan_.exec_paths());
-    session_.set_traps((opts_.cr3_exiting ? VMI_TRAP_CR3 : 0U) | (syscalls ? VMI_TRAP_SYSCALL : 0U),
-                       std::get<vmi_kvm_layout>(layout));
+    session_.set_traps(
+        (opts_.cr3_exiting ? VMI_TRAP_CR3 : 0U) | (syscalls ? VMI_TRAP_SYSCALL : 0U) | VMI_TRAP_MSR,
+        std::get<vmi_kvm_layout>(layout));
 }
 
 void VmMonitor::enforce(const policy::Enforcement& rules) {
@@ -79,7 +81,10 @@ void VmMonitor::start() {
     request_traps();
     sink_.emit({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "vm-attached"}}},
                 {"vm", {{"name", opts_.vm_name}, {"qemu_pid", opts_.qemu_pid}}},
-                {"vminsight", {{"cr3_exiting", cr3_exiting_}, {"syscall_traps", syscall_traps_}}}});
+                {"vminsight",
+                 {{"cr3_exiting", cr3_exiting_},
+                  {"syscall_traps", syscall_traps_},
+                  {"msr_watch", msr_watch_}}}});
     wait_ring();
     wait_qemu();
     wait_timer();
@@ -99,7 +104,9 @@ void VmMonitor::on_ring() {
     bool unknown = false;
     session_.ring().drain([&](const vmi_record& rec) {
         ++records_;
-        if (calls_.feed(rec) || rec.type != VMI_REC_CR3) return;
+        if (calls_.feed(rec)) return;
+        if (rec.type == VMI_REC_MSR) on_msr(rec);
+        if (rec.type != VMI_REC_CR3) return;
         if (rec.flags & VMI_RECF_SAMPLED) ++records_sampled_;
         last_cr3_ = rec.cr3.new_cr3;
         if (tracker_.resolve(rec.cr3.new_cr3)) return;
@@ -111,6 +118,29 @@ void VmMonitor::on_ring() {
     calls_.expire(monotonic_ns());
     report_losses();
     if (unknown) request_scan();
+}
+
+// A system-call entry MSR other than the one the guest kernel set: its entry is hijacked.
+// The finding goes through the policy like any event (evt.type = tamper).
+void VmMonitor::on_msr(const vmi_record& rec) {
+    const auto f = msrs_.feed(rec);
+    if (!f) return;
+    ++tamper_findings_;
+    sink_.emit({{"@timestamp", utc_now()},
+                {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
+                {"vm", {{"name", opts_.vm_name}}},
+                {"vminsight",
+                 {{"tamper",
+                   {{"kind", "msr"},
+                    {"target", f->target},
+                    {"msr", hex(f->msr)},
+                    {"expected", hex(f->expected)},
+                    {"actual", hex(f->actual)},
+                    {"previous", hex(f->previous)},
+                    {"vcpu", f->vcpu},
+                    {"rip", hex(f->rip)},
+                    {"cr3", hex(f->cr3)},
+                    {"seen", "at the first VM entry after the write"}}}}}});
 }
 
 // Records the ring dropped (the daemon fell behind) are an event in the feed, as they happen:
@@ -344,6 +374,11 @@ nlohmann::json VmMonitor::status() {
             {"syscall_mode", sys_mode_name(st.sys_mode)},
             {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
             {"syscall_vcpus", st.sys_armed_vcpus},
+            {"msr_watch_mode", sys_mode_name(st.msr_mode)},
+            {"msr_watch_fallback", cr3_fallback_name(st.msr_fallback)},
+            {"msr_changes", st.msr_changes},
+            {"msr_records", msrs_.seen()},
+            {"tamper_findings", tamper_findings_},
             {"syscalls_trapped", st.syscalls},
             {"sysrets_emulated", st.sysrets},
             {"syscalls_denied", st.denied},

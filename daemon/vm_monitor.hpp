@@ -15,6 +15,7 @@
 #include "event_sink.hpp"
 #include "guest_kernel.hpp"
 #include "kmod_session.hpp"
+#include "msr_watch.hpp"
 #include "options.hpp"
 #include "process_tracker.hpp"
 #include "syscall_assembler.hpp"
@@ -55,6 +56,7 @@ class VmMonitor {
     void scan(std::uint64_t cr3);
     void report_stats();
     void report_losses();
+    void on_msr(const vmi_record& rec);
     void request_traps();
     void on_call(SyscallCall&& call);
     /// The process that made `call`, as far as the last listing knows.
@@ -88,6 +90,9 @@ class VmMonitor {
     std::uint64_t records_sampled_ = 0;  // CR3 seen at an entry, not at the write
     std::string cr3_exiting_;            // "requested", "off", or why not
     std::string syscall_traps_;          // "requested", "off", or why not
+    std::string msr_watch_;              // "requested", or why not
+    MsrWatch msrs_;
+    std::uint64_t tamper_findings_ = 0;
     std::chrono::steady_clock::time_point last_scan_{};
     SyscallPlan plan_;
     SyscallAssembler calls_;

@@ -59,10 +59,11 @@ int policy_check(const std::vector<std::string>& paths) {
         return 1;
     }
     const auto& set = *res.set;
-    std::printf("OK: %zu rules enabled of %zu (exec %zu, syscall %zu, start %zu, exit %zu)\n",
-                set.rule_count(), set.rules().size(), set.rules_for(policy::EventType::Exec),
-                set.rules_for(policy::EventType::Syscall), set.rules_for(policy::EventType::Start),
-                set.rules_for(policy::EventType::Exit));
+    std::printf(
+        "OK: %zu rules enabled of %zu (exec %zu, syscall %zu, start %zu, exit %zu, tamper %zu)\n",
+        set.rule_count(), set.rules().size(), set.rules_for(policy::EventType::Exec),
+        set.rules_for(policy::EventType::Syscall), set.rules_for(policy::EventType::Start),
+        set.rules_for(policy::EventType::Exit), set.rules_for(policy::EventType::Tamper));
     // What the module enforces on a VM no scoped policy selects; scoped policies add theirs.
     const policy::Enforcement e = policy::enforcement(set.for_vm(policy::VmIdentity{}));
     if (!e.error.empty()) {

@@ -316,6 +316,31 @@ static enum vmi_trap_exit vmi_svm_trap_exit(struct kvm_vcpu *vcpu,
 	return vmi_ud_exit_kind(vcpu, vmcb->save.lstar);
 }
 
+int vmi_vcpu_entry_msrs(struct kvm_vcpu *vcpu,
+			const struct vmi_kvm_layout *layout, u64 *values)
+{
+	struct vmcb *vmcb;
+	int why = 0;
+
+	/* VMX keeps them in MSR load lists and the VMCS: not done yet. */
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb)
+		return why;
+	values[VMI_MSR_LSTAR] = vmcb->save.lstar;
+	values[VMI_MSR_CSTAR] = vmcb->save.cstar;
+	values[VMI_MSR_SYSENTER_CS] = vmcb->save.sysenter_cs;
+	values[VMI_MSR_SYSENTER_ESP] = vmcb->save.sysenter_esp;
+	values[VMI_MSR_SYSENTER_EIP] = vmcb->save.sysenter_eip;
+	/* Not the VMCB's: syscall traps clear SCE there. */
+	values[VMI_MSR_EFER] = vcpu->arch.efer;
+	return 0;
+}
+
+u64 vmi_vcpu_rip(struct kvm_vcpu *vcpu)
+{
+	return vcpu->arch.regs[VCPU_REGS_RIP];
+}
+
 /* At VM entry RIP, RSP and RAX are still in KVM's array (SVM copies them). */
 void vmi_vcpu_regs(struct kvm_vcpu *vcpu, const struct vmi_kvm_layout *layout,
 		   struct vmi_regs *regs)

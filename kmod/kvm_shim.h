@@ -88,6 +88,18 @@ enum vmi_trap_exit {
 enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 				      const struct vmi_kvm_layout *layout);
 
+/*
+ * The guest's system-call entry MSRs at this VM entry, in enum
+ * vmi_watched_msr order (EFER as the guest sees it). AMD only: VMSAVE keeps
+ * them in the VMCB after every exit. Returns 0 or an enum vmi_cr3_fallback
+ * reason.
+ */
+int vmi_vcpu_entry_msrs(struct kvm_vcpu *vcpu,
+			const struct vmi_kvm_layout *layout, u64 *values);
+
+/* Guest RIP at VM entry. */
+u64 vmi_vcpu_rip(struct kvm_vcpu *vcpu);
+
 /* Guest registers at VM entry. */
 struct vmi_regs {
 	u64 rax, rdi, rsi, rdx, r10, r8, r9, rcx, r11, rsp, rip, cr3;

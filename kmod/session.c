@@ -110,6 +110,7 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	vmi_sys_on_entry(s, st, vcpu);
 	if (READ_ONCE(s->detaching))
 		goto out;
+	vmi_msr_on_entry(s, &st->msrs, vcpu, idx);
 	WRITE_ONCE(st->samples, st->samples + 1);
 	cr3 = vmi_vcpu_cr3(vcpu);
 	old = st->last_cr3;
@@ -303,6 +304,7 @@ static long vmi_session_status(struct vmi_session *s, void __user *arg)
 	for (i = 0; i < s->max_vcpus; i++)
 		st.cr3_samples += READ_ONCE(s->vcpus[i].samples);
 	vmi_sys_status(s, &st);
+	vmi_msr_status(s, &st);
 	st.exit_probe_missed = vmi_kvm_userspace_exit_probe_missed();
 	st.cr3_mode = READ_ONCE(s->cr3_mode);
 	st.cr3_fallback = READ_ONCE(s->cr3_fallback);
@@ -340,9 +342,10 @@ static long vmi_session_memslots(struct vmi_session *s, void __user *arg)
 }
 
 /*
- * Turn CR3 exiting (VMI_TRAP_CR3) and syscall traps (VMI_TRAP_SYSCALL) on
- * or off. vCPUs follow at their next VM entry. The layout is fixed by the
- * first request: vCPUs may be using it to disarm while a later one arrives.
+ * Turn CR3 exiting (VMI_TRAP_CR3), syscall traps (VMI_TRAP_SYSCALL) and the
+ * MSR watch (VMI_TRAP_MSR) on or off. vCPUs follow at their next VM entry.
+ * The layout is fixed by the first request: vCPUs may be using it to disarm
+ * while a later one arrives.
  */
 static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 {
@@ -351,7 +354,8 @@ static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 
 	if (copy_from_user(&req, arg, sizeof(req)))
 		return -EFAULT;
-	if (req.flags & ~(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL) || req.reserved ||
+	if (req.flags & ~(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL | VMI_TRAP_MSR) ||
+	    req.reserved ||
 	    req.layout.reserved ||
 	    memchr_inv(req.layout.reserved2, 0, sizeof(req.layout.reserved2)))
 		return -EINVAL;
@@ -373,6 +377,7 @@ static long vmi_session_set_traps(struct vmi_session *s, void __user *arg)
 	else if (READ_ONCE(s->sys.mode) != VMI_SYS_REFUSED)
 		/* Likewise for syscall traps. */
 		smp_store_release(&s->sys.mode, VMI_SYS_PENDING);
+	vmi_msr_set_mode(s, req.flags & VMI_TRAP_MSR);
 out:
 	mutex_unlock(&vmi_sessions_lock);
 	return ret;

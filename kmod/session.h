@@ -19,6 +19,7 @@
 #include <linux/wait.h>
 #include <linux/workqueue.h>
 
+#include "msr_watch.h"
 #include "ring.h"
 #include "syscall.h"
 #include "uapi/vminsight.h"
@@ -39,6 +40,7 @@ struct vmi_vcpu_state {
 	bool cr3_exiting;		/* validated and wanted (counted in armed) */
 	bool cr3_exiting_now;		/* its CR3 writes exit right now */
 	struct vmi_vcpu_sys sys;
+	struct vmi_vcpu_msrs msrs;
 } ____cacheline_aligned;
 
 struct vmi_session {
@@ -57,6 +59,7 @@ struct vmi_session {
 	u32 cr3_fallback;		/* enum vmi_cr3_fallback */
 	atomic_t cr3_armed;		/* vCPUs with cr3_exiting */
 	struct vmi_session_sys sys;
+	struct vmi_session_msrs msrs;
 	bool detaching;			/* disarm, record nothing */
 };
 

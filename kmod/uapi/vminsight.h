@@ -51,6 +51,7 @@ enum vmi_record_type {
 	VMI_REC_SYSCALL = 2,	/* a 64-bit SYSCALL entered the kernel or was denied */
 	VMI_REC_SYSRET = 3,	/* a traced syscall returned to user mode */
 	VMI_REC_DATA = 4,	/* bytes of an argument of the SYSCALL just before */
+	VMI_REC_MSR = 5,	/* a system-call entry MSR differs from the last seen */
 };
 
 /*
@@ -63,6 +64,7 @@ enum vmi_record_type {
 #define VMI_RECF_FAULT _BITUL(3)	/* DATA: guest memory could not be read */
 #define VMI_RECF_COMPAT _BITUL(4)	/* SYSRET: to 32-bit code (SYSRETL) */
 #define VMI_RECF_ARGV _BITUL(5)	/* DATA: argv strings, each NUL-terminated */
+#define VMI_RECF_FIRST _BITUL(6)	/* MSR: the vCPU's first value seen */
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
@@ -101,6 +103,31 @@ struct vmi_record_sysret {
 #define VMI_DATA_BYTES 88
 
 /* A slice of an argument's value, read from guest memory at the SYSCALL. */
+/*
+ * The MSRs the guest kernel's system-call entry depends on (VMI_TRAP_MSR).
+ * They are compared at every VM entry of the vCPU, so a change is recorded
+ * at the first entry after the write (a write and its undo between two
+ * entries is not seen); records are SAMPLED.
+ */
+enum vmi_watched_msr {
+	VMI_MSR_LSTAR = 0,	/* 64-bit SYSCALL entry */
+	VMI_MSR_CSTAR = 1,	/* compat SYSCALL entry */
+	VMI_MSR_SYSENTER_CS = 2,
+	VMI_MSR_SYSENTER_ESP = 3,
+	VMI_MSR_SYSENTER_EIP = 4,
+	VMI_MSR_EFER = 5,	/* the guest's own view */
+	VMI_MSR_WATCHED = 6,
+};
+
+struct vmi_record_msr {
+	__u32 which;		/* enum vmi_watched_msr */
+	__u32 msr;		/* its architectural number, e.g. 0xc0000082 */
+	__u64 old_value;	/* 0 with VMI_RECF_FIRST */
+	__u64 new_value;
+	__u64 rip;		/* guest RIP at the entry that saw it */
+	__u64 cr3;
+};
+
 struct vmi_record_data {
 	__u16 arg;		/* argument index (0-5) the value is at */
 	__u16 len;		/* valid bytes in this record */
@@ -121,6 +148,7 @@ struct vmi_record {
 		struct vmi_record_syscall sys;
 		struct vmi_record_sysret sysret;
 		struct vmi_record_data data;
+		struct vmi_record_msr msr;
 		__u64 raw[12];
 	};
 };
@@ -199,7 +227,9 @@ struct vmi_status {
 	__u64 unmatched;	/* traced calls whose SYSRET lost its match */
 	__u64 sysrets_early;	/* of sysrets: done before a return to QEMU */
 	__u64 exit_probe_missed;	/* returns to userspace not looked at */
-	__u64 reserved[2];
+	__u32 msr_mode;		/* enum vmi_sys_mode, for VMI_TRAP_MSR */
+	__u32 msr_fallback;	/* enum vmi_cr3_fallback */
+	__u64 msr_changes;	/* MSR records after each vCPU's first */
 };
 
 /*
@@ -223,6 +253,7 @@ struct vmi_kvm_layout {
 /* Traps requested with VMI_IOC_SET_TRAPS. */
 #define VMI_TRAP_CR3 _BITUL(0)	/* make CR3 writes exit: exact records */
 #define VMI_TRAP_SYSCALL _BITUL(1)	/* trap syscalls as VMI_IOC_SET_FILTER says */
+#define VMI_TRAP_MSR _BITUL(2)	/* record changes of the entry MSRs */
 
 struct vmi_traps {
 	__u32 flags;		/* VMI_TRAP_* */

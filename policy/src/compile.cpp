@@ -9,8 +9,8 @@
 namespace policy {
 
 namespace {
-constexpr std::array<std::string_view, kEventTypeCount> kTypeNames = {"exec",    "exit", "start",
-                                                                      "syscall", "cr3",  "rename"};
+constexpr std::array<std::string_view, kEventTypeCount> kTypeNames = {
+    "exec", "exit", "start", "syscall", "cr3", "rename", "tamper"};
 }
 
 std::string_view event_type_name(EventType type) noexcept {
@@ -42,7 +42,7 @@ namespace policy::detail {
 namespace {
 
 using FT = FieldType;
-constexpr std::array<FieldDef, 24> kFields = {{
+constexpr std::array<FieldDef, 28> kFields = {{
     {"vm.name", FieldId::VmName, FT::String, false, false, 0},
     {"vm.uuid", FieldId::VmUuid, FT::String, false, false, 0},
     {"evt.type", FieldId::EvtType, FT::String, false, false, 0},
@@ -67,6 +67,10 @@ constexpr std::array<FieldDef, 24> kFields = {{
     {"syscall.port", FieldId::SysPort, FT::Number, false, false, 0},
     {"syscall.flags", FieldId::SysFlags, FT::Number, false, false, 0},
     {"syscall.arg", FieldId::SysArg, FT::Number, true, false, 0},
+    {"tamper.kind", FieldId::TamperKind, FT::String, false, false, 0},
+    {"tamper.target", FieldId::TamperTarget, FT::String, false, false, 0},
+    {"tamper.expected", FieldId::TamperExpected, FT::String, false, false, 0},
+    {"tamper.actual", FieldId::TamperActual, FT::String, false, false, 0},
 }};
 
 struct NamedOp {
@@ -346,6 +350,14 @@ std::optional<std::string_view> get_str(const Event& e, const FieldRef& f) noexc
             return opt_sv(e.syscall.path);
         case FieldId::SysAddr:
             return opt_sv(e.syscall.addr);
+        case FieldId::TamperKind:
+            return opt_sv(e.tamper.kind);
+        case FieldId::TamperTarget:
+            return opt_sv(e.tamper.target);
+        case FieldId::TamperExpected:
+            return opt_sv(e.tamper.expected);
+        case FieldId::TamperActual:
+            return opt_sv(e.tamper.actual);
         default:
             return std::nullopt;
     }
@@ -739,7 +751,7 @@ NodePtr make_pred(const FieldRef& field, Op op, const std::vector<ValueItem>& va
                 if (field.def->id == FieldId::EvtType && !parse_event_type(v.text)) {
                     throw err(v.offset, v.len,
                               "unknown event type '" + v.text +
-                                  "' (exec, exit, start, fork, syscall, cr3, rename)");
+                                  "' (exec, exit, start, fork, syscall, cr3, rename, tamper)");
                 }
                 if (op == Op::Regex) {
                     try {

@@ -47,6 +47,10 @@ enum class FieldId : std::uint8_t {
     SysPort,
     SysFlags,
     SysArg,
+    TamperKind,
+    TamperTarget,
+    TamperExpected,
+    TamperActual,
 };
 
 struct FieldDef {

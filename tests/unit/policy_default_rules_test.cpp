@@ -57,6 +57,17 @@ Event with(Event e, const std::function<void(Event&)>& f) {
     return e;
 }
 
+Event tamper(std::string target, std::string expected, std::string actual) {
+    Event e;
+    e.type = EventType::Tamper;
+    e.vm.name = "web";
+    e.tamper.kind = "msr";
+    e.tamper.target = std::move(target);
+    e.tamper.expected = std::move(expected);
+    e.tamper.actual = std::move(actual);
+    return e;
+}
+
 struct Case {
     std::string rule;
     Event fires;
@@ -158,6 +169,10 @@ std::vector<Case> cases() {
         {"Tunneling Tool Executed",
          ex("chisel", {"chisel", "client", "10.0.0.5:8000", "R:socks"}, "bash", "/tmp/chisel"),
          ex("chisel", {"chisel", "--version"}, "bash", "/opt/chisel/chisel")},
+        {"Syscall Entry Hijacked", tamper("LSTAR", "0xffffffff81a00080", "0xffffffffc0a01000"),
+         tamper("SYSENTER_ESP", "0xfffffe0000001000", "0x1000")},
+        {"Kernel Entry Protections Weakened", tamper("EFER", "0xd01", "0x501"),
+         with(tamper("EFER", "0xd01", "0x501"), [](Event& e) { e.tamper.kind = "text"; })},
     };
 }
 

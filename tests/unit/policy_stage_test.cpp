@@ -176,6 +176,23 @@ TEST(PolicyStage, ReloadIsAllOrNothing) {
     std::filesystem::remove_all(dir);
 }
 
+TEST(PolicyStage, TamperFindingsAreJudgedAsTamperEvents) {
+    const auto e = to_policy_event({{"event", {{"kind", "event"}, {"action", "guest-tampered"}}},
+                                    {"vm", {{"name", "web"}}},
+                                    {"vminsight",
+                                     {{"tamper",
+                                       {{"kind", "msr"},
+                                        {"target", "LSTAR"},
+                                        {"expected", "0xffffffff81a00080"},
+                                        {"actual", "0xffffffffc0a01000"}}}}}});
+    ASSERT_TRUE(e);
+    EXPECT_EQ(e->type, policy::EventType::Tamper);
+    EXPECT_EQ(e->tamper.kind, "msr");
+    EXPECT_EQ(e->tamper.target, "LSTAR");
+    EXPECT_EQ(e->tamper.actual, "0xffffffffc0a01000");
+    EXPECT_FALSE(e->proc.pid);
+}
+
 TEST(PolicyStage, OtherEventsAreNotJudged) {
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "vm-attached"}}}}));
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "policy-match"}}}}));

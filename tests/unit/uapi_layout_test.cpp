@@ -29,6 +29,9 @@ TEST(UapiLayout, RecordIsFixed128Bytes) {
     EXPECT_EQ(offsetof(vmi_record, sysret.entry_seq), 72u);
     EXPECT_EQ(sizeof(vmi_record_data), 96u);
     EXPECT_EQ(offsetof(vmi_record, data.bytes), 40u);
+    EXPECT_EQ(sizeof(vmi_record_msr), 40u);
+    EXPECT_EQ(offsetof(vmi_record, msr.new_value), 48u);
+    EXPECT_EQ(offsetof(vmi_record, msr.cr3), 64u);
 }
 
 TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {
@@ -52,6 +55,8 @@ TEST(UapiLayout, IoctlStructsAndNumbers) {
     EXPECT_EQ(offsetof(vmi_status, syscalls), 56u);
     EXPECT_EQ(offsetof(vmi_status, unmatched), 96u);
     EXPECT_EQ(offsetof(vmi_status, sysrets_early), 104u);
+    EXPECT_EQ(offsetof(vmi_status, msr_mode), 120u);
+    EXPECT_EQ(offsetof(vmi_status, msr_changes), 128u);
     EXPECT_EQ(sizeof(vmi_syscall_filter), 1088u);
     EXPECT_EQ(offsetof(vmi_syscall_filter, exec_paths), 24u);
     EXPECT_EQ(offsetof(vmi_syscall_filter, trace), 32u);

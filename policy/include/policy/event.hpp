@@ -12,10 +12,10 @@
 
 namespace policy {
 
-enum class EventType : std::uint8_t { Exec, Exit, Start, Syscall, Cr3, Rename };
-inline constexpr std::size_t kEventTypeCount = 6;
+enum class EventType : std::uint8_t { Exec, Exit, Start, Syscall, Cr3, Rename, Tamper };
+inline constexpr std::size_t kEventTypeCount = 7;
 
-// "exec", "exit", "start", "syscall", "cr3", "rename".
+// "exec", "exit", "start", "syscall", "cr3", "rename", "tamper".
 std::string_view event_type_name(EventType type) noexcept;
 // Accepts the names above and "fork" as an alias of "start".
 std::optional<EventType> parse_event_type(std::string_view name) noexcept;
@@ -55,6 +55,14 @@ struct Event {
         std::optional<std::int64_t> flags;  // open flags (O_*)
         std::vector<std::int64_t> args;     // raw arguments; syscall.arg[n] is unset past the end
     } syscall;
+
+    // Guest kernel tampering seen from the hypervisor (evt.type = tamper).
+    struct Tamper {
+        std::optional<std::string> kind;      // "msr", ...
+        std::optional<std::string> target;    // what was changed: "LSTAR", ...
+        std::optional<std::string> expected;  // the legitimate value ("0xffffffff81a00080")
+        std::optional<std::string> actual;    // the value found
+    } tamper;
 
     // Sets proc.args and proc.cmdline (args joined with spaces) together.
     void set_args(std::vector<std::string> args);

@@ -1,0 +1,55 @@
+#include "msr_watch.hpp"
+
+namespace vmid {
+namespace {
+constexpr std::uint64_t kEferSce = 1ULL << 0, kEferNx = 1ULL << 11;
+}
+
+std::string watched_msr_name(std::uint32_t which) {
+    switch (which) {
+        case VMI_MSR_LSTAR:
+            return "LSTAR";
+        case VMI_MSR_CSTAR:
+            return "CSTAR";
+        case VMI_MSR_SYSENTER_CS:
+            return "SYSENTER_CS";
+        case VMI_MSR_SYSENTER_ESP:
+            return "SYSENTER_ESP";
+        case VMI_MSR_SYSENTER_EIP:
+            return "SYSENTER_EIP";
+        case VMI_MSR_EFER:
+            return "EFER";
+        default:
+            return "";
+    }
+}
+
+std::optional<MsrFinding> MsrWatch::feed(const vmi_record& rec) {
+    if (rec.type != VMI_REC_MSR || rec.msr.which >= VMI_MSR_WATCHED) {
+        ++malformed_;
+        return std::nullopt;
+    }
+    ++seen_;
+    const std::uint32_t which = rec.msr.which;
+    const std::uint64_t now = rec.msr.new_value;
+    if (now == 0) return std::nullopt;  // a vCPU in reset or not yet set up by the kernel
+    std::uint64_t& legit =
+        which == VMI_MSR_SYSENTER_ESP ? legit_sysenter_esp_[rec.vcpu] : legit_[which];
+    if (legit == 0) {
+        legit = now;
+        return std::nullopt;
+    }
+    bool tampered = now != legit;
+    if (which == VMI_MSR_EFER) tampered = (legit & ~now & (kEferNx | kEferSce)) != 0;
+    if (!tampered) return std::nullopt;
+    return MsrFinding{watched_msr_name(which),
+                      rec.msr.msr,
+                      legit,
+                      now,
+                      (rec.flags & VMI_RECF_FIRST) ? 0 : rec.msr.old_value,
+                      rec.vcpu,
+                      rec.msr.rip,
+                      rec.msr.cr3};
+}
+
+}  // namespace vmid

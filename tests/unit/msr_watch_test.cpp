@@ -1,0 +1,84 @@
+// MsrWatch: what the module's MSR records say about the guest's system-call entry.
+#include <gtest/gtest.h>
+
+#include "msr_watch.hpp"
+
+namespace {
+
+using vmid::MsrWatch;
+
+constexpr std::uint64_t kEntry = 0xffffffff81a00080ULL, kHook = 0xffffffffc0a01000ULL;
+constexpr std::uint64_t kEfer = 0xd01;  // LME | LMA | SCE | NXE
+
+vmi_record msr(std::uint32_t vcpu, std::uint32_t which, std::uint64_t old_value,
+               std::uint64_t new_value, bool first = false) {
+    vmi_record r{};
+    r.type = VMI_REC_MSR;
+    r.flags = VMI_RECF_SAMPLED | (first ? VMI_RECF_FIRST : 0);
+    r.vcpu = vcpu;
+    r.msr.which = which;
+    r.msr.msr = which == VMI_MSR_LSTAR ? 0xc0000082 : 0;
+    r.msr.old_value = old_value;
+    r.msr.new_value = new_value;
+    r.msr.rip = 0xffffffff81000000ULL;
+    return r;
+}
+
+TEST(MsrWatch, ARedirectedLstarIsAFindingOnEveryVcpuThatShowsIt) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry, true)));
+    EXPECT_FALSE(w.feed(msr(1, VMI_MSR_LSTAR, 0, kEntry, true)));
+    const auto f = w.feed(msr(1, VMI_MSR_LSTAR, kEntry, kHook));
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->target, "LSTAR");
+    EXPECT_EQ(f->msr, 0xc0000082u);
+    EXPECT_EQ(f->expected, kEntry);
+    EXPECT_EQ(f->actual, kHook);
+    EXPECT_EQ(f->previous, kEntry);
+    EXPECT_EQ(f->vcpu, 1u);
+    // The rootkit's first sight on another vCPU is judged against the legitimate value too.
+    const auto g = w.feed(msr(2, VMI_MSR_LSTAR, 0, kHook, true));
+    ASSERT_TRUE(g);
+    EXPECT_EQ(g->previous, 0u);
+    // Restored: quiet again.
+    EXPECT_FALSE(w.feed(msr(1, VMI_MSR_LSTAR, kHook, kEntry)));
+    EXPECT_EQ(w.seen(), 5u);
+}
+
+TEST(MsrWatch, AVcpuComingUpThroughZeroIsNotAFinding) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry, true)));
+    // Hotplug or reset: a vCPU first seen before the kernel set it up, then set up.
+    EXPECT_FALSE(w.feed(msr(3, VMI_MSR_LSTAR, 0, 0, true)));
+    EXPECT_FALSE(w.feed(msr(3, VMI_MSR_LSTAR, 0, kEntry)));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, kEntry, 0)));  // reset
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry)));
+}
+
+TEST(MsrWatch, SysenterEspIsPerVcpu) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_ESP, 0, 0xfffffe0000001000ULL, true)));
+    EXPECT_FALSE(w.feed(msr(1, VMI_MSR_SYSENTER_ESP, 0, 0xfffffe0000040000ULL, true)));
+    EXPECT_TRUE(w.feed(msr(1, VMI_MSR_SYSENTER_ESP, 0xfffffe0000040000ULL, 0x1000)));
+}
+
+TEST(MsrWatch, EferIsJudgedOnNxAndSceOnly) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_EFER, 0, kEfer, true)));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_EFER, kEfer, kEfer | (1 << 12))));       // SVME: nested VMs
+    const auto f = w.feed(msr(0, VMI_MSR_EFER, kEfer, kEfer & ~(1ULL << 11)));  // NX off
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->target, "EFER");
+}
+
+TEST(MsrWatch, OtherRecordsAndUnknownMsrsAreCountedNotJudged) {
+    MsrWatch w;
+    vmi_record cr3{};
+    cr3.type = VMI_REC_CR3;
+    EXPECT_FALSE(w.feed(cr3));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_WATCHED, 0, 1, true)));
+    EXPECT_EQ(w.malformed(), 2u);
+    EXPECT_EQ(w.seen(), 0u);
+}
+
+}  // namespace
