@@ -7,25 +7,9 @@ set -uo pipefail # no -e: whatever happens, a result must be reported
 
 IN=/lab/in
 
-result() {
-	stty -F /dev/ttyS2 raw -echo 2>/dev/null
-	echo "VMI-LAB-RESULT: $*" >/dev/ttyS2
-}
-
-# Frame: "VMI-FILE-BEGIN <bytes> <path>", base64 lines, "VMI-FILE-END".
-# Closing the tty waits for the UART to drain, so nothing is lost at poweroff.
-send_artifacts() {
-	stty -F /dev/ttyS1 raw -echo 2>/dev/null
-	(
-		cd "$LAB_OUT" || exit 0
-		find . -type f | while read -r f; do
-			echo "VMI-FILE-BEGIN $(wc -c <"$f") ${f#./}"
-			base64 "$f"
-			echo "VMI-FILE-END"
-		done
-		echo "VMI-ARTIFACTS-END"
-	) >/dev/ttyS1
-}
+# result, send_artifacts
+# shellcheck source=scripts/lab/serial-protocol.sh
+. "$IN/serial-protocol.sh"
 
 # Immediate power-off, like the busybox lab's `poweroff -f`: the disk is a
 # throwaway overlay and everything worth keeping has been shipped.

@@ -25,12 +25,13 @@ usage() {
 	exit 2
 }
 
-# The per-run disk: inner.sh, scenario/ (plus tests/lab/lib.sh as lib.sh if
+# The per-run disk: inner.sh, serial-protocol.sh, scenario/ (plus tests/lab/lib.sh as lib.sh if
 # the scenario has none, as lab-test.sh stages it), payload/, guest/.
 build_lab_disk() {
 	local d=$work/in mb
 	mkdir -p "$d/payload" "$d/guest"
 	cp "$FH_RUN_DIR/fullhost-inner.sh" "$d/inner.sh"
+	cp "$FH_RUN_DIR/serial-protocol.sh" "$d/serial-protocol.sh"
 	copy_scenario "$d"
 	[ -e "$d/scenario/lib.sh" ] || cp "$FH_RUN_DIR/../../tests/lab/lib.sh" "$d/scenario/lib.sh"
 	if [ -n "${VMI_LAB_PAYLOAD:-}" ]; then
@@ -53,12 +54,7 @@ qemu_cmd() {
 		-kernel "$image/vmlinuz" -initrd "$image/initrd.img" -append "$append"
 		-drive "file=$work/root.qcow2,format=qcow2,if=virtio,cache=unsafe"
 		-drive "file=$work/in.img,format=raw,if=virtio,cache=unsafe")
-	if [ "$shell" = 1 ]; then
-		QEMU+=(-serial mon:stdio)
-	else
-		QEMU+=(-monitor none -serial "file:$out/host.log")
-	fi
-	QEMU+=(-serial "file:$out/.lab/ttyS1.raw" -serial "file:$out/.lab/ttyS2.txt")
+	lab_serials
 }
 
 fullhost_main() {

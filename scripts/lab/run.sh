@@ -133,25 +133,8 @@ exec </dev/console >/dev/console 2>&1
 # A WARN anywhere must end the run (also on the command line, for early ones).
 echo 1 >/proc/sys/kernel/panic_on_warn
 
-result() {
-	stty -F /dev/ttyS2 raw -echo 2>/dev/null
-	echo "VMI-LAB-RESULT: $*" >/dev/ttyS2
-}
-
-# Frame: "VMI-FILE-BEGIN <bytes> <path>", base64 lines, "VMI-FILE-END".
-# Closing the tty waits for the UART to drain, so nothing is lost at poweroff.
-send_artifacts() {
-	stty -F /dev/ttyS1 raw -echo 2>/dev/null
-	(
-		cd "$LAB_OUT" || exit 0
-		find . -type f | while read -r f; do
-			echo "VMI-FILE-BEGIN $(wc -c <"$f") ${f#./}"
-			base64 "$f"
-			echo "VMI-FILE-END"
-		done
-		echo "VMI-ARTIFACTS-END"
-	) >/dev/ttyS1
-}
+# result, send_artifacts
+. /lab/serial-protocol.sh
 
 fail_setup() {
 	echo "lab-host: setup failed: $*"
@@ -222,6 +205,7 @@ build_host_initrd() {
 	cp "$work/guest.cpio" "$root/lab/guest/initrd.cpio"
 	add_payload "$root"
 	copy_scenario "$root"
+	cp "$LAB_DIR/serial-protocol.sh" "$root/lab/"
 	write_host_init "$root"
 	make_cpio "$root" "$work/host.cpio"
 }
@@ -237,6 +221,12 @@ qemu_cmd() {
 	QEMU=(qemu-system-x86_64 -accel tcg -cpu "qemu64,+svm,+npt" -smp "${VMI_LAB_SMP:-1}" -m 3072
 		-nographic -no-reboot -nic none
 		-kernel "$cache/kernel/vmlinuz" -initrd "$work/host.cpio" -append "$append")
+	lab_serials
+}
+
+# The lab's channels (serial-protocol.sh): ttyS0 the console (host.log, or the terminal
+# with --shell), ttyS1 the artifacts, ttyS2 the result line.
+lab_serials() {
 	if [ "$shell" = 1 ]; then
 		QEMU+=(-serial mon:stdio)
 	else
