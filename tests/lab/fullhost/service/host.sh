@@ -3,7 +3,8 @@
 # an operator types: VMInsight installed from its own .deb, the service run by systemd,
 # monitoring toggled per domain with vminsightctl, domains driven with virsh.
 #   web: enable → its process events reach the sink; disable → they stop; destroy + start →
-#        re-attached; save → detached, restore → re-attached; systemctl restart vminsightd →
+#        re-attached; save → detached, restore → re-attached; a pause_vm rule pauses it
+#        through libvirt until vminsightctl resume; systemctl restart vminsightd →
 #        re-attached; libvirtd restarted → still followed.
 #   db:  runs throughout, never enabled: not one event names it.
 # Every wait is a bounded poll on a file or a command; "no more events" is judged over the
@@ -118,6 +119,35 @@ $VIRSH restore /var/lib/libvirt/qemu/save/web.save >/dev/null 2>"$out/restore.er
 	step restore FAIL "$(cat "$out/restore.err")"
 rm -f /var/lib/libvirt/qemu/save/web.save
 mark saved-restored
+
+# 6c. A pause_vm rule in a policy of its own, named by the domain's metadata: libvirt pauses
+#     web (virsh sees it paused, its heartbeat stops) until `vminsightctl resume web`.
+cat >/etc/vminsight/policies/lab-pause.yaml <<'YAML'
+- policy: lab-pause
+- rule: Pause on heartbeat
+  condition: evt.type = exec and proc.name = sleep
+  output: "pause (cmdline=%proc.cmdline)"
+  priority: critical
+  action: pause_vm
+  rate_limit: 1/h
+YAML
+domstate() { $VIRSH domstate web 2>/dev/null | head -n1; }
+is_state() { [ "$(domstate)" = "$1" ]; }
+ctl policy reload >"$out/reload-pause.txt" 2>&1 && ctl enable web --policy lab-pause >>"$out/reload-pause.txt" 2>&1 ||
+	step pause-policy FAIL "$(cat "$out/reload-pause.txt")"
+if wait_for 60 more_events web 0 vm-paused && wait_for 10 is_state paused; then
+	b0=$(beats web)
+	! wait_for 3 beats_past web $((b0 + 1)) && step pause-vm PASS "virsh domstate: $(domstate)" ||
+		step pause-vm FAIL "paused, but the guest went on beating"
+	ctl resume web >"$out/resume.txt" 2>&1 && wait_for 10 is_state running &&
+		wait_for 20 beats_past web $((b0 + 1)) && step resume-vm PASS "$(cat "$out/resume.txt")" ||
+		step resume-vm FAIL "$(cat "$out/resume.txt"); virsh domstate: $(domstate)"
+else
+	step pause-vm FAIL "no vm-paused for web; virsh domstate: $(domstate); $(grep -F '"host":{"name":"web"' "$EV" | grep -F 'Pause on heartbeat' | tail -c 400)"
+fi
+rm -f /etc/vminsight/policies/lab-pause.yaml
+ctl enable web >/dev/null 2>&1 && ctl policy reload >/dev/null 2>&1
+mark paused-resumed
 
 # 7. systemctl restart vminsightd: detached at stop, attached again at start.
 a=$(n_events web vm-attached)
