@@ -160,8 +160,16 @@ IntegrityReport sweep_integrity(const IntegrityContext& ctx, const IntegrityBase
                                 const IntegrityOptions& opts) {
     IntegrityReport rep;
     if (ctx.mem == nullptr || ctx.symbols == nullptr || ctx.offsets == nullptr) {
-        rep.findings.push_back({FindingKind::kCheckFailed, Severity::kWarning, "context", -1, {},
-                                0, 0, {}, {}, "integrity context incomplete"});
+        rep.findings.push_back({FindingKind::kCheckFailed,
+                                Severity::kWarning,
+                                "context",
+                                -1,
+                                {},
+                                0,
+                                0,
+                                {},
+                                {},
+                                "integrity context incomplete"});
         return rep;
     }
     const auto t0 = Clock::now();

@@ -31,9 +31,7 @@ class CountingMemory final : public GuestMemory {
 struct Range {
     std::uint64_t start = 0;
     std::uint64_t end = 0;
-    [[nodiscard]] bool contains(std::uint64_t va) const noexcept {
-        return va >= start && va < end;
-    }
+    [[nodiscard]] bool contains(std::uint64_t va) const noexcept { return va >= start && va < end; }
     [[nodiscard]] bool empty() const noexcept { return end <= start; }
 };
 

@@ -50,8 +50,8 @@ void check_pointer(Reader& r, FindingKind kind, const std::string& table, std::i
         f.message = what + " changed from " + f.expected_symbol + " to " + f.actual_symbol;
     } else if (!symbol_ok) {
         f.severity = Severity::kWarning;
-        f.message = what + " points into kernel text at " + f.actual_symbol +
-                    ", not at a syscall handler";
+        f.message =
+            what + " points into kernel text at " + f.actual_symbol + ", not at a syscall handler";
     } else {
         return;
     }

@@ -15,7 +15,8 @@ namespace vmi::integrity {
 
 namespace {
 
-constexpr std::size_t kMaxListSteps = 1U << 16;  // entries of one children or thread list
+constexpr std::size_t kMaxListSteps = 1U << 16;  // entries of one list
+constexpr std::size_t kMaxTreeSteps = 1U << 20;  // list entries of one whole tree walk
 
 bool kernel_ptr(std::uint64_t va, bool la57) {
     return va != 0 && (va >> 63) != 0 && is_canonical(va, la57) && (va & 7) == 0;
@@ -49,16 +50,19 @@ Result<TaskInfo> task_info(Reader& r, std::uint64_t task) {
     return t;
 }
 
-// The entries of the circular list at `head` (each entry's list_head address), bounded and
-// cycle-safe; false on a broken list.
-bool list_entries(Reader& r, std::uint64_t head, std::vector<std::uint64_t>& out) {
+// The entries of the circular list at `head` (each entry's list_head address), bounded by
+// kMaxListSteps and by `budget` (decremented per entry) and cycle-safe; false on a broken list.
+bool list_entries(Reader& r, std::uint64_t head, std::vector<std::uint64_t>& out,
+                  std::size_t& budget) {
     const bool la57 = r.ctx().la57;
     std::unordered_set<std::uint64_t> seen;
     auto cur = r.u64(head);
     while (cur && *cur != head) {
-        if (!kernel_ptr(*cur, la57) || !seen.insert(*cur).second || seen.size() > kMaxListSteps) {
+        if (!kernel_ptr(*cur, la57) || !seen.insert(*cur).second || seen.size() > kMaxListSteps ||
+            budget == 0) {
             return false;
         }
+        --budget;
         out.push_back(*cur);
         cur = r.u64(*cur);
     }
@@ -70,7 +74,8 @@ bool task_list(Reader& r, std::unordered_set<std::uint64_t>& tasks) {
     const LinuxOffsets& o = *r.ctx().offsets;
     const std::uint64_t init = r.ctx().init_task_va;
     std::vector<std::uint64_t> nodes;
-    if (!list_entries(r, init + o.task_tasks, nodes)) return false;
+    std::size_t budget = kMaxListSteps;
+    if (!list_entries(r, init + o.task_tasks, nodes, budget)) return false;
     tasks.insert(init);
     for (std::uint64_t n : nodes) tasks.insert(n - o.task_tasks);
     return true;
@@ -82,12 +87,14 @@ std::vector<std::uint64_t> task_tree(Reader& r) {
     std::vector<std::uint64_t> out;
     std::unordered_set<std::uint64_t> seen{r.ctx().init_task_va};
     std::vector<std::uint64_t> todo{r.ctx().init_task_va};
+    std::size_t budget = kMaxTreeSteps;
     while (!todo.empty() && seen.size() < kMaxTreeTasks) {
         const std::uint64_t t = todo.back();
         todo.pop_back();
         out.push_back(t);
         std::vector<std::uint64_t> nodes;
-        list_entries(r, t + o.task_children, nodes);  // a broken list still yields its prefix
+        list_entries(r, t + o.task_children, nodes,
+                     budget);  // a broken list still yields its prefix
         for (std::uint64_t n : nodes) {
             if (n < o.task_sibling) continue;
             if (seen.insert(n - o.task_sibling).second) todo.push_back(n - o.task_sibling);
@@ -96,7 +103,7 @@ std::vector<std::uint64_t> task_tree(Reader& r) {
             auto sig = r.u64(t + o.task_signal);
             std::vector<std::uint64_t> threads;
             if (sig && kernel_ptr(*sig, r.ctx().la57)) {
-                list_entries(r, *sig + o.signal_thread_head, threads);
+                list_entries(r, *sig + o.signal_thread_head, threads, budget);
             }
             for (std::uint64_t n : threads) {
                 if (n < o.task_thread_node) continue;
@@ -117,8 +124,8 @@ void hidden(Reader& r, const TaskInfo& t, std::uint64_t task, const std::string&
     f.index = t.tgid;
     f.name = t.comm;
     f.actual = task;
-    f.message = "process " + std::to_string(t.tgid) + " (" + t.comm + ", task " + hex(task) +
-                ") " + how + " but is not on the task list";
+    f.message = "process " + std::to_string(t.tgid) + " (" + t.comm + ", task " + hex(task) + ") " +
+                how + " but is not on the task list";
     r.add(std::move(f));
 }
 

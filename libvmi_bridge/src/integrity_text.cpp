@@ -63,8 +63,8 @@ void relative_sites(Reader& r, const char* start_sym, const char* stop_sym, std:
             for (std::uint64_t k = 0; k < batch; ++k) {
                 std::int32_t rel = 0;
                 std::memcpy(&rel, b.data() + k * entry, 4);
-                const std::uint64_t site = va + k * entry + static_cast<std::uint64_t>(
-                                                                std::int64_t{rel});
+                const std::uint64_t site =
+                    va + k * entry + static_cast<std::uint64_t>(std::int64_t{rel});
                 out.push_back({site, site + site_len});
             }
         }

@@ -140,15 +140,15 @@ int inspect_integrity(GuestMemory& mem, std::uint64_t cr3, const GuestKernelProf
     if (a.json) {
         nlohmann::json list = nlohmann::json::array();
         for (const auto& f : rep.findings) list.push_back(finding_json(f));
-        nlohmann::json doc = {{"snapshot", a.snapshot},
-                              {"cr3", hex(cr3)},
-                              {"baseline", a.against.empty() ? nlohmann::json(nullptr)
-                                                             : nlohmann::json(a.against)},
-                              {"modules_listed", g.ctx.modules.size()},
-                              {"pages_read", rep.stats.pages_read},
-                              {"bytes_read", rep.stats.bytes_read},
-                              {"sweep_ms", ms},
-                              {"findings", std::move(list)}};
+        nlohmann::json doc = {
+            {"snapshot", a.snapshot},
+            {"cr3", hex(cr3)},
+            {"baseline", a.against.empty() ? nlohmann::json(nullptr) : nlohmann::json(a.against)},
+            {"modules_listed", g.ctx.modules.size()},
+            {"pages_read", rep.stats.pages_read},
+            {"bytes_read", rep.stats.bytes_read},
+            {"sweep_ms", ms},
+            {"findings", std::move(list)}};
         if (base) {
             doc["baseline_pages_read"] = base->stats.pages_read;
             doc["baseline_ms"] = static_cast<double>(base->stats.duration.count()) / 1e6;
@@ -162,8 +162,8 @@ int inspect_integrity(GuestMemory& mem, std::uint64_t cr3, const GuestKernelProf
             std::printf("%-8s %-14s %s\n", std::string(to_string(f.severity)).c_str(),
                         std::string(to_string(f.kind)).c_str(), printable(f.message).c_str());
         }
-        std::printf("%zu findings; %llu pages (%llu bytes) read in %.1f ms\n",
-                    rep.findings.size(), static_cast<unsigned long long>(rep.stats.pages_read),
+        std::printf("%zu findings; %llu pages (%llu bytes) read in %.1f ms\n", rep.findings.size(),
+                    static_cast<unsigned long long>(rep.stats.pages_read),
                     static_cast<unsigned long long>(rep.stats.bytes_read), ms);
     }
     return critical ? 3 : 0;

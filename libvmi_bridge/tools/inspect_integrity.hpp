@@ -14,7 +14,7 @@ namespace vmi::tools {
 
 struct IntegrityArgs {
     std::string snapshot;
-    std::string against;  // baseline snapshot; empty = absolute rules only
+    std::string against;              // baseline snapshot; empty = absolute rules only
     std::vector<std::uint64_t> cr3s;  // --cr3 values (raw images)
     bool json = false;
     bool la57 = false;

@@ -65,8 +65,8 @@ struct IntegrityFinding {
     std::int64_t index = -1;
     /// The symbol, module name or comm the finding is about.
     std::string name;
-    std::uint64_t expected = 0;  // address as in the baseline or as the rule wants; 0 = none
-    std::uint64_t actual = 0;    // address found now
+    std::uint64_t expected = 0;   // address as in the baseline or as the rule wants; 0 = none
+    std::uint64_t actual = 0;     // address found now
     std::string expected_symbol;  // "sym+0x10" or empty
     std::string actual_symbol;    // "sym+0x10", "[module]+0x10" or empty
     std::string message;          // one human sentence
@@ -106,7 +106,7 @@ struct IntegrityContext {
 struct RangeHashes {
     std::uint64_t start = 0;  // page aligned
     std::uint64_t end = 0;
-    std::vector<std::uint64_t> pages;  // FNV-1a 64 per page (0 = unreadable)
+    std::vector<std::uint64_t> pages;   // FNV-1a 64 per page (0 = unreadable)
     std::vector<std::uint32_t> chunks;  // FNV-1a 32 per 64 bytes, kChunksPerPage per page
 };
 
