@@ -46,6 +46,7 @@ constexpr std::uint64_t kInitTaskOff = 0x50000;
 constexpr std::uint64_t kModulesOff = 0x52000;
 constexpr std::uint64_t kModTreeOff = 0x52100;
 constexpr std::uint64_t kIdtOff = 0x53000;
+constexpr std::uint64_t kInitTextOff = 0x80000;  // _sinittext: freed after boot
 constexpr std::uint64_t kModuleText = 0xffff'ffff'c010'0000ULL;
 
 std::string name3(const char* prefix, std::size_t i) {
@@ -82,6 +83,8 @@ std::vector<SynthSym> symbols() {
     s.push_back({kText + kModulesOff, 'D', "modules"});
     s.push_back({kText + kModTreeOff, 'd', "mod_tree"});
     s.push_back({kText + kIdtOff, 'b', "idt_table"});
+    s.push_back({kText + kInitTextOff, 'T', "_sinittext"});
+    s.push_back({kText + kInitTextOff, 'T', "early_idt_handler_array"});
     s.push_back({kText + 0xff000, 'B', "_end"});
     return s;
 }
@@ -142,6 +145,8 @@ class IntegrityGuest {
             w64(kText + kTableOff + i * 8, kText + kSyscallsOff + i * 0x40);
         }
         for (std::size_t v = 0; v < 256; ++v) set_gate(v, kText + kVectorsOff + v * 0x40);
+        // Reserved vectors keep their early boot stubs, as on Debian's 6.1.
+        for (std::size_t v = 20; v < 32; ++v) set_gate(v, kText + kInitTextOff + v * 9);
         // One jump-label entry: code at jump_func+0x20, relative to the entry.
         const std::uint64_t entry = kText + kJumpTableOff;
         const auto rel = static_cast<std::int32_t>(kText + kPatchedOff + 0x20 - entry);
@@ -386,14 +391,16 @@ TEST(BridgeIntegrity, IdtHandlerOutsideTextIsCritical) {
     ASSERT_TRUE(base.ok());
     g.set_gate(14, 0xffff'ffff'c0f0'0000ULL);
     g.set_gate(3, kText + kVectorsOff + 4 * 0x40);
+    g.set_gate(40, kText + kInitTextOff + 40 * 9);  // an early stub, but not an exception
     const auto abs = sweep_integrity(ctx, nullptr);
     auto f = of_kind(abs, FindingKind::kIdtHook);
-    ASSERT_EQ(f.size(), 1U) << dump(abs);
+    ASSERT_EQ(f.size(), 2U) << dump(abs);
     EXPECT_EQ(f[0].index, 14);
     EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_EQ(f[1].index, 40);
     const auto rel = sweep_integrity(ctx, &*base);
     f = of_kind(rel, FindingKind::kIdtHook);
-    ASSERT_EQ(f.size(), 2U) << dump(rel);
+    ASSERT_EQ(f.size(), 3U) << dump(rel);
     EXPECT_EQ(f[0].index, 3);
     EXPECT_EQ(f[0].expected_symbol, "asm_vec_003+0x0");
     EXPECT_EQ(f[0].actual_symbol, "asm_vec_004+0x0");

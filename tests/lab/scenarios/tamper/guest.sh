@@ -20,7 +20,7 @@ echo "TAMPER-HIDEME pid=$hide"
 	sleep 0.2
 done) &
 churn=$!
-stty -F /dev/ttyS1 -echo raw 2>/dev/null
+stty -F /dev/ttyS1 -echo 2>/dev/null
 echo "TAMPER-READY"
 while read -r cmd args </dev/ttyS1; do
 	[ "$cmd" = quit ] && break

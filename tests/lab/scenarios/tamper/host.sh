@@ -107,13 +107,13 @@ clean clean-later
 tamper hide_pid
 snapshot "$dump"
 integrity hide-pid "$dump" --against "$base"
-expect hide-pid '"kind":"hidden_task"' "\"index\":$hide" '"name":"vmi-hideme"'
+expect hide-pid '"kind":"hidden_task"' "\"index\":$hide," '"name":"vmi-hideme"'
 tamper unhide_pid
 
 tamper hook_syscall 39
 snapshot "$dump"
 integrity hook-syscall "$dump" --against "$base"
-expect hook-syscall '"kind":"syscall_hook"' '"index":39' '"check":"sys_call_table"' \
+expect hook-syscall '"kind":"syscall_hook"' '"index":39,' '"check":"sys_call_table"' \
 	'"severity":"critical"' '[vmi_tamper]'
 tamper unhook_syscall
 
