@@ -11,7 +11,7 @@ KERNELS ?= 6.1 6.12
 LAB_KERNEL ?= 6.1
 DEPS_STAMP := $(BUILD)/.deps-ok
 
-.PHONY: all deps userspace kmod test unit-test sanitize-test lab-test demo bench lab-shell clean \
+.PHONY: all deps userspace kmod lab-modules test unit-test sanitize-test lab-test demo bench lab-shell clean \
 	install uninstall deb
 
 all: userspace kmod
@@ -34,6 +34,18 @@ kmod: deps
 		mkdir -p $$out && cp -r kmod/. $$out/; \
 		$(MAKE) -s -C /usr/src/linux-headers-$$abi M=$$out modules; \
 		echo "kmod: $$out/vminsight.ko"; \
+	done
+
+# Test-only guest kernel modules (tests/lab/guest-modules/*: e.g. vmi_tamper.ko, rootkit-like
+# tampering for the integrity lab tests), built for every lab kernel; never installed.
+lab-modules: deps
+	@set -e; . scripts/lab/kernels.sh; for k in $(KERNELS); do \
+		abi=$$(vmi_kernel_abi $$k); \
+		for m in tests/lab/guest-modules/*/; do \
+			out=$(abspath $(BUILD))/lab-modules/$$abi/$$(basename $$m); \
+			mkdir -p $$out && cp -r $$m. $$out/; \
+			$(MAKE) -s -C /usr/src/linux-headers-$$abi M=$$out modules; \
+		done; \
 	done
 
 test: deps

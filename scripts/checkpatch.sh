@@ -20,3 +20,7 @@ fi
 cd "$root/kmod"
 "$cache/scripts/checkpatch.pl" --no-tree --strict --terse --show-types \
 	--ignore FILE_PATH_CHANGES -f ./*.c ./*.h uapi/*.h
+# Test-only guest modules (tests/lab/guest-modules/*/).
+cd "$root/tests/lab/guest-modules"
+"$cache/scripts/checkpatch.pl" --no-tree --strict --terse --show-types \
+	--ignore FILE_PATH_CHANGES -f ./*/*.c

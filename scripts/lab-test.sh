@@ -21,6 +21,9 @@ abi=$(vmi_kernel_abi "$kernel")
 cache=$(bash "$root/scripts/lab/build.sh" --kernel "$kernel" | tail -n1)
 
 make -s -C "$root" kmod KERNELS="$kernel" BUILD="$build" >/dev/null
+# Test-only guest modules (vmi_tamper.ko ...): shipped in the payload for scenarios that load
+# them into the lab guest.
+make -s -C "$root" lab-modules KERNELS="$kernel" BUILD="$build" 2>&1 | grep -v '^Skipping BTF' >&2 || true
 
 # The guest kernel image the daemon reads: BTF for struct layouts, .data for init_task.
 vmlinux=$build/lab/vmlinux-$abi
@@ -34,6 +37,8 @@ fi
 payload=$build/lab/payload-$kernel
 rm -rf "$payload" && mkdir -p "$payload"
 cp "$build/kmod/$abi/vminsight.ko" "$payload/"
+mkdir -p "$payload/guest-modules"
+cp "$build"/lab-modules/"$abi"/*/*.ko "$payload/guest-modules/"
 runner=$root/scripts/lab/run.sh
 case "$scenario" in
 */tests/lab/fullhost/*)

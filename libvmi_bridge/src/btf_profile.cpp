@@ -256,8 +256,16 @@ Result<LinuxOffsets> BtfProfile::linux_offsets() const {
                            {"signal_struct", "thread_head", &o.signal_thread_head, 16},
                            {"task_struct", "thread_node", &o.task_thread_node, 16}});
     if (o.has_threads) group({{"signal_struct", "nr_threads", &o.signal_nr_threads, 4}});
+    o.has_children = group({{"task_struct", "children", &o.task_children, 16},
+                            {"task_struct", "sibling", &o.task_sibling, 16}});
     o.percpu_current_task = percpu_current_task();
     module_offsets(o);
+    // The module address tree (kernel/module/internal.h): tree[0] of the latch tree in
+    // mod_tree_root, and where a mod_tree_node keeps its module and its rb nodes.
+    o.has_mod_tree = group({{"mod_tree_root", "root", &o.mod_tree_root, 0},
+                            {"latch_tree_root", "tree", &o.latch_tree_tree, 16},
+                            {"mod_tree_node", "mod", &o.mtn_mod, 8},
+                            {"mod_tree_node", "node", &o.mtn_node, 48}});
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

@@ -8,6 +8,11 @@
 //   vminsight-inspect profile --snapshot FILE [--cr3 HEX] [--la57] [--json]
 //   vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] [--json]
 //   vminsight-inspect modules --snapshot FILE [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] [--la57] [--json]
+//
+// integrity runs one kernel integrity sweep (vmi/integrity.hpp): syscall tables, IDT, hidden
+// modules and tasks by absolute rules, and kernel text/rodata and table targets against the
+// baseline of EARLIER, a snapshot of the same boot. Exit status 3 if a finding is critical.
 //
 // symbols with no NAME prints every symbol like /proc/kallsyms; a NAME prints each symbol of
 // that name, an address the symbol it falls in. Exit status 1 if a NAME or address is unknown.
@@ -27,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "inspect_integrity.hpp"
 #include "vmi/elf_core_memory.hpp"
 #include "vmi/image_memory.hpp"
 #include "vmi/kallsyms.hpp"
@@ -41,16 +47,21 @@ constexpr const char* kUsage =
     "[--json]\n"
     "       vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] "
     "[--json]\n"
+    "       vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] "
+    "[--la57] [--json]\n"
     "  FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw pmemsave image\n"
     "        (needs --cr3).\n"
     "  symbols: every kernel symbol (like /proc/kallsyms), or the named ones, or the symbol an\n"
-    "           address falls in.\n";
+    "           address falls in.\n"
+    "  integrity: syscall tables, IDT, hidden modules and tasks; with --against, also kernel\n"
+    "           text/rodata changes since EARLIER (same boot). Exit 3 on a critical finding.\n";
 
 struct Args {
     std::string cmd;
     std::string snapshot;
     std::vector<std::uint64_t> cr3s;
     std::vector<std::string> names;  // symbols: names or 0x addresses
+    std::string against;             // integrity: the baseline snapshot
     bool json = false;
     bool la57 = false;
 };
@@ -69,7 +80,7 @@ Args parse(int argc, char** argv) {
         std::exit(0);
     }
     if (a.cmd != "ps" && a.cmd != "pstree" && a.cmd != "profile" && a.cmd != "symbols" &&
-        a.cmd != "modules")
+        a.cmd != "modules" && a.cmd != "integrity")
         usage_error("unknown command '" + a.cmd + "'");
     for (int i = 2; i < argc; ++i) {
         const std::string arg = argv[i];
@@ -88,6 +99,8 @@ Args parse(int argc, char** argv) {
                 usage_error("--cr3 '" + v + "' is not a hex number");
             }
             a.cr3s.push_back(cr3);
+        } else if (arg == "--against" && a.cmd == "integrity") {
+            a.against = value();
         } else if (arg == "--json") {
             a.json = true;
         } else if (arg == "--la57") {
@@ -395,6 +408,7 @@ void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& k
 int run(const Args& a) {
     std::unique_ptr<vmi::GuestMemory> mem;
     std::vector<std::uint64_t> cr3s = a.cr3s;
+    std::vector<vmi::VcpuState> vcpus;
     if (vmi::is_elf_file(a.snapshot)) {
         auto core = vmi::ElfCoreMemory::open(a.snapshot);
         if (!core) fail(a, core.error().message());
@@ -404,6 +418,7 @@ int run(const Args& a) {
             }
             if (cr3s.empty()) fail(a, "ELF dump has no QEMU vCPU notes with a CR3; pass --cr3");
         }
+        vcpus = (*core)->vcpus();
         mem = std::move(*core);
     } else {
         try {
@@ -462,6 +477,14 @@ int run(const Args& a) {
                     static_cast<unsigned long long>(o.mm_pgd));
             }
             return 0;
+        }
+        if (a.cmd == "integrity") {
+            const vmi::tools::IntegrityArgs ia{a.snapshot, a.against, a.cr3s, a.json, a.la57};
+            std::string why;
+            const int rc = vmi::tools::inspect_integrity(*mem, cr3, *prof, vcpus, ia, why);
+            if (rc >= 0) return rc;
+            errors += "\n  cr3 " + hex(cr3) + ": " + why;
+            continue;
         }
         if (a.cmd == "symbols" || a.cmd == "modules") {
             auto ks = vmi::discover_kernel_symbols(*mem, cr3, *prof, a.la57);

@@ -87,6 +87,18 @@ struct LinuxOffsets {
     /// init_layout.size (6.1), or mem[i].size for every region i (6.4+).
     std::array<std::uint64_t, 8> module_sizes{};
     std::size_t module_size_count = 0;
+    // Process tree (optional group): task_struct.children lists each child's .sibling.
+    bool has_children = false;
+    std::uint64_t task_children = 0;  // struct list_head
+    std::uint64_t task_sibling = 0;   // struct list_head
+    // Module address tree (optional group, CONFIG_MODULES_TREE_LOOKUP): `mod_tree` is a struct
+    // mod_tree_root whose latch tree's tree[0] (struct rb_root[2]) holds the rb nodes
+    // node[0] of every struct mod_tree_node {struct module *mod; struct latch_tree_node node}.
+    bool has_mod_tree = false;
+    std::uint64_t mod_tree_root = 0;    // latch_tree_root within mod_tree_root
+    std::uint64_t latch_tree_tree = 0;  // rb_root tree[2] within latch_tree_root
+    std::uint64_t mtn_mod = 0;          // struct module* within mod_tree_node
+    std::uint64_t mtn_node = 0;         // latch_tree_node within mod_tree_node
 };
 
 class BtfProfile {

@@ -1,0 +1,578 @@
+// Kernel integrity sweep over a synthetic guest: a kernel image with kallsyms, a syscall
+// table, an IDT, a task list with its process tree, modules on their list and in mod_tree.
+// Each check is tampered with the way a rootkit would; the clean guest must give nothing.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "bridge_synthetic_kallsyms.hpp"
+#include "bridge_test_support.hpp"
+#include "vmi/integrity.hpp"
+#include "vmi/kernel_discovery.hpp"
+
+namespace vmi {
+namespace {
+
+using test::k4K;
+using test::KallsymsEncoder;
+using test::PageTableBuilder;
+using test::SynthSym;
+
+constexpr std::uint64_t kText = 0xffff'ffff'8a00'0000ULL;
+constexpr std::uint64_t kImagePa = 0x0100'0000;
+constexpr std::uint64_t kImageLen = 0x10'0000;
+constexpr std::uint64_t kDirectMap = 0xffff'8880'0000'0000ULL;
+constexpr std::uint64_t kHeapPa = 0x0080'0000;
+constexpr std::uint64_t kHeapLen = 0x10'0000;
+
+// Image layout (offsets from _text).
+constexpr std::uint64_t kSyscallsOff = 0x1000;  // 64 handlers, 0x40 apart
+constexpr std::size_t kSyscalls = 64;
+constexpr std::uint64_t kVectorsOff = 0x3000;  // 256 IDT handlers, 0x40 apart
+constexpr std::uint64_t kEntryOff = 0x7000;    // entry_SYSCALL_64
+constexpr std::uint64_t kFuncOff = 0x8000;     // some_func (a chunk of its own)
+constexpr std::uint64_t kPatchedOff = 0x9000;  // jump_func: a jump-label site at +0x20
+constexpr std::uint64_t kEtextOff = 0x20000;
+constexpr std::uint64_t kTableOff = 0x20040;  // sys_call_table
+constexpr std::uint64_t kJumpTableOff = 0x20400;
+constexpr std::uint64_t kTablesOff = 0x22000;  // kallsyms
+constexpr std::uint64_t kErodataOff = 0x40000;
+constexpr std::uint64_t kInitTaskOff = 0x50000;
+constexpr std::uint64_t kModulesOff = 0x52000;
+constexpr std::uint64_t kModTreeOff = 0x52100;
+constexpr std::uint64_t kIdtOff = 0x53000;
+constexpr std::uint64_t kInitTextOff = 0x80000;  // _sinittext: freed after boot
+constexpr std::uint64_t kModuleText = 0xffff'ffff'c010'0000ULL;
+
+std::string name3(const char* prefix, std::size_t i) {
+    char b[48];
+    std::snprintf(b, sizeof b, "%s%03zu", prefix, i);
+    return b;
+}
+
+std::vector<SynthSym> symbols() {
+    std::vector<SynthSym> s = {
+        {0, 'A', "fixed_percpu_data", true},
+        {0x2c000, 'A', "current_task", true},
+        {kText, 'T', "_text"},
+        {kText, 'T', "_stext"},
+    };
+    for (std::size_t i = 0; i < kSyscalls; ++i) {
+        s.push_back({kText + kSyscallsOff + i * 0x40, 'T', name3("__x64_sys_f", i)});
+    }
+    for (std::size_t v = 0; v < 256; ++v) {
+        s.push_back({kText + kVectorsOff + v * 0x40, 'T', name3("asm_vec_", v)});
+    }
+    s.push_back({kText + kEntryOff, 'T', "entry_SYSCALL_64"});
+    s.push_back({kText + kFuncOff, 'T', "some_func"});
+    s.push_back({kText + kFuncOff + 0x40, 'T', "next_func"});
+    s.push_back({kText + kPatchedOff, 'T', "jump_func"});
+    s.push_back({kText + kEtextOff, 'T', "_etext"});
+    s.push_back({kText + kEtextOff, 'D', "__start_rodata"});
+    s.push_back({kText + kTableOff, 'D', "sys_call_table"});
+    s.push_back({kText + kTableOff + kSyscalls * 8, 'D', "rodata_after_table"});
+    s.push_back({kText + kJumpTableOff, 'D', "__start___jump_table"});
+    s.push_back({kText + kJumpTableOff + 16, 'D', "__stop___jump_table"});
+    s.push_back({kText + kErodataOff, 'D', "__end_rodata"});
+    s.push_back({kText + kInitTaskOff, 'D', "init_task"});
+    s.push_back({kText + kModulesOff, 'D', "modules"});
+    s.push_back({kText + kModTreeOff, 'd', "mod_tree"});
+    s.push_back({kText + kIdtOff, 'b', "idt_table"});
+    s.push_back({kText + kInitTextOff, 'T', "_sinittext"});
+    s.push_back({kText + kInitTextOff, 'T', "early_idt_handler_array"});
+    s.push_back({kText + 0xff000, 'B', "_end"});
+    return s;
+}
+
+LinuxOffsets offsets() {
+    LinuxOffsets o;
+    o.task_struct_size = 0x200;
+    o.task_tasks = 24;
+    o.task_pid = 48;
+    o.task_tgid = 52;
+    o.task_mm = 64;
+    o.task_comm = 80;
+    o.task_comm_size = 16;
+    o.has_children = true;
+    o.task_children = 128;
+    o.task_sibling = 144;
+    o.percpu_current_task = 0x100;
+    o.has_modules = true;
+    o.module_struct_size = 0x300;
+    o.module_state = 0;
+    o.module_list = 8;
+    o.module_name = 24;
+    o.module_name_size = 56;
+    o.module_base = 0x140;
+    o.module_size_count = 1;
+    o.module_sizes[0] = 0x148;
+    o.has_mod_tree = true;
+    o.mod_tree_root = 0;
+    o.latch_tree_tree = 8;
+    o.mtn_mod = 0;
+    o.mtn_node = 8;
+    return o;
+}
+
+struct Task {
+    std::int32_t pid;
+    const char* comm;
+    std::size_t parent;
+    bool user;
+};
+
+class IntegrityGuest {
+  public:
+    IntegrityGuest() : pt_(mem_, false, 0x20'0000), off_(offsets()) {
+        pt_.map_range(kText, kImagePa, kImageLen);
+        for (std::uint64_t o = 0; o < kImageLen; o += k4K) mem_.map_page(kImagePa + o);
+        pt_.map_range(kDirectMap + kHeapPa, kHeapPa, kHeapLen);
+        for (std::uint64_t o = 0; o < kHeapLen; o += k4K) mem_.map_page(kHeapPa + o);
+        // Text: deterministic non-zero bytes.
+        std::mt19937_64 rng(1);
+        std::vector<std::byte> text(kEtextOff);
+        for (auto& b : text) b = static_cast<std::byte>(rng() | 1);
+        mem_.write(kImagePa, text);
+        auto blob = KallsymsEncoder::build(symbols(), kText);
+        if (blob.bytes.size() > kErodataOff - kTablesOff) throw std::length_error("kallsyms");
+        mem_.write(kImagePa + kTablesOff, blob.bytes);
+        for (std::size_t i = 0; i < kSyscalls; ++i) {
+            w64(kText + kTableOff + i * 8, kText + kSyscallsOff + i * 0x40);
+        }
+        for (std::size_t v = 0; v < 256; ++v) set_gate(v, kText + kVectorsOff + v * 0x40);
+        // Reserved vectors keep their early boot stubs, as on Debian's 6.1.
+        for (std::size_t v = 20; v < 32; ++v) set_gate(v, kText + kInitTextOff + v * 9);
+        // One jump-label entry: code at jump_func+0x20, relative to the entry.
+        const std::uint64_t entry = kText + kJumpTableOff;
+        const auto rel = static_cast<std::int32_t>(kText + kPatchedOff + 0x20 - entry);
+        mem_.write_u32(pa(entry), static_cast<std::uint32_t>(rel));
+        build_tasks({{0, "swapper/0", 0, false},
+                     {1, "init", 0, true},
+                     {2, "kthreadd", 0, false},
+                     {100, "sh", 1, true},
+                     {101, "worker", 1, true}});
+        build_modules({"kvm", "rootkit"});
+        prof_.text_va = kText;
+        prof_.init_task_va = kText + kInitTaskOff;
+        prof_.offsets = off_;
+        auto ks = discover_kernel_symbols(mem_, pt_.cr3(), prof_);
+        if (!ks) throw std::runtime_error(ks.error().message());
+        syms_.emplace(std::move(*ks));
+    }
+
+    static std::uint64_t pa(std::uint64_t va) {
+        return va >= kText ? kImagePa + (va - kText) : kHeapPa + (va - kDirectMap - kHeapPa);
+    }
+    static std::uint64_t heap(std::uint64_t off) { return kDirectMap + kHeapPa + off; }
+    void w64(std::uint64_t va, std::uint64_t v) { mem_.write_u64(pa(va), v); }
+    std::uint64_t r64(std::uint64_t va) { return *mem_.read_u64(pa(va)); }
+    BufferMemory& mem() { return mem_; }
+
+    void set_gate(std::size_t v, std::uint64_t handler) {
+        const std::uint64_t g = kText + kIdtOff + v * 16;
+        const std::uint64_t lo = (handler & 0xffff) | (0x10ULL << 16) | (0x8e00ULL << 32) |
+                                 (((handler >> 16) & 0xffff) << 48);
+        w64(g, lo);
+        w64(g + 8, handler >> 32);
+    }
+
+    [[nodiscard]] std::uint64_t task(std::size_t i) const { return tasks_.at(i); }
+    [[nodiscard]] std::uint64_t module(std::size_t i) const { return heap(0x40000 + i * 0x1000); }
+    static std::uint64_t modules_head() { return kText + kModulesOff; }
+
+    // Unlinks task i from the task list (as a rootkit's list_del does).
+    void unlink_task(std::size_t i) {
+        const std::uint64_t node = task(i) + off_.task_tasks;
+        const std::uint64_t next = r64(node), prev = r64(node + 8);
+        w64(prev, next);
+        w64(next + 8, prev);
+    }
+    void unlink_module(std::size_t i) {
+        const std::uint64_t node = module(i) + off_.module_list;
+        const std::uint64_t next = r64(node), prev = r64(node + 8);
+        w64(prev, next);
+        w64(next + 8, prev);
+    }
+
+    IntegrityContext context() {
+        IntegrityContext c;
+        c.mem = &mem_;
+        c.cr3 = pt_.cr3();
+        c.symbols = &*syms_;
+        c.offsets = &off_;
+        c.init_task_va = kText + kInitTaskOff;
+        auto mods = list_modules(mem_, pt_.cr3(), off_, modules_head());
+        if (mods) {
+            c.modules = std::move(*mods);
+            c.modules_known = true;
+        }
+        return c;
+    }
+    LinuxOffsets& off() { return off_; }
+
+  private:
+    void build_tasks(const std::vector<Task>& ts) {
+        for (std::size_t i = 0; i < ts.size(); ++i) {
+            tasks_.push_back(i == 0 ? kText + kInitTaskOff : heap(0x1000 + i * 0x1000));
+        }
+        for (std::size_t i = 0; i < ts.size(); ++i) {
+            const std::uint64_t t = tasks_[i];
+            mem_.write_u32(pa(t + off_.task_pid), static_cast<std::uint32_t>(ts[i].pid));
+            mem_.write_u32(pa(t + off_.task_tgid), static_cast<std::uint32_t>(ts[i].pid));
+            std::string comm = ts[i].comm;
+            comm.resize(16, '\0');
+            mem_.write(pa(t + off_.task_comm), std::as_bytes(std::span(comm)));
+            if (ts[i].user) w64(t + off_.task_mm, heap(0x30000 + i * 0x100));
+            const std::uint64_t next = tasks_[(i + 1) % ts.size()];
+            const std::uint64_t prev = tasks_[(i + ts.size() - 1) % ts.size()];
+            w64(t + off_.task_tasks, next + off_.task_tasks);
+            w64(t + off_.task_tasks + 8, prev + off_.task_tasks);
+        }
+        // children lists: each parent's children are linked through their sibling nodes.
+        for (std::size_t p = 0; p < ts.size(); ++p) {
+            std::vector<std::uint64_t> nodes{tasks_[p] + off_.task_children};
+            for (std::size_t c = 1; c < ts.size(); ++c) {
+                if (ts[c].parent == p) nodes.push_back(tasks_[c] + off_.task_sibling);
+            }
+            for (std::size_t k = 0; k < nodes.size(); ++k) {
+                w64(nodes[k], nodes[(k + 1) % nodes.size()]);
+                w64(nodes[k] + 8, nodes[(k + nodes.size() - 1) % nodes.size()]);
+            }
+        }
+        for (std::size_t i = 1; i < ts.size(); ++i) {  // leaf tasks: empty children lists
+            const std::uint64_t c = tasks_[i] + off_.task_children;
+            if (r64(c) == 0) {
+                w64(c, c);
+                w64(c + 8, c);
+            }
+        }
+    }
+
+    void build_modules(const std::vector<std::string>& names) {
+        std::vector<std::uint64_t> nodes{modules_head()};
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            nodes.push_back(module(i) + off_.module_list);
+        }
+        for (std::size_t k = 0; k < nodes.size(); ++k) {
+            w64(nodes[k], nodes[(k + 1) % nodes.size()]);
+            w64(nodes[k] + 8, nodes[(k + nodes.size() - 1) % nodes.size()]);
+        }
+        std::uint64_t prev_rb = 0;
+        for (std::size_t i = 0; i < names.size(); ++i) {
+            const std::uint64_t m = module(i);
+            std::string n = names[i];
+            n.resize(off_.module_name_size, '\0');
+            mem_.write(pa(m + off_.module_name), std::as_bytes(std::span(n)));
+            w64(m + off_.module_base, kModuleText + i * 0x10'0000);
+            mem_.write_u32(pa(m + off_.module_sizes[0]), 0x8000);
+            // mod_tree_node at module+0x180: {mod, latch node[0] (rb_node), node[1]}.
+            const std::uint64_t mtn = m + 0x180, rb = mtn + off_.mtn_node;
+            w64(mtn + off_.mtn_mod, m);
+            if (prev_rb == 0) {
+                w64(kText + kModTreeOff + off_.mod_tree_root + off_.latch_tree_tree, rb);
+            } else {
+                w64(prev_rb + 8, rb);  // rb_right of the previous module
+            }
+            prev_rb = rb;
+        }
+    }
+
+    BufferMemory mem_;
+    PageTableBuilder pt_;
+    LinuxOffsets off_;
+    GuestKernelProfile prof_;
+    std::optional<KernelSymbols> syms_;
+    std::vector<std::uint64_t> tasks_;
+};
+
+std::string dump(const IntegrityReport& r) {
+    std::string s;
+    for (const auto& f : r.findings) {
+        s += std::string(to_string(f.severity)) + " " + std::string(to_string(f.kind)) + " " +
+             f.message + "\n";
+    }
+    return s;
+}
+
+std::vector<IntegrityFinding> of_kind(const IntegrityReport& r, FindingKind k) {
+    std::vector<IntegrityFinding> out;
+    std::copy_if(r.findings.begin(), r.findings.end(), std::back_inserter(out),
+                 [k](const IntegrityFinding& f) { return f.kind == k; });
+    return out;
+}
+
+TEST(BridgeIntegrity, CleanGuestHasNoFindings) {
+    IntegrityGuest g;
+    const auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok()) << base.error().message();
+    EXPECT_EQ(base->syscalls.size(), kSyscalls);
+    EXPECT_EQ(base->idt.size(), 256U);
+    EXPECT_EQ(base->text.pages.size(), kEtextOff / k4K);
+    EXPECT_GT(base->stats.pages_read, base->text.pages.size());
+    const auto abs = sweep_integrity(ctx, nullptr);
+    EXPECT_TRUE(abs.findings.empty()) << dump(abs);
+    const auto rel = sweep_integrity(ctx, &*base);
+    EXPECT_TRUE(rel.findings.empty()) << dump(rel);
+    EXPECT_GT(rel.stats.pages_read, 0U);
+    EXPECT_GT(rel.stats.bytes_read, 0U);
+}
+
+TEST(BridgeIntegrity, SyscallHookIntoAModuleIsCritical) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    g.w64(kText + kTableOff + 5 * 8, kModuleText + 0x1234);  // "kvm" module text
+    ctx = g.context();
+    const IntegrityBaseline* with = &*base;
+    for (const IntegrityBaseline* b : {static_cast<const IntegrityBaseline*>(nullptr), with}) {
+        const auto rep = sweep_integrity(ctx, b);
+        const auto f = of_kind(rep, FindingKind::kSyscallHook);
+        ASSERT_EQ(f.size(), 1U) << dump(rep);
+        EXPECT_EQ(f[0].severity, Severity::kCritical);
+        EXPECT_EQ(f[0].index, 5);
+        EXPECT_EQ(f[0].check, "sys_call_table");
+        EXPECT_EQ(f[0].actual, kModuleText + 0x1234);
+        EXPECT_EQ(f[0].actual_symbol, "[kvm]+0x1234");
+        if (b != nullptr) {
+            EXPECT_EQ(f[0].expected_symbol, "__x64_sys_f005+0x0");
+        }
+    }
+}
+
+TEST(BridgeIntegrity, SyscallHookOutsideEverythingAndRedirectsInsideText) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    g.w64(kText + kTableOff + 9 * 8, 0xffff'c900'0000'1000ULL);         // vmalloc space
+    g.w64(kText + kTableOff + 7 * 8, kText + kSyscallsOff + 8 * 0x40);  // another handler
+    g.w64(kText + kTableOff + 11 * 8, kText + kFuncOff);                // not a handler
+    const auto abs = sweep_integrity(ctx, nullptr);
+    auto f = of_kind(abs, FindingKind::kSyscallHook);
+    ASSERT_EQ(f.size(), 2U) << dump(abs);  // absolute rules cannot see the redirect
+    EXPECT_EQ(f[0].index, 9);
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_NE(f[0].message.find("outside kernel text"), std::string::npos) << f[0].message;
+    EXPECT_EQ(f[1].index, 11);
+    EXPECT_EQ(f[1].severity, Severity::kWarning);
+    const auto rel = sweep_integrity(ctx, &*base);
+    f = of_kind(rel, FindingKind::kSyscallHook);
+    ASSERT_EQ(f.size(), 3U) << dump(rel);
+    EXPECT_EQ(f[0].index, 7);
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_EQ(f[0].name, "__x64_sys_f008");
+    EXPECT_EQ(f[0].expected_symbol, "__x64_sys_f007+0x0");
+    EXPECT_EQ(f[2].severity, Severity::kCritical);  // 11: changed since the baseline
+}
+
+TEST(BridgeIntegrity, HookedLastEntryIsCheckedAtTheBaselineLength) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    g.w64(kText + kTableOff + (kSyscalls - 1) * 8, 0xffff'c900'0000'1000ULL);
+    const auto rep = sweep_integrity(ctx, &*base);
+    const auto f = of_kind(rep, FindingKind::kSyscallHook);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].index, static_cast<std::int64_t>(kSyscalls - 1));
+}
+
+TEST(BridgeIntegrity, IdtHandlerOutsideTextIsCritical) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    g.set_gate(14, 0xffff'ffff'c0f0'0000ULL);
+    g.set_gate(3, kText + kVectorsOff + 4 * 0x40);
+    g.set_gate(40, kText + kInitTextOff + 40 * 9);  // an early stub, but not an exception
+    const auto abs = sweep_integrity(ctx, nullptr);
+    auto f = of_kind(abs, FindingKind::kIdtHook);
+    ASSERT_EQ(f.size(), 2U) << dump(abs);
+    EXPECT_EQ(f[0].index, 14);
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_EQ(f[1].index, 40);
+    const auto rel = sweep_integrity(ctx, &*base);
+    f = of_kind(rel, FindingKind::kIdtHook);
+    ASSERT_EQ(f.size(), 3U) << dump(rel);
+    EXPECT_EQ(f[0].index, 3);
+    EXPECT_EQ(f[0].expected_symbol, "asm_vec_003+0x0");
+    EXPECT_EQ(f[0].actual_symbol, "asm_vec_004+0x0");
+}
+
+TEST(BridgeIntegrity, SyscallMsrsAreCheckedAgainstTheEntrySymbols) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    VcpuView ok;
+    ok.lstar = kText + kEntryOff;
+    VcpuView bad;
+    bad.lstar = kModuleText + 0x10;
+    ctx.vcpus = {ok, bad};
+    const auto rep = sweep_integrity(ctx, nullptr);
+    const auto f = of_kind(rep, FindingKind::kMsrHook);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].check, "LSTAR");
+    EXPECT_EQ(f[0].index, 1);
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_EQ(f[0].expected_symbol, "entry_SYSCALL_64+0x0");
+    EXPECT_EQ(f[0].actual_symbol, "[kvm]+0x10");
+}
+
+TEST(BridgeIntegrity, ChangedTextByteIsNamedBySymbol) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    const std::uint64_t at = IntegrityGuest::pa(kText + kFuncOff + 0x10);
+    std::byte b{};
+    ASSERT_TRUE(g.mem().read_phys(at, std::span(&b, 1)));
+    b ^= std::byte{0xff};
+    g.mem().write(at, std::span(&b, 1));
+    const auto rep = sweep_integrity(ctx, &*base);
+    const auto f = of_kind(rep, FindingKind::kTextModified);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].name, "some_func");
+    EXPECT_EQ(f[0].check, "text");
+    EXPECT_EQ(f[0].actual, kText + kFuncOff);
+    EXPECT_NE(f[0].message.find("some_func"), std::string::npos) << f[0].message;
+    EXPECT_EQ(f[0].message.find("next_func"), std::string::npos) << f[0].message;
+}
+
+TEST(BridgeIntegrity, ChangedRodataIsFoundAndJumpLabelSitesAreNot) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    // A static key flipped: the kernel rewrites the 5-byte site itself.
+    const std::vector<std::byte> jmp = {std::byte{0xe9}, std::byte{1}, std::byte{2}, std::byte{3},
+                                        std::byte{4}};
+    g.mem().write(IntegrityGuest::pa(kText + kPatchedOff + 0x20), jmp);
+    auto rep = sweep_integrity(ctx, &*base);
+    EXPECT_TRUE(rep.findings.empty()) << dump(rep);
+    // The same bytes one past the site are a change.
+    g.mem().write(IntegrityGuest::pa(kText + kPatchedOff + 0x21), jmp);
+    rep = sweep_integrity(ctx, &*base);
+    EXPECT_EQ(of_kind(rep, FindingKind::kTextModified).size(), 1U) << dump(rep);
+    // rodata (the string table area after the syscall table).
+    g.w64(kText + kTableOff + kSyscalls * 8 + 0x100, 0x4141414141414141ULL);
+    rep = sweep_integrity(ctx, &*base);
+    const auto f = of_kind(rep, FindingKind::kTextModified);
+    ASSERT_EQ(f.size(), 2U) << dump(rep);
+    EXPECT_EQ(f[1].check, "rodata");
+    EXPECT_EQ(f[1].name, "rodata_after_table");
+}
+
+TEST(BridgeIntegrity, ModuleUnlinkedFromTheListIsHidden) {
+    IntegrityGuest g;
+    g.unlink_module(1);
+    const auto ctx = g.context();
+    ASSERT_EQ(ctx.modules.size(), 1U);
+    const auto rep = sweep_integrity(ctx, nullptr);
+    const auto f = of_kind(rep, FindingKind::kHiddenModule);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].name, "rootkit");
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_EQ(f[0].actual, g.module(1));
+}
+
+TEST(BridgeIntegrity, UnloadingModuleOffTheListIsOnlyAWarning) {
+    IntegrityGuest g;
+    g.unlink_module(1);
+    g.mem().write_u32(IntegrityGuest::pa(g.module(1)), 2);  // MODULE_STATE_GOING
+    const auto rep = sweep_integrity(g.context(), nullptr);
+    const auto f = of_kind(rep, FindingKind::kHiddenModule);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].severity, Severity::kWarning);
+}
+
+TEST(BridgeIntegrity, ModTreeLoopIsAFailedCheckNotAHang) {
+    IntegrityGuest g;
+    const std::uint64_t rb1 = g.module(1) + 0x180 + 8;
+    g.w64(rb1 + 16, g.module(0) + 0x180 + 8);  // rb_left of the second points at the first
+    const auto rep = sweep_integrity(g.context(), nullptr);
+    const auto f = of_kind(rep, FindingKind::kCheckFailed);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].check, "modules");
+    EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenModule).empty());
+}
+
+TEST(BridgeIntegrity, TaskUnlinkedFromTheListIsFoundInTheProcessTree) {
+    IntegrityGuest g;
+    g.unlink_task(3);
+    const auto rep = sweep_integrity(g.context(), nullptr);
+    const auto f = of_kind(rep, FindingKind::kHiddenTask);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].index, 100);
+    EXPECT_EQ(f[0].name, "sh");
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_NE(f[0].message.find("process tree"), std::string::npos);
+}
+
+TEST(BridgeIntegrity, HiddenTaskRunningOnAVcpuIsFoundWithoutTheTree) {
+    IntegrityGuest g;
+    g.unlink_task(4);
+    g.off().has_children = false;
+    auto ctx = g.context();
+    VcpuView v;
+    v.cr3 = 0x1234000;
+    v.gs_base = IntegrityGuest::heap(0x60000);
+    g.w64(v.gs_base + g.off().percpu_current_task, g.task(4));
+    ctx.vcpus = {v};
+    const auto rep = sweep_integrity(ctx, nullptr);
+    const auto f = of_kind(rep, FindingKind::kHiddenTask);
+    ASSERT_EQ(f.size(), 2U) << dump(rep);
+    EXPECT_EQ(f[0].index, 101);
+    EXPECT_NE(f[0].message.find("vCPU 0"), std::string::npos);
+    EXPECT_EQ(f[1].severity, Severity::kWarning);  // its address space is nobody's on the list
+}
+
+TEST(BridgeIntegrity, MissingSymbolsAreFailedChecks) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    ctx.modules_known = false;
+    ctx.init_task_va = 0;
+    const auto rep = sweep_integrity(ctx, nullptr);
+    EXPECT_EQ(of_kind(rep, FindingKind::kCheckFailed).size(), 2U) << dump(rep);
+    IntegrityContext empty;
+    const auto none = sweep_integrity(empty, nullptr);
+    ASSERT_EQ(none.findings.size(), 1U);
+    EXPECT_FALSE(take_integrity_baseline(empty).ok());
+}
+
+TEST(BridgeIntegrity, RandomCorruptionNeverCrashes) {
+    IntegrityGuest g;
+    auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    std::mt19937_64 rng(99);
+    // Words of the tables, the task structs, the modules and the tree.
+    const std::vector<std::pair<std::uint64_t, std::uint64_t>> areas = {
+        {kText + kTableOff, kSyscalls * 8},     {kText + kIdtOff, 4096},
+        {kText + kInitTaskOff, 0x200},          {kText + kModulesOff, 0x200},
+        {IntegrityGuest::heap(0x1000), 0x5000}, {IntegrityGuest::heap(0x40000), 0x2000},
+    };
+    const std::uint64_t values[] = {0,
+                                    1,
+                                    0xffff'ffff'ffff'ffffULL,
+                                    kText + kInitTaskOff,
+                                    IntegrityGuest::heap(0x1000),
+                                    0xdead'beef'0000ULL};
+    for (int round = 0; round < 300; ++round) {
+        const auto& [start, len] = areas[rng() % areas.size()];
+        const std::uint64_t at = start + (rng() % (len / 8)) * 8;
+        const std::uint64_t v = rng() % 2 ? values[rng() % std::size(values)] : rng();
+        g.w64(at, v);
+        const auto c = g.context();
+        const auto rep = sweep_integrity(c, &*base);
+        EXPECT_LT(rep.findings.size(), 4096U);
+    }
+}
+
+}  // namespace
+}  // namespace vmi
