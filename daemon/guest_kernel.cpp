@@ -58,6 +58,7 @@ vmi::Status GuestKernel::discover(std::uint64_t cr3) {
     if (!prof) return prof.error();
     offsets_ = prof->offsets;
     linux_.emplace(memory_, offsets_, prof->init_task_va);
+    profile_ = *prof;
     char text[19], init[19];
     std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(prof->text_va));
     std::snprintf(init, sizeof init, "0x%llx", static_cast<unsigned long long>(prof->init_task_va));

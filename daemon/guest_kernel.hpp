@@ -15,6 +15,7 @@
 #include "kmod_session.hpp"
 #include "process_tracker.hpp"
 #include "vmi/btf_profile.hpp"
+#include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
 #include "vmi/process_memory.hpp"
 
@@ -30,6 +31,13 @@ class GuestKernel final : public ProcessSource {
 
     /// The guest kernel's struct offsets, once the profile is known.
     [[nodiscard]] const vmi::LinuxOffsets* offsets() const { return linux_ ? &offsets_ : nullptr; }
+
+    /// The zero-config profile, once found (not with a vmlinux file).
+    [[nodiscard]] const vmi::GuestKernelProfile* profile() const {
+        return profile_ ? &*profile_ : nullptr;
+    }
+    /// Guest RAM as this object reads it (the memory map kept current by list()).
+    [[nodiscard]] vmi::GuestMemory& memory() { return memory_; }
 
     /// How the profile was found, once it was (for the attach report).
     [[nodiscard]] const std::optional<nlohmann::json>& profile_report() const { return report_; }
@@ -49,6 +57,7 @@ class GuestKernel final : public ProcessSource {
     std::uint64_t memslot_generation_ = ~std::uint64_t{0};
     std::optional<vmi::LinuxGuest> linux_;
     std::optional<nlohmann::json> report_;
+    std::optional<vmi::GuestKernelProfile> profile_;
 };
 
 }  // namespace vmid

@@ -13,6 +13,7 @@ const char* const kUsage =
     "usage: vminsightd --qemu-pid PID | --libvirt URI [--guest-kernel VMLINUX]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
+    "                  [--integrity-interval-ms N]\n"
     "                  [--syscalls NAME,...] [--lifecycle] [--deny-exec PATH]...\n"
     "                  [--allow-exec PATH]... [--policy RULES.yaml]... [--policy-dir DIR]...\n"
     "                  [--deny-errno N] [--vm-uuid UUID] [--vm-meta KEY=VALUE]...\n"
@@ -41,7 +42,11 @@ const char* const kUsage =
     "--metrics serves Prometheus metrics (GET /metrics), e.g. 127.0.0.1:9477.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
-    "vmlinuz into one).\n";
+    "vmlinuz into one).\n"
+    "Every --integrity-interval-ms (default 2000; 0: never) the guest kernel's syscall\n"
+    "tables, IDT, entry MSRs, text and rodata, module list and task list are checked\n"
+    "against what they were at attach and against the kernel's own symbols; a change is\n"
+    "a guest-tampered event (evt.type = tamper in rules).\n";
 
 namespace {
 
@@ -134,6 +139,8 @@ Options parse_options(const std::vector<std::string>& args) {
             o.control = value();
         else if (a == "--rescan-interval-ms")
             o.rescan_interval = std::chrono::milliseconds(number<int>(a, value(), 10, 60000));
+        else if (a == "--integrity-interval-ms")
+            o.integrity_interval = std::chrono::milliseconds(number<int>(a, value(), 0, 3600000));
         else
             throw UsageError("unknown option " + a);
     }

@@ -69,6 +69,8 @@ std::optional<policy::Event> to_policy_event(const nlohmann::json& ev) {
         if (auto t = own->find("tamper"); t != own->end() && t->is_object()) {
             e.tamper.kind = get<std::string>(*t, "kind");
             e.tamper.target = get<std::string>(*t, "target");
+            e.tamper.name = get<std::string>(*t, "name");
+            e.tamper.symbol = get<std::string>(*t, "actual_symbol");
             e.tamper.expected = get<std::string>(*t, "expected");
             e.tamper.actual = get<std::string>(*t, "actual");
         }

@@ -26,6 +26,7 @@ VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
       qemu_fd_(io, vm_.pidfd.release()),
       timer_(io),
       scan_soon_(io),
+      integrity_timer_(io),
       calls_([this](SyscallCall&& c) { on_call(std::move(c)); }, kCallHoldNs, 8192) {
     // The session holds the VM now; our copy of QEMU's fd is no longer needed.
     vm_.vm_fd.reset();
@@ -107,6 +108,7 @@ void VmMonitor::on_ring() {
         if (calls_.feed(rec)) return;
         if (rec.type == VMI_REC_MSR) on_msr(rec);
         if (rec.type != VMI_REC_CR3) return;
+        if (rec.vcpu < kMaxVcpus) vcpus_[rec.vcpu].cr3 = rec.cr3.new_cr3;
         if (rec.flags & VMI_RECF_SAMPLED) ++records_sampled_;
         last_cr3_ = rec.cr3.new_cr3;
         if (tracker_.resolve(rec.cr3.new_cr3)) return;
@@ -123,6 +125,18 @@ void VmMonitor::on_ring() {
 // A system-call entry MSR other than the one the guest kernel set: its entry is hijacked.
 // The finding goes through the policy like any event (evt.type = tamper).
 void VmMonitor::on_msr(const vmi_record& rec) {
+    if (rec.vcpu < kMaxVcpus && rec.msr.new_value) {
+        vmi::VcpuView& v = vcpus_[rec.vcpu];
+        if (rec.msr.which == VMI_MSR_LSTAR) v.lstar = rec.msr.new_value;
+        if (rec.msr.which == VMI_MSR_CSTAR) v.cstar = rec.msr.new_value;
+        // AMD keeps 32 bits of SYSENTER_EIP (KVM stores it so in the VMCB): the kernel's
+        // address is their sign extension.
+        if (rec.msr.which == VMI_MSR_SYSENTER_EIP)
+            v.sysenter_eip = rec.msr.new_value >> 32
+                                 ? rec.msr.new_value
+                                 : static_cast<std::uint64_t>(static_cast<std::int64_t>(
+                                       static_cast<std::int32_t>(rec.msr.new_value)));
+    }
     const auto f = msrs_.feed(rec);
     if (!f) return;
     ++tamper_findings_;
@@ -131,7 +145,7 @@ void VmMonitor::on_msr(const vmi_record& rec) {
                 {"vm", {{"name", opts_.vm_name}}},
                 {"vminsight",
                  {{"tamper",
-                   {{"kind", "msr"},
+                   {{"kind", "msr_hook"},
                     {"target", f->target},
                     {"msr", hex(f->msr)},
                     {"expected", hex(f->expected)},
@@ -141,6 +155,41 @@ void VmMonitor::on_msr(const vmi_record& rec) {
                     {"rip", hex(f->rip)},
                     {"cr3", hex(f->cr3)},
                     {"seen", "at the first VM entry after the write"}}}}}});
+}
+
+// Once the guest kernel is known: the integrity baseline, then a sweep every interval. A guest
+// whose kallsyms cannot be derived yet (still booting) is tried again every 10 s.
+void VmMonitor::start_integrity(std::uint64_t cr3) {
+    if (opts_.integrity_interval.count() == 0 || integrity_.started() || !guest_.profile()) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now < integrity_retry_) return;
+    integrity_retry_ = now + std::chrono::seconds(10);
+    const auto why = integrity_.start(guest_.memory(), cr3, *guest_.profile());
+    if (why && integrity_reported_) return;
+    integrity_reported_ = true;
+    sink_.emit({{"@timestamp", utc_now()},
+                {"event",
+                 {{"kind", "event"},
+                  {"category", "host"},
+                  {"action", why ? "integrity-unavailable" : "integrity-baseline"}}},
+                {"vm", {{"name", opts_.vm_name}}},
+                {"vminsight",
+                 {{"integrity", why ? nlohmann::json{{"why", *why}} : integrity_.status()}}}});
+    if (!why) wait_integrity();
+}
+
+void VmMonitor::wait_integrity() {
+    integrity_timer_.expires_after(opts_.integrity_interval);
+    integrity_timer_.async_wait([this](const boost::system::error_code& ec) {
+        if (ec || stopped_) return;
+        std::vector<vmi::VcpuView> vcpus;
+        for (const auto& [idx, v] : vcpus_) vcpus.push_back(v);
+        for (auto& ev : integrity_.sweep(walk_cr3_ ? walk_cr3_ : last_cr3_, std::move(vcpus))) {
+            ev["vm"] = {{"name", opts_.vm_name}};
+            sink_.emit(std::move(ev));
+        }
+        wait_integrity();
+    });
 }
 
 // Records the ring dropped (the daemon fell behind) are an event in the feed, as they happen:
@@ -264,6 +313,7 @@ void VmMonitor::scan(std::uint64_t cr3) {
     }
     tracker_.apply(*list, monotonic_ns());
     flush_parked();
+    start_integrity(cr3);
     for (std::uint64_t pgd : unknown_since_scan_)
         if (!tracker_.owner(pgd) && unowned_.size() < kMaxUnowned) unowned_.insert(pgd);
     unknown_since_scan_.clear();
@@ -280,6 +330,7 @@ void VmMonitor::stop(const std::string& reason) {
     tracker_.finish(monotonic_ns(), reason);
     timer_.cancel();
     scan_soon_.cancel();
+    integrity_timer_.cancel();
     qemu_fd_.cancel();
     // Let go of the VM now, not when this object goes: a new session for the same VM (a
     // re-attach) can only start once this one is closed.
@@ -379,6 +430,7 @@ nlohmann::json VmMonitor::status() {
             {"msr_changes", st.msr_changes},
             {"msr_records", msrs_.seen()},
             {"tamper_findings", tamper_findings_},
+            {"integrity", integrity_.status()},
             {"syscalls_trapped", st.syscalls},
             {"sysrets_emulated", st.sysrets},
             {"syscalls_denied", st.denied},

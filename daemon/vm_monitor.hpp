@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <memory>
 #include <unordered_set>
 
@@ -13,6 +14,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "event_sink.hpp"
+#include "guest_integrity.hpp"
 #include "guest_kernel.hpp"
 #include "kmod_session.hpp"
 #include "msr_watch.hpp"
@@ -57,6 +59,8 @@ class VmMonitor {
     void report_stats();
     void report_losses();
     void on_msr(const vmi_record& rec);
+    void start_integrity(std::uint64_t cr3);
+    void wait_integrity();
     void request_traps();
     void on_call(SyscallCall&& call);
     /// The process that made `call`, as far as the last listing knows.
@@ -92,6 +96,13 @@ class VmMonitor {
     std::string syscall_traps_;          // "requested", "off", or why not
     std::string msr_watch_;              // "requested", or why not
     MsrWatch msrs_;
+    // What the ring last said of each vCPU, for integrity sweeps.
+    std::map<std::uint32_t, vmi::VcpuView> vcpus_;
+    static constexpr std::size_t kMaxVcpus = 1024;
+    GuestIntegrity integrity_;
+    boost::asio::steady_timer integrity_timer_;
+    std::chrono::steady_clock::time_point integrity_retry_{};
+    bool integrity_reported_ = false;
     std::uint64_t tamper_findings_ = 0;
     std::chrono::steady_clock::time_point last_scan_{};
     SyscallPlan plan_;

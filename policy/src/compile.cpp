@@ -42,7 +42,7 @@ namespace policy::detail {
 namespace {
 
 using FT = FieldType;
-constexpr std::array<FieldDef, 28> kFields = {{
+constexpr std::array<FieldDef, 30> kFields = {{
     {"vm.name", FieldId::VmName, FT::String, false, false, 0},
     {"vm.uuid", FieldId::VmUuid, FT::String, false, false, 0},
     {"evt.type", FieldId::EvtType, FT::String, false, false, 0},
@@ -69,6 +69,8 @@ constexpr std::array<FieldDef, 28> kFields = {{
     {"syscall.arg", FieldId::SysArg, FT::Number, true, false, 0},
     {"tamper.kind", FieldId::TamperKind, FT::String, false, false, 0},
     {"tamper.target", FieldId::TamperTarget, FT::String, false, false, 0},
+    {"tamper.name", FieldId::TamperName, FT::String, false, false, 0},
+    {"tamper.symbol", FieldId::TamperSymbol, FT::String, false, false, 0},
     {"tamper.expected", FieldId::TamperExpected, FT::String, false, false, 0},
     {"tamper.actual", FieldId::TamperActual, FT::String, false, false, 0},
 }};
@@ -354,6 +356,10 @@ std::optional<std::string_view> get_str(const Event& e, const FieldRef& f) noexc
             return opt_sv(e.tamper.kind);
         case FieldId::TamperTarget:
             return opt_sv(e.tamper.target);
+        case FieldId::TamperName:
+            return opt_sv(e.tamper.name);
+        case FieldId::TamperSymbol:
+            return opt_sv(e.tamper.symbol);
         case FieldId::TamperExpected:
             return opt_sv(e.tamper.expected);
         case FieldId::TamperActual:

@@ -49,6 +49,8 @@ enum class FieldId : std::uint8_t {
     SysArg,
     TamperKind,
     TamperTarget,
+    TamperName,
+    TamperSymbol,
     TamperExpected,
     TamperActual,
 };

@@ -57,11 +57,12 @@ Event with(Event e, const std::function<void(Event&)>& f) {
     return e;
 }
 
-Event tamper(std::string target, std::string expected, std::string actual) {
+Event tamper(std::string target, std::string expected, std::string actual,
+             std::string kind = "msr_hook") {
     Event e;
     e.type = EventType::Tamper;
     e.vm.name = "web";
-    e.tamper.kind = "msr";
+    e.tamper.kind = std::move(kind);
     e.tamper.target = std::move(target);
     e.tamper.expected = std::move(expected);
     e.tamper.actual = std::move(actual);
@@ -170,9 +171,21 @@ std::vector<Case> cases() {
          ex("chisel", {"chisel", "client", "10.0.0.5:8000", "R:socks"}, "bash", "/tmp/chisel"),
          ex("chisel", {"chisel", "--version"}, "bash", "/opt/chisel/chisel")},
         {"Syscall Entry Hijacked", tamper("LSTAR", "0xffffffff81a00080", "0xffffffffc0a01000"),
-         tamper("SYSENTER_ESP", "0xfffffe0000001000", "0x1000")},
+         tamper("EFER", "0xd01", "0x501")},
         {"Kernel Entry Protections Weakened", tamper("EFER", "0xd01", "0x501"),
-         with(tamper("EFER", "0xd01", "0x501"), [](Event& e) { e.tamper.kind = "text"; })},
+         tamper("EFER", "0xd01", "0x501", "text_modified")},
+        {"Syscall Table Hooked",
+         tamper("sys_call_table[62]", "0xffffffff810a0000", "0xffffffffc0a01000", "syscall_hook"),
+         tamper("sys_call_table[62]", "0xffffffff810a0000", "0xffffffffc0a01000", "idt_hook")},
+        {"Interrupt Table Hooked",
+         tamper("idt_table[14]", "0xffffffff81c00a00", "0xffffffffc0a02000", "idt_hook"),
+         tamper("idt_table[14]", "0xffffffff81c00a00", "0xffffffffc0a02000", "check_failed")},
+        {"Kernel Text Modified", tamper("text", "", "0xffffffff8110b3c0", "text_modified"),
+         tamper("text", "", "0xffffffff8110b3c0", "hidden_task")},
+        {"Hidden Kernel Module", tamper("modules", "", "0xffffffffc0a00000", "hidden_module"),
+         tamper("modules", "", "0xffffffffc0a00000", "msr_hook")},
+        {"Hidden Process", tamper("tasks[312]", "", "0xffff888004a1c000", "hidden_task"),
+         tamper("tasks[312]", "", "0xffff888004a1c000", "hidden_module")},
     };
 }
 

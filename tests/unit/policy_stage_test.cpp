@@ -181,13 +181,13 @@ TEST(PolicyStage, TamperFindingsAreJudgedAsTamperEvents) {
                                     {"vm", {{"name", "web"}}},
                                     {"vminsight",
                                      {{"tamper",
-                                       {{"kind", "msr"},
+                                       {{"kind", "msr_hook"},
                                         {"target", "LSTAR"},
                                         {"expected", "0xffffffff81a00080"},
                                         {"actual", "0xffffffffc0a01000"}}}}}});
     ASSERT_TRUE(e);
     EXPECT_EQ(e->type, policy::EventType::Tamper);
-    EXPECT_EQ(e->tamper.kind, "msr");
+    EXPECT_EQ(e->tamper.kind, "msr_hook");
     EXPECT_EQ(e->tamper.target, "LSTAR");
     EXPECT_EQ(e->tamper.actual, "0xffffffffc0a01000");
     EXPECT_FALSE(e->proc.pid);
