@@ -125,7 +125,12 @@ std::string label(const Args& a) {
 }
 
 [[noreturn]] void fail(const Args& a, const std::string& what) {
-    std::fprintf(stderr, "vminsight-inspect: %s: %s\n", label(a).c_str(), what.c_str());
+    // Errors of a live VM already start with "qemu pid N:".
+    if (what.rfind(label(a) + ":", 0) == 0) {
+        std::fprintf(stderr, "vminsight-inspect: %s\n", what.c_str());
+    } else {
+        std::fprintf(stderr, "vminsight-inspect: %s: %s\n", label(a).c_str(), what.c_str());
+    }
     std::exit(1);
 }
 
