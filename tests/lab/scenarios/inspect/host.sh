@@ -3,7 +3,7 @@
 # (vminsight-inspect --live: guest RAM read from QEMU through vminsight.ko's memory map) and of
 # a memory snapshot. Boots the guest (with two of this kernel's modules added to its initramfs), waits
 # for its canaries, lists them live (and checks the clear refusal while vminsightd holds the
-# VM), dumps guest memory as an ELF core through the HMP monitor (a QEMU "pipe"
+# VM), runs a C program against the LibVMI-compatible C API, dumps guest memory as an ELF core through the HMP monitor (a QEMU "pipe"
 # chardev: busybox has no unix-socket client), then runs vminsight-inspect on the dump with no
 # vmlinux, System.map or CR3 given: processes, kernel symbols (kallsyms) and modules. Each
 # step appends "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. Waits are bounded polls.
@@ -37,7 +37,9 @@ rm -f "$mon.in" "$mon.out" "$dump"
 mkfifo "$mon.in" "$mon.out"
 cat "$mon.out" >"$out/monitor.log" &
 reader=$!
-start_guest "$out/guest.log" -chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline
+rm -f /tmp/qmp.sock # the C API pauses through QMP when QEMU has it
+start_guest "$out/guest.log" -chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline \
+	-qmp unix:/tmp/qmp.sock,server=on,wait=off
 
 wait_for 240 in_file "$out/guest.log" GUEST-SCENARIO-DONE &&
 	step guest-scenario PASS || step guest-scenario FAIL "guest did not finish its scenario"
@@ -63,6 +65,23 @@ if "$P/vminsight-inspect" modules --live "$qemu" --json >"$out/modules-live.json
 	step modules-live PASS
 else
 	step modules-live FAIL "$(head -c 400 "$out/live.err")"
+fi
+# The LibVMI-compatible C API, from a C program: check compares its CAPI lines with the
+# guest's view (banner, tasks, a canary's argv[0] through its page tables, pause/resume).
+# shellcheck disable=SC2046 # two numbers, split on purpose
+set -- $(tr -d '\r' <"$out/guest.log" | sed -n 's/^CANARY-ARGSTART pid=\([0-9]*\) arg_start=\([0-9]*\)$/\1 \2/p')
+# Twice: pausing through QEMU's QMP socket (found in its command line), then with SIGSTOP.
+if [ $# -ge 2 ] && LD_LIBRARY_PATH=$P "$P/vmi-capi-probe" "$qemu" "$1" "$2" >"$out/capi.txt" \
+	2>&1; then
+	step capi PASS "$(grep -c '^CAPI task' "$out/capi.txt") tasks"
+else
+	step capi FAIL "$(grep -v '^CAPI task' "$out/capi.txt" | head -c 400)"
+fi
+if [ $# -ge 2 ] && VMINSIGHT_QMP_SOCKET=none LD_LIBRARY_PATH=$P "$P/vmi-capi-probe" "$qemu" \
+	"$1" "$2" >"$out/capi-signal.txt" 2>&1; then
+	step capi-signal PASS
+else
+	step capi-signal FAIL "$(grep -v '^CAPI task' "$out/capi-signal.txt" | head -c 400)"
 fi
 # The module allows one session per VM: with vminsightd attached, --live must say so.
 "$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/daemon.jsonl" \
