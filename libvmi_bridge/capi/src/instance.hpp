@@ -13,6 +13,7 @@
 #include "live_guest.hpp"
 #include "vmi/kallsyms.hpp"
 #include "vmi/kernel_discovery.hpp"
+#include "vmi/linux_model.hpp"
 #include "vmi/result.hpp"
 #include "vminsight/libvmi.h"
 
@@ -38,6 +39,9 @@ namespace vmi_capi {
 /// Records why the current call failed (vmi_vminsight_last_error) and returns VMI_FAILURE.
 status_t fail(const std::string& why);
 inline status_t fail(const vmi::Error& e) { return fail(e.message()); }
+
+/// Options for walks that need only pids and page tables.
+extern const vmi::ListOptions kTasksOnly;
 
 /// The kernel's page table root: the profile's CR3 without PCID bits or the KPTI user bit.
 std::uint64_t kernel_dtb(const vmi_instance& vmi);

@@ -5,13 +5,16 @@
 
 namespace vmi_capi {
 
+// pid and page table are all a lookup needs: skip exe, argv and thread counts.
+const vmi::ListOptions kTasksOnly{false, false, false};
+
 std::uint64_t kernel_dtb(const vmi_instance& vmi) { return vmi::kernel_pgd_from_cr3(vmi.cr3); }
 
 vmi::Result<std::uint64_t> pid_dtb(vmi_instance& vmi, vmi_pid_t pid) {
     if (pid == 0) return kernel_dtb(vmi);
     // A fresh walk each time: processes come and go (LibVMI caches; a stale page table is worse).
     vmi::LinuxGuest guest(*vmi.mem, vmi.profile.offsets, vmi.profile.init_task_va);
-    auto procs = guest.list_processes(vmi.cr3);
+    auto procs = guest.list_processes(vmi.cr3, kTasksOnly);
     if (!procs) return procs.error();
     for (const vmi::Process& p : *procs) {
         if (p.pid != pid) continue;
@@ -101,7 +104,7 @@ status_t vmi_dtb_to_pid(vmi_instance_t vmi, addr_t dtb, vmi_pid_t* pid) {
     if (!vmi || !pid) return fail("vmi_dtb_to_pid: null argument");
     return guarded([&]() -> status_t {
         vmi::LinuxGuest guest(*vmi->mem, vmi->profile.offsets, vmi->profile.init_task_va);
-        auto procs = guest.list_processes(vmi->cr3);
+        auto procs = guest.list_processes(vmi->cr3, vmi_capi::kTasksOnly);
         if (!procs) return fail(procs.error());
         const vmi::Process* p = vmi::find_by_cr3(*procs, dtb);
         if (!p) return fail("no process runs with that page table");
