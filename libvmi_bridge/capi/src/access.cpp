@@ -73,7 +73,12 @@ vmi::Status access(vmi_instance& v, const Target& t, std::byte* buf, std::size_t
             done += w;
             if (!st) return st;
         } else {
-            if (auto st = v.mem->read_phys(pa, {buf + done, n}); !st) return st;
+            auto st = v.mem->read_phys(pa, {buf + done, n});
+            if (!st && v.live) {  // the guest's memory map may have changed since init
+                v.live->refresh_memslots();
+                st = v.mem->read_phys(pa, {buf + done, n});
+            }
+            if (!st) return st;
             done += n;
         }
     }

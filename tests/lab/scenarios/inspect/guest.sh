@@ -42,6 +42,7 @@ for p in /proc/[0-9]*; do
 	comm=$(cat "$p/comm" 2>/dev/null) || continue
 	case "$comm" in
 	vmi-canary-*)
+		# shellcheck disable=SC2046 # stat's fields, split on purpose
 		set -- $(cat "$p/stat")
 		echo "CANARY pid=$1 ppid=$4 comm=$comm"
 		# mm->arg_start (field 48): where the C API probe reads argv[0] in this process.
