@@ -52,6 +52,8 @@ strip -o "$payload/vminsightctl" "$build/release/daemon/vminsightctl"
 strip -o "$payload/vminsight-inspect" "$build/release/libvmi_bridge/vminsight-inspect"
 cp "$vmlinux" "$payload/vmlinux"
 strip -o "$payload/vmi-lab-probe" "$build/release/tests/vmi-lab-probe"
+strip -o "$payload/vmi-capi-probe" "$build/release/tests/vmi-capi-probe"
+cp -L "$build/release/libvmi_bridge/libvminsight-vmi.so.0" "$payload/"
 cp -r "$root/policies" "$payload/policies"
 
 stage=$build/lab/stage/$kernel-$name

@@ -95,4 +95,34 @@ Status ProcessMemory::read_phys(std::uint64_t gpa, std::span<std::byte> out) {
     return flush();
 }
 
+Status ProcessMemory::write_phys(std::uint64_t gpa, std::span<const std::byte> in,
+                                 std::size_t* written) {
+    std::size_t done = 0;
+    if (written) *written = 0;
+    if (!range_fits(gpa, in.size())) return Fault::kUnmapped;
+    std::shared_lock lock(mu_);
+    while (done < in.size()) {
+        const std::uint64_t addr = gpa + done;
+        auto it = std::upper_bound(slots_.begin(), slots_.end(), addr,
+                                   [](std::uint64_t a, const Memslot& s) { return a < s.gpa; });
+        if (it == slots_.begin()) return Fault::kUnmapped;
+        const Memslot& slot = *std::prev(it);
+        const std::uint64_t off = addr - slot.gpa;
+        if (off >= slot.size) return Fault::kUnmapped;
+        const std::uint64_t hva = slot.hva + off;
+        const std::uint64_t n = std::min({static_cast<std::uint64_t>(in.size() - done),
+                                          slot.size - off, kPageSize - (hva & kPageMask)});
+        // process_vm_writev takes a non-const local iovec; it only reads from it.
+        iovec local{const_cast<std::byte*>(in.data() + done), static_cast<std::size_t>(n)};
+        // NOLINTNEXTLINE(performance-no-int-to-ptr)
+        iovec remote{reinterpret_cast<void*>(hva), static_cast<std::size_t>(n)};
+        const ssize_t w = ::process_vm_writev(pid_, &local, 1, &remote, 1, 0);
+        if (w < 0) return Error{Fault::kReadFailed, std::generic_category().message(errno)};
+        done += static_cast<std::size_t>(w);
+        if (written) *written = done;
+        if (static_cast<std::uint64_t>(w) != n) return Error{Fault::kReadFailed, "short write"};
+    }
+    return {};
+}
+
 }  // namespace vmi

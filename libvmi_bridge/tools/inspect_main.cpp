@@ -1,13 +1,14 @@
 // vminsight-inspect: list the processes, kernel symbols and loaded modules of a Linux guest
-// from a memory snapshot with zero configuration (no vmlinux, no System.map, no profile):
+// from a memory snapshot or a running VM with zero configuration (no vmlinux, no System.map,
+// no profile):
 // struct layouts come from the guest kernel's own BTF, init_task from its run-time comm,
 // symbols from the kernel's kallsyms tables in its memory.
 //
-//   vminsight-inspect ps      --snapshot FILE [--cr3 HEX] [--la57] [--json]
-//   vminsight-inspect pstree  --snapshot FILE [--cr3 HEX] [--la57] [--json]
-//   vminsight-inspect profile --snapshot FILE [--cr3 HEX] [--la57] [--json]
-//   vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] [--json]
-//   vminsight-inspect modules --snapshot FILE [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect ps      --snapshot FILE|--live QEMU_PID [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect pstree  (the same)
+//   vminsight-inspect profile (the same)
+//   vminsight-inspect symbols --snapshot FILE|--live QEMU_PID [NAME|0xADDRESS...] [...]
+//   vminsight-inspect modules (as ps)
 //   vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] [--la57] [--json]
 //
 // integrity runs one kernel integrity sweep (vmi/integrity.hpp): syscall tables, IDT, hidden
@@ -18,7 +19,8 @@
 // that name, an address the symbol it falls in. Exit status 1 if a NAME or address is unknown.
 //
 // FILE is a QEMU `dump-guest-memory` ELF (CR3 from its QEMU notes) or a raw `pmemsave` image
-// (file offset == guest-physical address; needs --cr3).
+// (file offset == guest-physical address; needs --cr3). --live reads the running VM of that
+// QEMU process through vminsight.ko (root; not while vminsightd holds the VM).
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -33,8 +35,7 @@
 #include <vector>
 
 #include "inspect_integrity.hpp"
-#include "vmi/elf_core_memory.hpp"
-#include "vmi/image_memory.hpp"
+#include "inspect_source.hpp"
 #include "vmi/kallsyms.hpp"
 #include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
@@ -43,14 +44,13 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: vminsight-inspect ps|pstree|profile|modules --snapshot FILE [--cr3 HEX] [--la57] "
-    "[--json]\n"
-    "       vminsight-inspect symbols --snapshot FILE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] "
-    "[--json]\n"
+    "usage: vminsight-inspect ps|pstree|profile|modules SOURCE [--cr3 HEX] [--la57] [--json]\n"
+    "       vminsight-inspect symbols SOURCE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] [--json]\n"
     "       vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] "
     "[--la57] [--json]\n"
-    "  FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw pmemsave image\n"
-    "        (needs --cr3).\n"
+    "  SOURCE: --snapshot FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw\n"
+    "          pmemsave image (needs --cr3).\n"
+    "          --live QEMU_PID (or --qemu-pid): the running VM, through vminsight.ko (root).\n"
     "  symbols: every kernel symbol (like /proc/kallsyms), or the named ones, or the symbol an\n"
     "           address falls in.\n"
     "  integrity: syscall tables, IDT, hidden modules and tasks; with --against, also kernel\n"
@@ -59,6 +59,7 @@ constexpr const char* kUsage =
 struct Args {
     std::string cmd;
     std::string snapshot;
+    pid_t live = 0;
     std::vector<std::uint64_t> cr3s;
     std::vector<std::string> names;  // symbols: names or 0x addresses
     std::string against;             // integrity: the baseline snapshot
@@ -90,6 +91,14 @@ Args parse(int argc, char** argv) {
         };
         if (arg == "--snapshot") {
             a.snapshot = value();
+        } else if (arg == "--live" || arg == "--qemu-pid") {
+            const std::string v = value();
+            char* end = nullptr;
+            errno = 0;
+            const long pid = std::strtol(v.c_str(), &end, 10);
+            if (v.empty() || *end != '\0' || errno != 0 || pid <= 0 || pid > 0x3fffffff)
+                usage_error(arg + " '" + v + "' is not a process id");
+            a.live = static_cast<pid_t>(pid);
         } else if (arg == "--cr3") {
             const std::string v = value();
             char* end = nullptr;
@@ -111,7 +120,10 @@ Args parse(int argc, char** argv) {
             usage_error("unknown argument '" + arg + "'");
         }
     }
-    if (a.snapshot.empty()) usage_error("--snapshot FILE is required");
+    if (a.snapshot.empty() == (a.live == 0))
+        usage_error("one of --snapshot FILE and --live QEMU_PID is required");
+    if (a.cmd == "integrity" && a.live)
+        usage_error("integrity reads snapshots (vminsightd sweeps a live VM itself)");
     return a;
 }
 
@@ -123,9 +135,24 @@ std::string hex(std::uint64_t v) {
 
 double ms(std::chrono::nanoseconds d) { return static_cast<double>(d.count()) / 1e6; }
 
+std::string label(const Args& a) {
+    return a.live ? "qemu pid " + std::to_string(a.live) : a.snapshot;
+}
+
 [[noreturn]] void fail(const Args& a, const std::string& what) {
-    std::fprintf(stderr, "vminsight-inspect: %s: %s\n", a.snapshot.c_str(), what.c_str());
+    // Errors of a live VM already start with "qemu pid N:".
+    if (what.rfind(label(a) + ":", 0) == 0) {
+        std::fprintf(stderr, "vminsight-inspect: %s\n", what.c_str());
+    } else {
+        std::fprintf(stderr, "vminsight-inspect: %s: %s\n", label(a).c_str(), what.c_str());
+    }
     std::exit(1);
+}
+
+// Where the JSON documents say the memory came from.
+nlohmann::json source_doc(const Args& a) {
+    if (a.live) return {{"qemu_pid", a.live}};
+    return {{"snapshot", a.snapshot}};
 }
 
 nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3) {
@@ -360,16 +387,16 @@ int print_symbols(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& ks
         for (const auto& s : all) emit(s);
     }
     if (a.json) {
-        nlohmann::json doc = {{"snapshot", a.snapshot},
-                              {"cr3", hex(cr3)},
-                              {"kallsyms", kallsyms_json(ks)},
-                              {"symbols", std::move(list)},
-                              {"missing", std::move(missing)}};
+        nlohmann::json doc = source_doc(a);
+        doc["cr3"] = hex(cr3);
+        doc["kallsyms"] = kallsyms_json(ks);
+        doc["symbols"] = std::move(list);
+        doc["missing"] = std::move(missing);
         std::printf("%s\n",
                     doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
     } else {
         for (const auto& q : missing) {
-            std::fprintf(stderr, "vminsight-inspect: %s: no kernel symbol %s\n", a.snapshot.c_str(),
+            std::fprintf(stderr, "vminsight-inspect: %s: no kernel symbol %s\n", label(a).c_str(),
                          printable(q.get<std::string>()).c_str());
         }
     }
@@ -388,11 +415,11 @@ void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& k
                             {"address", hex(m.base)},
                             {"module", hex(m.module_va)}});
         }
-        nlohmann::json doc = {{"snapshot", a.snapshot},
-                              {"cr3", hex(cr3)},
-                              {"kallsyms", kallsyms_json(ks)},
-                              {"modules_head", hex(head)},
-                              {"modules", std::move(list)}};
+        nlohmann::json doc = source_doc(a);
+        doc["cr3"] = hex(cr3);
+        doc["kallsyms"] = kallsyms_json(ks);
+        doc["modules_head"] = hex(head);
+        doc["modules"] = std::move(list);
         std::printf("%s\n",
                     doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         return;
@@ -406,28 +433,15 @@ void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& k
 }
 
 int run(const Args& a) {
-    std::unique_ptr<vmi::GuestMemory> mem;
-    std::vector<std::uint64_t> cr3s = a.cr3s;
-    std::vector<vmi::VcpuState> vcpus;
-    if (vmi::is_elf_file(a.snapshot)) {
-        auto core = vmi::ElfCoreMemory::open(a.snapshot);
-        if (!core) fail(a, core.error().message());
-        if (cr3s.empty()) {
-            for (std::uint64_t c : (*core)->vcpu_cr3s()) {
-                if (c != 0) cr3s.push_back(c);
-            }
-            if (cr3s.empty()) fail(a, "ELF dump has no QEMU vCPU notes with a CR3; pass --cr3");
-        }
-        vcpus = (*core)->vcpus();
-        mem = std::move(*core);
-    } else {
-        try {
-            mem = std::make_unique<vmi::ImageMemory>(a.snapshot);
-        } catch (const std::exception& e) {
-            fail(a, e.what());
-        }
-        if (cr3s.empty()) fail(a, "raw memory image: --cr3 HEX is required");
+    inspect::Source src;
+    try {
+        src = a.live ? inspect::open_live(a.live, a.cr3s)
+                     : inspect::open_snapshot(a.snapshot, a.cr3s);
+    } catch (const std::exception& e) {
+        fail(a, e.what());
     }
+    vmi::GuestMemory* mem = src.mem;
+    const std::vector<std::uint64_t>& cr3s = src.cr3s;
 
     // Try each CR3 (vCPUs may be halted in odd states); keep the first that works.
     std::string errors;
@@ -445,7 +459,7 @@ int run(const Args& a) {
             } else {
                 const auto& p = *prof;
                 const auto& o = p.offsets;
-                std::printf("snapshot      %s\n", a.snapshot.c_str());
+                std::printf("%-13s %s\n", a.live ? "qemu pid" : "snapshot", label(a).c_str());
                 std::printf("cr3           %s\n", hex(cr3).c_str());
                 std::printf("_text         %s\n", hex(p.text_va).c_str());
                 std::printf("init_task     %s (_text + %s)\n", hex(p.init_task_va).c_str(),
@@ -481,7 +495,7 @@ int run(const Args& a) {
         if (a.cmd == "integrity") {
             const vmi::tools::IntegrityArgs ia{a.snapshot, a.against, a.cr3s, a.json, a.la57};
             std::string why;
-            const int rc = vmi::tools::inspect_integrity(*mem, cr3, *prof, vcpus, ia, why);
+            const int rc = vmi::tools::inspect_integrity(*mem, cr3, *prof, src.vcpus, ia, why);
             if (rc >= 0) return rc;
             errors += "\n  cr3 " + hex(cr3) + ": " + why;
             continue;
@@ -515,10 +529,10 @@ int run(const Args& a) {
         if (a.json) {
             nlohmann::json list = nlohmann::json::array();
             for (const auto& p : *procs) list.push_back(process_json(p));
-            nlohmann::json doc = {{"snapshot", a.snapshot},
-                                  {"cr3", hex(cr3)},
-                                  {"profile", profile_json(*prof, cr3)},
-                                  {"processes", std::move(list)}};
+            nlohmann::json doc = source_doc(a);
+            doc["cr3"] = hex(cr3);
+            doc["profile"] = profile_json(*prof, cr3);
+            doc["processes"] = std::move(list);
             if (a.cmd == "pstree") doc["tree"] = tree_json(*procs);
             // Guest strings need not be UTF-8: replace bad bytes rather than throw.
             std::printf("%s\n",

@@ -171,6 +171,27 @@ TEST(BridgeProcessMemory, UnmappedHostAddressIsReadFailure) {
     EXPECT_EQ(mem.read_phys(0, buf).fault(), Fault::kReadFailed);
 }
 
+TEST(BridgeProcessMemory, WritesThroughMemslotsAndStopsAtTheFirstBadByte) {
+    // Guest-physical [0, 4096) and [8192, 12288): two host buffers; [4096, 8192) is a hole.
+    std::vector<std::byte> lo(4096), hi(4096);
+    ProcessMemory mem(::getpid(), {{0, 4096, reinterpret_cast<std::uint64_t>(lo.data())},
+                                   {8192, 4096, reinterpret_cast<std::uint64_t>(hi.data())}});
+    const std::array<std::byte, 4> v{std::byte{1}, std::byte{2}, std::byte{3}, std::byte{4}};
+    std::size_t written = 99;
+    ASSERT_TRUE(mem.write_phys(4094, std::span(v).first(2), &written).ok());
+    EXPECT_EQ(written, 2U);
+    EXPECT_EQ(lo[4094], std::byte{1});
+    EXPECT_EQ(lo[4095], std::byte{2});
+    ASSERT_TRUE(mem.write_phys(8192, v).ok());
+    EXPECT_EQ(hi[3], std::byte{4});
+    // Into the hole: the bytes before it are written and counted, then kUnmapped.
+    EXPECT_EQ(mem.write_phys(4094, v, &written).fault(), Fault::kUnmapped);
+    EXPECT_EQ(written, 2U);
+    EXPECT_EQ(mem.write_phys(~0ULL - 1, v).fault(), Fault::kUnmapped);  // wraps
+    ProcessMemory bad(::getpid(), {{0, 4096, 0x1000}});                 // hva never mapped
+    EXPECT_EQ(bad.write_phys(0, v).fault(), Fault::kReadFailed);
+}
+
 TEST(BridgePageCache, ServesCachedPagesPassesFaultsThroughAndStaysBounded) {
     BufferMemory mem;
     mem.write_u64(0x1ff8, 0x1122334455667788ULL);

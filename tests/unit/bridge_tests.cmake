@@ -23,3 +23,9 @@ target_link_libraries(bridge_tests PRIVATE vmi_bridge PkgConfig::LIBBPF GTest::g
 # The real-kernel kallsyms test extracts the lab's vmlinuz with scripts/extract-vmlinux.sh.
 target_compile_definitions(bridge_tests PRIVATE VMI_SOURCE_DIR="${CMAKE_CURRENT_LIST_DIR}/../..")
 gtest_discover_tests(bridge_tests)
+
+# The LibVMI-compatible C API (libvminsight-vmi.so) against a synthetic snapshot.
+add_executable(capi_tests ${CMAKE_CURRENT_LIST_DIR}/capi_test.cpp)
+target_include_directories(capi_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
+target_link_libraries(capi_tests PRIVATE vminsight_vmi vmi_bridge PkgConfig::LIBBPF GTest::gtest_main)
+gtest_discover_tests(capi_tests)

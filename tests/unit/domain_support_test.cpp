@@ -62,6 +62,23 @@ TEST(FindQemuByUuid, FindsTheOneProcessWithThatUuid) {
     EXPECT_THROW(vmid::find_qemu_by_uuid(uuid, t.path()), vmid::LocateError);
 }
 
+TEST(FindQemuByName, LibvirtPidFileThenQemuNameInEitherSpelling) {
+    TempDir t;
+    const fs::path proc = t.path() / "proc", run = t.path() / "run";
+    fs::create_directories(run);
+    fake_process(proc, 100, {"qemu-system-x86_64", "-name", "guest=web,debug-threads=on"});
+    fake_process(proc, 200, {"qemu-system-x86_64", "-name", "db"});
+    fake_process(proc, 300, {"qemu-system-x86_64", "-name"});  // -name as the last word
+    std::ofstream(run / "mail.pid") << "4242\n";
+    EXPECT_EQ(vmid::find_qemu_by_name("mail", run.string(), proc.string()), 4242);
+    EXPECT_EQ(vmid::find_qemu_by_name("web", run.string(), proc.string()), 100);
+    EXPECT_EQ(vmid::find_qemu_by_name("db", run.string(), proc.string()), 200);
+    EXPECT_THROW(vmid::find_qemu_by_name("guest", run.string(), proc.string()), vmid::LocateError);
+    EXPECT_THROW(vmid::find_qemu_by_name("", run.string(), proc.string()), vmid::LocateError);
+    fake_process(proc, 400, {"qemu", "-name", "db"});
+    EXPECT_THROW(vmid::find_qemu_by_name("db", run.string(), proc.string()), vmid::LocateError);
+}
+
 TEST(FindQemuByUuid, LibvirtsPidFileWinsOverAnyProcessNamingTheUuid) {
     TempDir t;
     const fs::path proc = t.path() / "proc", run = t.path() / "run";

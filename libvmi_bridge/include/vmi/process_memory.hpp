@@ -31,6 +31,13 @@ class ProcessMemory final : public GuestMemory {
     /// Thread-safe against concurrent set_memslots().
     Status read_phys(std::uint64_t gpa, std::span<std::byte> out) override;
 
+    /// Writes guest-physical bytes into the VMM with process_vm_writev(2), page by page, behind
+    /// the guest's back (no vCPU is stopped). Stops at the first byte outside every slot
+    /// (kUnmapped) or the first failing page (kReadFailed, the errno text); `written` (if not
+    /// null) gets the bytes written before that.
+    Status write_phys(std::uint64_t gpa, std::span<const std::byte> in,
+                      std::size_t* written = nullptr);
+
     /// Replaces the slot map atomically (memslots change when the guest remaps RAM).
     /// Rejects empty, wrapping or overlapping slots with kInvalidFormat and keeps the old map.
     Status set_memslots(std::vector<Memslot> slots);

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Guest side of the inspect scenario: load two kernel modules, start canary processes with
 # distinctive names (one the child of another), print how the guest itself sees them, its
-# symbols and its modules, then keep running with a heartbeat while the host snapshots guest
+# symbols, its modules and its /proc/version, then keep running with a heartbeat while the host snapshots guest
 # memory.
 set -eu
 # Two modules of this very kernel build (host.sh appends /modules to our initramfs): kvm needs
@@ -42,8 +42,11 @@ for p in /proc/[0-9]*; do
 	comm=$(cat "$p/comm" 2>/dev/null) || continue
 	case "$comm" in
 	vmi-canary-*)
+		# shellcheck disable=SC2046 # stat's fields, split on purpose
 		set -- $(cat "$p/stat")
 		echo "CANARY pid=$1 ppid=$4 comm=$comm"
+		# mm->arg_start (field 48): where the C API probe reads argv[0] in this process.
+		echo "CANARY-ARGSTART pid=$1 arg_start=${48}"
 		# uid, euid (real, effective) and gid from status; exe; argv with NULs as spaces.
 		uid=$(awk '/^Uid:/ { print $2 " " $3 }' "$p/status")
 		gid=$(awk '/^Gid:/ { print $2 }' "$p/status")
@@ -75,5 +78,6 @@ done
 grep -E ' (_text|_stext|_etext|_end|init_task|modules|sys_call_table|idt_table|schedule|do_sys_open|kallsyms_lookup_name|fixed_percpu_data|jiffies_64|start_kernel)$' \
 	/proc/kallsyms | sed 's/^/KALLSYMS /'
 sed 's/^/MODULE /' /proc/modules
+echo "PROCVERSION $(cat /proc/version)" # linux_banner, as the C API probe reads it
 echo "GUEST-SCENARIO-DONE"
 exec /bin/vmi-heartbeat

@@ -1,7 +1,9 @@
 #!/bin/sh
-# Lab host side of the inspect scenario: zero-configuration introspection of a memory
-# snapshot. Boots the guest (with two of this kernel's modules added to its initramfs), waits
-# for its canaries, dumps guest memory as an ELF core through the HMP monitor (a QEMU "pipe"
+# Lab host side of the inspect scenario: zero-configuration introspection of the running VM
+# (vminsight-inspect --live: guest RAM read from QEMU through vminsight.ko's memory map) and of
+# a memory snapshot. Boots the guest (with two of this kernel's modules added to its initramfs), waits
+# for its canaries, lists them live (and checks the clear refusal while vminsightd holds the
+# VM), runs a C program against the LibVMI-compatible C API, dumps guest memory as an ELF core through the HMP monitor (a QEMU "pipe"
 # chardev: busybox has no unix-socket client), then runs vminsight-inspect on the dump with no
 # vmlinux, System.map or CR3 given: processes, kernel symbols (kallsyms) and modules. Each
 # step appends "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt. Waits are bounded polls.
@@ -13,6 +15,7 @@ mon=/tmp/mon
 
 
 [ -x "$P/vminsight-inspect" ] && step payload PASS || step payload FAIL "no $P/vminsight-inspect"
+insmod "$P/vminsight.ko" && [ -c /dev/vminsight ] && step load PASS || step load FAIL "insmod"
 for f in vmlinux System.map; do rm -f "/tmp/$f"; done
 
 # The guest loads irqbypass.ko and kvm.ko from /modules: the lab host's own copies (same
@@ -34,10 +37,80 @@ rm -f "$mon.in" "$mon.out" "$dump"
 mkfifo "$mon.in" "$mon.out"
 cat "$mon.out" >"$out/monitor.log" &
 reader=$!
-start_guest "$out/guest.log" -chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline
+rm -f /tmp/qmp.sock # the C API pauses through QMP when QEMU has it
+start_guest "$out/guest.log" -chardev "pipe,id=mon0,path=$mon" -mon chardev=mon0,mode=readline \
+	-qmp unix:/tmp/qmp.sock,server=on,wait=off
 
 wait_for 240 in_file "$out/guest.log" GUEST-SCENARIO-DONE &&
 	step guest-scenario PASS || step guest-scenario FAIL "guest did not finish its scenario"
+
+# Live: the same listings from the running guest, no dump and no configuration. check compares
+# ps-live.json and modules-live.json with the guest's /proc exactly as it does the dump's.
+t0=$(uptime_ms)
+if "$P/vminsight-inspect" ps --live "$qemu" --json >"$out/ps-live.json" 2>"$out/live.err"; then
+	step ps-live PASS "$(($(uptime_ms) - t0)) ms"
+else
+	step ps-live FAIL "$(head -c 400 "$out/live.err")"
+fi
+echo "ps_live_ms=$(($(uptime_ms) - t0))" >"$out/metrics.txt"
+"$P/vminsight-inspect" ps --live "$qemu" >"$out/ps-live.txt" 2>>"$out/live.err"
+if "$P/vminsight-inspect" pstree --qemu-pid "$qemu" >"$out/pstree-live.txt" 2>>"$out/live.err" &&
+	grep -q 'vmi-canary' "$out/pstree-live.txt"; then
+	step pstree-live PASS "$(wc -l <"$out/pstree-live.txt") lines"
+else
+	step pstree-live FAIL "$(head -c 400 "$out/live.err")"
+fi
+if "$P/vminsight-inspect" modules --live "$qemu" --json >"$out/modules-live.json" \
+	2>>"$out/live.err"; then
+	step modules-live PASS
+else
+	step modules-live FAIL "$(head -c 400 "$out/live.err")"
+fi
+# The LibVMI-compatible C API, from a C program: check compares its CAPI lines with the
+# guest's view (banner, tasks, a canary's argv[0] through its page tables, pause/resume).
+# shellcheck disable=SC2046 # two numbers, split on purpose
+set -- $(tr -d '\r' <"$out/guest.log" | sed -n 's/^CANARY-ARGSTART pid=\([0-9]*\) arg_start=\([0-9]*\)$/\1 \2/p')
+# Twice: pausing through QEMU's QMP socket (found in its command line), then with SIGSTOP.
+if [ $# -ge 2 ] && LD_LIBRARY_PATH=$P "$P/vmi-capi-probe" "$qemu" "$1" "$2" >"$out/capi.txt" \
+	2>&1; then
+	step capi PASS "$(grep -c '^CAPI task' "$out/capi.txt") tasks"
+else
+	step capi FAIL "$(grep -v '^CAPI task' "$out/capi.txt" | head -c 400)"
+fi
+if [ $# -ge 2 ] && VMINSIGHT_QMP_SOCKET=none LD_LIBRARY_PATH=$P "$P/vmi-capi-probe" "$qemu" \
+	"$1" "$2" >"$out/capi-signal.txt" 2>&1; then
+	step capi-signal PASS
+else
+	step capi-signal FAIL "$(grep -v '^CAPI task' "$out/capi-signal.txt" | head -c 400)"
+fi
+# The module allows one session per VM: with vminsightd attached, --live must say so.
+"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/daemon.jsonl" \
+	2>"$out/daemon.err" &
+daemon=$!
+if wait_for 30 in_file "$out/daemon.jsonl" vm-attached; then
+	if "$P/vminsight-inspect" ps --live "$qemu" >/dev/null 2>"$out/busy.err"; then
+		step live-busy FAIL "listed a VM vminsightd holds"
+	else
+		rc=$?
+		[ "$rc" = 1 ] && in_file "$out/busy.err" 'attached by vminsightd' &&
+			in_file "$out/busy.err" 'vminsightctl ps' &&
+			step live-busy PASS "$(head -c 300 "$out/busy.err")" ||
+			step live-busy FAIL "rc=$rc $(head -c 300 "$out/busy.err")"
+	fi
+else
+	step live-busy FAIL "vminsightd did not attach: $(head -c 300 "$out/daemon.err")"
+fi
+kill -TERM "$daemon" 2>/dev/null
+wait_for 20 dead "$daemon"
+# A pid without a VM is an error naming it, not a crash.
+if "$P/vminsight-inspect" ps --live $$ >/dev/null 2>"$out/novm.err"; then
+	step live-no-vm FAIL "listed a process without a VM"
+else
+	rc=$?
+	[ "$rc" = 1 ] && in_file "$out/novm.err" "qemu pid $$" &&
+		step live-no-vm PASS "$(head -c 200 "$out/novm.err")" ||
+		step live-no-vm FAIL "rc=$rc $(head -c 200 "$out/novm.err")"
+fi
 
 t0=$(uptime_ms)
 echo "dump-guest-memory $dump" >"$mon.in"
@@ -47,7 +120,7 @@ if wait_for 300 in_file "$out/monitor.log" "VM status"; then
 else
 	step dump FAIL "no answer from the monitor"
 fi
-echo "dump_ms=$(($(uptime_ms) - t0))" >"$out/metrics.txt"
+echo "dump_ms=$(($(uptime_ms) - t0))" >>"$out/metrics.txt"
 kill -KILL "$qemu" 2>/dev/null
 wait "$qemu" 2>/dev/null
 kill "$reader" 2>/dev/null

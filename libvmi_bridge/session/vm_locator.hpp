@@ -36,4 +36,10 @@ pid_t find_domain_qemu(const std::string& name, const std::string& uuid,
                        const std::string& run_dir = "/run/libvirt/qemu",
                        const std::string& proc = "/proc");
 
+/// The QEMU process of a VM called `name`: a libvirt domain's (the pid in `run_dir`/NAME.pid)
+/// or a bare QEMU started with `-name NAME` or `-name guest=NAME[,...]`, found in `proc`.
+/// Throws LocateError when there is none, or more than one.
+pid_t find_qemu_by_name(const std::string& name, const std::string& run_dir = "/run/libvirt/qemu",
+                        const std::string& proc = "/proc");
+
 }  // namespace vmid

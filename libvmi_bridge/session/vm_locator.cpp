@@ -130,4 +130,63 @@ pid_t find_domain_qemu(const std::string& name, const std::string& uuid, const s
     return pid;
 }
 
+namespace {
+
+// The arguments of a command line file, NUL-separated (bounded like runs_with_uuid).
+std::vector<std::string> read_args(const fs::path& cmdline) {
+    std::ifstream in(cmdline, std::ios::binary);
+    std::string all(256 * 1024, '\0');
+    in.read(all.data(), static_cast<std::streamsize>(all.size()));
+    all.resize(static_cast<std::size_t>(in.gcount()));
+    std::vector<std::string> out;
+    for (std::size_t at = 0; at < all.size();) {
+        const std::size_t nul = all.find('\0', at);
+        out.push_back(all.substr(at, nul == std::string::npos ? std::string::npos : nul - at));
+        if (nul == std::string::npos) break;
+        at = nul + 1;
+    }
+    return out;
+}
+
+// "-name NAME" or "-name guest=NAME[,opts]" (QEMU's two spellings).
+bool runs_with_name(const fs::path& cmdline, const std::string& name) {
+    const auto args = read_args(cmdline);
+    for (std::size_t i = 0; i + 1 < args.size(); ++i) {
+        if (args[i] != "-name") continue;
+        std::string v = args[i + 1];
+        if (v.rfind("guest=", 0) == 0) v = v.substr(6, v.find(',') - 6);
+        if (v == name) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+pid_t find_qemu_by_name(const std::string& name, const std::string& run_dir,
+                        const std::string& proc) {
+    if (name.empty()) throw LocateError("empty VM name");
+    if (name.find('/') == std::string::npos && name[0] != '.') {
+        std::ifstream in(fs::path(run_dir) / (name + ".pid"));
+        std::string text;
+        if (in && std::getline(in, text)) {
+            pid_t pid = 0;
+            auto [p, err] = std::from_chars(text.data(), text.data() + text.size(), pid);
+            if (err == std::errc() && pid > 0 && p == text.data() + text.size()) return pid;
+        }
+    }
+    std::vector<pid_t> found;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(proc, ec)) {
+        const std::string dir = entry.path().filename();
+        pid_t pid = 0;
+        auto [p, err] = std::from_chars(dir.data(), dir.data() + dir.size(), pid);
+        if (err != std::errc() || p != dir.data() + dir.size() || pid <= 0) continue;
+        if (runs_with_name(entry.path() / "cmdline", name)) found.push_back(pid);
+    }
+    if (found.empty()) throw LocateError("no libvirt domain or QEMU process named " + name);
+    if (found.size() > 1)
+        throw LocateError(std::to_string(found.size()) + " QEMU processes are named " + name);
+    return found.front();
+}
+
 }  // namespace vmid
