@@ -29,10 +29,11 @@ while read -r cmd args <&3; do
 	case "$cmd" in
 	hide_pid) args=$hide ;;
 	esac
-	echo "$cmd${args:+ $args}" >/proc/vmi_tamper
-	rc=$?
+	rc=0
+	# shellcheck disable=SC2320 # the write's own status is the answer
+	echo "$cmd${args:+ $args}" >/proc/vmi_tamper || rc=$?
 	# The guest still makes syscalls after each step (a broken LSTAR would not get here).
-	echo "TAMPER-DONE $cmd rc=$rc $(cat /proc/vmi_tamper | tr '\n' ' ')"
+	echo "TAMPER-DONE $cmd rc=$rc $(tr '\n' ' ' </proc/vmi_tamper)"
 done
 exec 3<&-
 kill "$churn" "$hide" 2>/dev/null
