@@ -20,18 +20,22 @@ echo "TAMPER-HIDEME pid=$hide"
 	sleep 0.2
 done) &
 churn=$!
+# Held open for the whole loop: a serial port closed between two reads drops what arrives.
+exec 3</dev/ttyS1
 stty -F /dev/ttyS1 -echo 2>/dev/null
 echo "TAMPER-READY"
-while read -r cmd args </dev/ttyS1; do
+while read -r cmd args <&3; do
 	[ "$cmd" = quit ] && break
 	case "$cmd" in
 	hide_pid) args=$hide ;;
 	esac
-	echo "$cmd${args:+ $args}" >/proc/vmi_tamper
-	rc=$?
+	rc=0
+	# shellcheck disable=SC2320 # the write's own status is the answer
+	echo "$cmd${args:+ $args}" >/proc/vmi_tamper || rc=$?
 	# The guest still makes syscalls after each step (a broken LSTAR would not get here).
-	echo "TAMPER-DONE $cmd rc=$rc $(cat /proc/vmi_tamper | tr '\n' ' ')"
+	echo "TAMPER-DONE $cmd rc=$rc $(tr '\n' ' ' </proc/vmi_tamper)"
 done
+exec 3<&-
 kill "$churn" "$hide" 2>/dev/null
 rmmod vmi_tamper && echo "TAMPER-RMMOD ok" || echo "TAMPER-RMMOD failed"
 echo "GUEST-SCENARIO-DONE"
