@@ -110,6 +110,7 @@ TEST(FeedEndToEnd, PublishedEventsReachTheSpoolSoonAndSyncedOnesSurviveKill9) {
     const fs::path dir =
         fs::temp_directory_path() / ("vmi-feed-kill-" + std::to_string(::getpid()));
     fs::remove_all(dir);
+    fs::create_directories(dir);
     const json cfg = {
         {"spool", {{"dir", (dir / "spool").string()}}},
         {"sinks", {{{"name", "f"}, {"type", "file"}, {"path", (dir / "out.jsonl").string()}}}}};
