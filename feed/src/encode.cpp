@@ -58,20 +58,6 @@ std::string now_utc() {
     return buf;
 }
 
-// What a native action means in ECS event.category / event.type.
-// What a native action means in ECS: its event.category and event.type (one value each).
-std::pair<const char*, const char*> ecs_kind(const std::string& action, const std::string& kind) {
-    if (kind == "alert") return {"intrusion_detection", "info"};
-    if (action == "process-started" || action == "process-exec") return {"process", "start"};
-    if (action == "process-exited") return {"process", "end"};
-    if (action == "process-seen") return {"process", "info"};
-    if (action == "process-renamed") return {"process", "change"};
-    if (action == "syscall") return {"process", "info"};
-    if (action == "syscall-denied") return {"process", "denied"};
-    if (action.starts_with("policy-")) return {"configuration", "change"};
-    return {"host", "info"};
-}
-
 json threat_of(const json& tags) {
     static const std::regex technique(R"(^T\d{4}(\.\d{3})?$)");
     json techniques = json::array();
@@ -141,137 +127,15 @@ std::string process_entity_id(std::string_view vm, std::string_view task,
     return out;
 }
 
-namespace {
-
-const std::string* str_at(const json& j, const char* k) {
-    const json& v = at(j, k);
-    return v.is_string() ? v.get_ptr<const std::string*>() : nullptr;
-}
-
-void write_ecs_process(JsonWriter& w, const json& p, std::string_view vm) {
-    w.begin_object();
-    if (at(p, "pid").is_number()) w.key("pid").number(at(p, "pid").get<std::int64_t>());
-    if (auto* v = str_at(p, "name")) w.key("name").string(*v);
-    if (auto* v = str_at(p, "exe")) w.key("executable").string(*v);
-    const json& args = at(p, "args");
-    if (args.is_array()) {
-        w.key("args").begin_array();
-        std::string cmdline;
-        for (const auto& a : args) {
-            if (!a.is_string()) continue;
-            const auto& s = a.get_ref<const std::string&>();
-            w.string(s);
-            if (!cmdline.empty()) cmdline += ' ';
-            cmdline += s;
-        }
-        w.end_array();
-        w.key("args_count").unumber(args.size());
-        w.key("command_line").string(cmdline);
-    }
-    auto id_of = [&](const char* field, const char* as) {
-        if (!at(p, field).is_number()) return;
-        w.key(as).begin_object().key("id").string(std::to_string(at(p, field).get<std::int64_t>()));
-        w.end_object();
-    };
-    id_of("euid", "user");
-    id_of("uid", "real_user");
-    id_of("gid", "group");
-    const json& par = at(p, "parent");
-    if (par.is_object() || at(p, "ppid").is_number()) {
-        w.key("parent").begin_object();
-        if (at(par, "pid").is_number())
-            w.key("pid").number(at(par, "pid").get<std::int64_t>());
-        else if (at(p, "ppid").is_number())
-            w.key("pid").number(at(p, "ppid").get<std::int64_t>());
-        if (auto* v = str_at(par, "name")) w.key("name").string(*v);
-        if (auto* v = str_at(par, "exe")) w.key("executable").string(*v);
-        w.end_object();
-    }
-    if (auto* task = str_at(p, "task"); task && at(p, "start_time_ns").is_number())
-        w.key("entity_id")
-            .string(process_entity_id(vm, *task, at(p, "start_time_ns").get<std::uint64_t>()));
-    w.end_object();
-}
-
-}  // namespace
-
 std::string ecs_text(const json& n, std::string_view id, std::uint64_t seq,
                      const EncodeContext& ctx) {
-    const json& nev = at(n, "event");
-    const std::string* action_p = str_at(nev, "action");
-    const std::string action = action_p ? *action_p : std::string();
-    const std::string kind = str_at(nev, "kind") ? *str_at(nev, "kind") : std::string("event");
-    const std::string* vm_p = str_at(at(n, "vm"), "name");
-    const std::string vm = vm_p ? *vm_p : std::string();
-    const std::string created = now_utc();
+    // One writer for both paths: the document becomes a record, as the spool would hold it.
+    const std::string rec = record::encode(n);
+    record::View v;
+    v.decode(rec);
     std::string out;
     out.reserve(1024);
-    JsonWriter w(out);
-    w.begin_object();
-    w.key("@timestamp").string(str_at(n, "@timestamp") ? *str_at(n, "@timestamp") : created);
-    w.key("ecs").begin_object().key("version").string("8.11.0").end_object();
-    // event.*
-    const auto [category, type] = ecs_kind(action, kind);
-    w.key("event").begin_object();
-    w.key("kind").string(kind).key("action").string(action).key("id").string(id);
-    w.key("sequence").unumber(seq).key("created").string(created);
-    w.key("module").string("vminsight");
-    w.key("dataset").string(kind == "alert" ? "vminsight.alert" : "vminsight.event");
-    w.key("category").begin_array().string(category).end_array();
-    w.key("type").begin_array().string(type).end_array();
-    const json& sc = at(n, "syscall");
-    std::string outcome;
-    if (auto* o = str_at(nev, "outcome"))
-        outcome = *o == "success" || *o == "failure" ? *o : std::string("unknown");
-    if (action == "syscall-denied" || (sc.is_object() && at(sc, "denied") == true))
-        outcome = "failure";
-    if (!outcome.empty()) w.key("outcome").string(outcome);
-    if (auto* r = str_at(nev, "reason")) w.key("reason").string(*r);
-    const json& rule = at(n, "rule");
-    if (rule.is_object() && str_at(rule, "priority"))
-        w.key("severity").number(severity_of(*str_at(rule, "priority")));
-    w.end_object();
-    // The guest is the host the events are about; the sensor is the observer.
-    w.key("host").begin_object().key("name").string(vm).key("type").string("virtual-machine");
-    if (auto* u = str_at(at(n, "vm"), "uuid")) w.key("id").string(*u);
-    w.end_object();
-    w.key("observer").begin_object();
-    w.key("hostname").string(ctx.observer_hostname).key("type").string("hypervisor-sensor");
-    w.key("vendor").string("VMInsight").key("product").string("vminsightd");
-    w.key("version").string(ctx.version).end_object();
-    const json& proc = at(n, "process");
-    if (proc.is_object()) {
-        w.key("process");
-        write_ecs_process(w, proc, vm);
-    }
-    if (auto* m = str_at(n, "message")) w.key("message").string(*m);
-    if (rule.is_object()) {
-        w.key("rule").begin_object().key("name").value(at(rule, "name"));
-        if (auto* v = str_at(rule, "policy")) w.key("ruleset").string(*v);
-        if (auto* v = str_at(rule, "source")) w.key("reference").string(*v);
-        if (at(rule, "tags").is_array()) w.key("category").string(join(at(rule, "tags")));
-        w.end_object();
-        if (auto t = threat_of(at(rule, "tags")); !t.is_null()) w.key("threat").value(t);
-    }
-    // What ECS has no field for, under our own namespace.
-    const json& resp = at(n, "response");
-    const json& own = at(n, "vminsight");
-    const std::string* cr3 = str_at(proc, "cr3");
-    if (sc.is_object() || resp.is_object() || (own.is_object() && !own.empty()) || cr3) {
-        w.key("vminsight").begin_object();
-        if (sc.is_object()) w.key("syscall").value(sc);
-        if (resp.is_object()) w.key("response").value(resp);
-        if (own.is_object())
-            for (auto it = own.begin(); it != own.end(); ++it) {
-                if (it.key() == "syscall" || it.key() == "response" || it.key() == "cr3") continue;
-                std::string k;
-                append_escaped(k, it.key());
-                w.key(k).value(*it);
-            }
-        if (cr3) w.key("cr3").string(*cr3);
-        w.end_object();
-    }
-    w.end_object();
+    encode_record(Encoding::Ecs, v, id, seq, ctx, out);
     return out;
 }
 

@@ -1,11 +1,13 @@
 #include "feed/feed.hpp"
 
+#include <condition_variable>
 #include <fstream>
 #include <set>
 
 #include "feed/file_sink.hpp"
 #include "feed/http_sink.hpp"
 #include "feed/kafka_sink.hpp"
+#include "feed/record.hpp"
 #include "feed/syslog_sink.hpp"
 
 namespace feed {
@@ -221,37 +223,6 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
     return std::make_unique<EncodingSink>(std::move(inner), c.encoding, ctx);
 }
 
-EncodingSink::EncodingSink(std::unique_ptr<Sink> inner, Encoding enc, EncodeContext ctx)
-    : inner_(std::move(inner)), enc_(enc), ctx_(std::move(ctx)) {}
-
-SendResult EncodingSink::send(const Delivery& d) {
-    std::vector<SpoolRecord> encoded;
-    std::vector<std::size_t> origin;  // encoded[i] came from d.records[origin[i]]
-    for (std::size_t i = 0; i < d.records.size(); ++i) {
-        const auto& r = d.records[i];
-        const json native = json::parse(r.payload, nullptr, false);
-        const std::string id = std::string(d.spool_id) + "-" + std::to_string(r.seq);
-        auto line = native.is_discarded() ? std::optional<std::string>(r.payload)
-                                          : encode(enc_, native, id, r.seq, ctx_);
-        if (!line) continue;  // this encoding skips it (Falco: not an alert)
-        encoded.push_back({r.seq, std::move(*line)});
-        origin.push_back(i);
-    }
-    SendResult res;
-    if (!encoded.empty()) res = inner_->send(Delivery{d.spool_id, encoded});
-    // Map back: everything up to the last encoded record handled, plus skipped ones after it.
-    const std::size_t handled = res.accepted + res.rejected;
-    std::size_t upto = 0;
-    if (handled == encoded.size())
-        upto = d.records.size();
-    else if (handled > 0)
-        upto = origin[handled - 1] + 1;
-    SendResult out = res;
-    out.rejected = std::min(res.rejected, upto);
-    out.accepted = upto - out.rejected;
-    return out;
-}
-
 Feed::Feed(FeedConfig cfg, EncodeContext ctx) : cfg_(std::move(cfg)), spool_(cfg_.spool) {
     for (const auto& sc : cfg_.sinks) {
         workers_.push_back(std::make_unique<SinkWorker>(
@@ -269,9 +240,16 @@ Feed::Feed(FeedConfig cfg, EncodeContext ctx) : cfg_(std::move(cfg)), spool_(cfg
                            {"delivered", st.delivered}}}});
             }));
     }
+    flusher_ = std::jthread([this](const std::stop_token& stop) { flush_every(stop); });
 }
 
 Feed::~Feed() {
+    flusher_ = {};  // stops and joins
+    try {
+        std::lock_guard lk(mu_);
+        flush_locked();
+    } catch (...) {
+    }
     workers_.clear();  // join: what is not acknowledged stays in the spool for next time
     try {
         spool_.sync();
@@ -284,14 +262,47 @@ void Feed::account(const json& event) {
     json ev = event;
     ev["@timestamp"] = utc_timestamp();
     try {
-        spool_.append(ev.dump(-1, ' ', false, json::error_handler_t::replace));
+        spool_.append(record::encode(ev));
     } catch (const SpoolError&) {
     }
 }
 
 void Feed::publish(const json& event) {
+    std::lock_guard lk(mu_);
+    const std::size_t at = batch_.size();
+    record::encode(event, batch_);
+    ends_.push_back(batch_.size());
+    if (batch_.size() - at > cfg_.spool.max_record) {
+        // Refused alone, as append would: the events before it still go.
+        batch_.resize(at);
+        ends_.pop_back();
+        flush_locked();
+        throw SpoolError("spool " + cfg_.spool.dir.string() + ": record of more than " +
+                         std::to_string(cfg_.spool.max_record) + " bytes");
+    }
+    if (ends_.size() >= kBatchRecords || batch_.size() >= kBatchBytes) flush_locked();
+}
+
+void Feed::flush_locked() {
+    if (ends_.empty()) return;
+    views_.clear();
+    std::size_t from = 0;
+    for (const std::size_t end : ends_) {
+        views_.emplace_back(batch_.data() + from, end - from);
+        from = end;
+    }
     Purge purged;
-    spool_.append(event.dump(-1, ' ', false, json::error_handler_t::replace), &purged);
+    // Whatever happens, the batch is gone from here: appended, or refused (disk full) as a
+    // single event was before.
+    struct Clear {
+        Feed* f;
+        ~Clear() {
+            f->batch_.clear();
+            f->ends_.clear();
+            if (f->batch_.capacity() > 4 * kBatchBytes) std::string().swap(f->batch_);
+        }
+    } clear{this};
+    spool_.append_batch(views_, &purged);
     if (!purged.sinks.empty())
         account({{"event", {{"kind", "event"}, {"category", "host"}, {"action", "events-purged"}}},
                  {"vminsight",
@@ -302,13 +313,41 @@ void Feed::publish(const json& event) {
                    {"reason", "spool full (spool.max_mb)"}}}});
 }
 
+void Feed::flush() {
+    std::lock_guard lk(mu_);
+    flush_locked();
+}
+
+void Feed::sync() {
+    flush();
+    spool_.sync();
+}
+
+void Feed::flush_every(const std::stop_token& stop) {
+    std::mutex m;
+    std::condition_variable_any cv;
+    while (!stop.stop_requested()) {
+        {
+            std::unique_lock lk(m);
+            cv.wait_for(lk, stop, kFlushEvery, [] { return false; });
+        }
+        if (stop.stop_requested()) break;
+        try {
+            flush();
+        } catch (const SpoolError&) {
+            // publish() and sync() report it; this thread only keeps latency low.
+        }
+    }
+}
+
 std::vector<SinkStatus> Feed::sinks() const {
     std::vector<SinkStatus> out;
     for (const auto& w : workers_) out.push_back(w->status());
     return out;
 }
 
-bool Feed::drain(std::chrono::milliseconds timeout) const {
+bool Feed::drain(std::chrono::milliseconds timeout) {
+    flush();
     for (const auto& w : workers_)
         if (!w->drain(timeout)) return false;
     return true;

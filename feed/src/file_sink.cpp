@@ -97,7 +97,12 @@ std::string FileSink::rotate() {
 
 SendResult FileSink::send(const Delivery& d) {
     SendResult r;
-    std::string buf;
+    // The whole batch in one write and one fdatasync; the buffer is kept for the next one.
+    std::string& buf = buf_;
+    buf.clear();
+    std::size_t total = 0;
+    for (const auto& rec : d.records) total += rec.payload.size() + 1;
+    buf.reserve(total);
     for (const auto& rec : d.records) {
         buf += rec.payload;
         buf += '\n';

@@ -17,6 +17,7 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr std::size_t kHeader = 16;  // u32 len, u32 crc, u64 seq
+constexpr std::size_t kReadChunk = 256U << 10;
 
 std::string errtext(int err) { return std::strerror(err); }
 
@@ -189,23 +190,39 @@ void Spool::roll() {
 }
 
 std::uint64_t Spool::append(std::string_view payload, Purge* purged) {
-    if (payload.size() > opts_.max_record)
-        throw SpoolError("spool " + opts_.dir.string() + ": record of " +
-                         std::to_string(payload.size()) + " bytes, more than " +
-                         std::to_string(opts_.max_record));
+    return append_batch(std::span<const std::string_view>(&payload, 1), purged);
+}
+
+std::uint64_t Spool::append_batch(std::span<const std::string_view> payloads, Purge* purged) {
+    std::size_t total = 0;
+    for (const std::string_view p : payloads) {
+        if (p.size() > opts_.max_record)
+            throw SpoolError("spool " + opts_.dir.string() + ": record of " +
+                             std::to_string(p.size()) + " bytes, more than " +
+                             std::to_string(opts_.max_record));
+        total += kHeader + p.size();
+    }
     std::lock_guard lk(mu_);
+    if (payloads.empty()) return next_;
+    // A batch goes whole into one segment (which may pass segment_bytes by one batch).
     if (segs_.back().bytes >= opts_.segment_bytes) roll();
     Segment& s = segs_.back();
-    const std::uint64_t seq = next_;
-    std::string rec(kHeader + payload.size(), '\0');
-    auto* h = reinterpret_cast<unsigned char*>(rec.data());
-    put32(h, static_cast<std::uint32_t>(payload.size()));
-    put32(h + 4, crc_of(seq, payload));
-    put64(h + 8, seq);
-    std::memcpy(rec.data() + kHeader, payload.data(), payload.size());
+    const std::uint64_t first = next_;
+    // One buffer, one write: the batch is on disk whole or (after the truncate) not at all.
+    wbuf_.resize(total);
+    auto* h = reinterpret_cast<unsigned char*>(wbuf_.data());
+    std::uint64_t seq = first;
+    for (const std::string_view p : payloads) {
+        put32(h, static_cast<std::uint32_t>(p.size()));
+        put32(h + 4, crc_of(seq, p));
+        put64(h + 8, seq);
+        std::memcpy(h + kHeader, p.data(), p.size());
+        h += kHeader + p.size();
+        ++seq;
+    }
     std::size_t done = 0;
-    while (done < rec.size()) {
-        const ssize_t w = ::write(active_.get(), rec.data() + done, rec.size() - done);
+    while (done < total) {
+        const ssize_t w = ::write(active_.get(), wbuf_.data() + done, total - done);
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
             const int err = errno;
@@ -216,10 +233,12 @@ std::uint64_t Spool::append(std::string_view payload, Purge* purged) {
         }
         done += static_cast<std::size_t>(w);
     }
-    s.bytes += rec.size();
-    s.end = ++next_;
-    stats_.bytes += rec.size();
-    ++stats_.appended;
+    if (wbuf_.capacity() > (4U << 20)) std::string().swap(wbuf_);  // one huge batch: let go
+    s.bytes += total;
+    next_ = seq;
+    s.end = next_;
+    stats_.bytes += total;
+    stats_.appended += payloads.size();
     std::vector<std::string> behind;
     std::uint64_t lost_first = 0, lost_last = 0;
     while (stats_.bytes > opts_.max_bytes && segs_.size() > 1) {
@@ -229,7 +248,7 @@ std::uint64_t Spool::append(std::string_view payload, Purge* purged) {
     }
     if (purged && !behind.empty()) *purged = Purge{lost_first, lost_last, behind};
     cv_.notify_all();
-    return seq;
+    return first;
 }
 
 void Spool::drop_front(std::vector<std::string>* behind) {
@@ -293,25 +312,42 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
     }
     std::vector<SpoolRecord> out;
     std::size_t bytes = 0;
+    std::string buf;  // a window of the segment: one pread for many records
     for (Part& p : parts) {
         Fd fd(::open(p.path.c_str(), O_RDONLY | O_CLOEXEC));
         if (!fd.valid()) {
             if (errno == ENOENT) continue;  // consumed or purged meanwhile
             fail(p.path, "cannot open", errno);
         }
+        std::uint64_t buf_off = 0;
+        buf.clear();
+        // `n` bytes at file offset `at`, from the window (refilled when it does not hold them).
+        const auto bytes_at = [&](std::uint64_t at, std::size_t n) -> const char* {
+            if (at < buf_off || at + n > buf_off + buf.size()) {
+                buf.resize(std::max<std::size_t>(n, kReadChunk));
+                const ssize_t r = ::pread(fd.get(), buf.data(), buf.size(), static_cast<off_t>(at));
+                if (r < 0 || static_cast<std::size_t>(r) < n) {
+                    // EINTR or a short read: the exact way, or fail.
+                    buf.resize(n);
+                    if (!pread_all(fd.get(), buf.data(), n, at)) fail(p.path, "short read");
+                } else {
+                    buf.resize(static_cast<std::size_t>(r));
+                }
+                buf_off = at;
+            }
+            return buf.data() + (at - buf_off);
+        };
         const std::uint64_t seg_first = p.first;
         std::uint64_t off = p.off;
-        unsigned char h[kHeader];
         std::uint64_t seq = seg_first;
         for (; seq < p.end; ++seq) {
-            if (!pread_all(fd.get(), h, kHeader, off)) fail(p.path, "short read");
+            const auto* h = reinterpret_cast<const unsigned char*>(bytes_at(off, kHeader));
             const std::uint32_t len = get32(h);
+            if (len > opts_.max_record) fail(p.path, "record length " + std::to_string(len));
             if (seq >= from) {
                 SpoolRecord r;
                 r.seq = seq;
-                r.payload.resize(len);
-                if (!pread_all(fd.get(), r.payload.data(), len, off + kHeader))
-                    fail(p.path, "short read");
+                r.payload.assign(bytes_at(off + kHeader, len), len);
                 bytes += len;
                 out.push_back(std::move(r));
             }

@@ -1,10 +1,14 @@
-// feed_bench: the feed's figures. Encode throughput (native event → ECS line, one core) and
-// end to end into the file sink (spool append + worker + fdatasync'd file) and into the HTTP
-// sink (a real local HTTP receiver, NDJSON batches). Targets (issue 6): 1 M events/s/core to
-// encode; spool plus file sink 500 k events/s.
+// feed_bench: the feed's figures. Encode throughput on one core: ECS from a decoded spool
+// record, from the spool record's bytes (decode + encode: what a sink does per record), and
+// from a JSON document; the capture side's JSON → record. End to end into the file sink (batched
+// spool appends of records + worker decoding and writing ECS + fdatasync'd file), the same
+// from Feed::publish of JSON documents, and into the HTTP sink (a real local HTTP receiver,
+// NDJSON batches of ECS). Targets (issue 6): 1 M events/s/core to encode; spool plus file
+// sink 500 k events/s.
 //
 //   feed_bench [HTTP_RECEIVER_SCRIPT]
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -15,8 +19,11 @@
 #include <thread>
 
 #include "feed/encode.hpp"
+#include "feed/encoding_sink.hpp"
+#include "feed/feed.hpp"
 #include "feed/file_sink.hpp"
 #include "feed/http_sink.hpp"
+#include "feed/record.hpp"
 #include "feed/spool.hpp"
 
 namespace {
@@ -24,7 +31,7 @@ using json = nlohmann::json;
 using clk = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
-std::string sample(int i) {
+std::string sample(int i, bool distinct = false) {
     json j = json::parse(R"({"@timestamp":"2026-11-26T10:00:00.000001Z",
       "event":{"kind":"event","category":"process","action":"syscall","outcome":"success"},
       "vm":{"name":"web-01","uuid":"6f2c1b2a-0000-4000-8000-000000000001"},
@@ -35,38 +42,115 @@ std::string sample(int i) {
         "ancestors":["systemd"]},
       "syscall":{"name":"openat","nr":257,"args":{"dirfd":"AT_FDCWD","path":"/var/www/index.html",
         "flags":"O_RDONLY|O_CLOEXEC","mode":"0"},"ret":12}})");
-    j["process"]["pid"] = 4000 + i % 500;
+    // 64 processes make most of the events (each its own task, so its own entity id);
+    // `distinct` makes every event another process's (no repeats at all).
+    const int proc = distinct ? i : i % 64;
+    j["process"]["pid"] = 4000 + proc;
+    j["process"]["task"] = "0xffff8880" + std::to_string(10000000 + proc * 4);
     return j.dump();
 }
 
 double secs(clk::time_point t0) { return std::chrono::duration<double>(clk::now() - t0).count(); }
 
+// The calling thread's CPU time: the figures are per core, and the machine is shared.
+double cpu_secs() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// The whole process's CPU time (every thread, user and system).
+double process_cpu_secs() {
+    rusage ru{};
+    ::getrusage(RUSAGE_SELF, &ru);
+    const auto tv = [](const timeval& t) {
+        return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6;
+    };
+    return tv(ru.ru_utime) + tv(ru.ru_stime);
+}
+
+struct Timing {
+    double wall = 0, cpu = 0;
+};
+
+// n encodes of the pool's events, round robin.
+template <class F>
+Timing timed(int n, F&& one) {
+    const auto t0 = clk::now();
+    const double c0 = cpu_secs();
+    for (int i = 0; i < n; ++i) one(static_cast<std::size_t>(i));
+    return {secs(t0), cpu_secs() - c0};
+}
+
+void report(const char* name, int n, Timing t, std::size_t bytes, const char* what) {
+    std::printf(
+        "%s: %.0f events/s per core (%.3f us CPU/event; %.0f/s wall clock; %.0f B/event; %s)\n",
+        name, n / t.cpu, t.cpu / n * 1e6, n / t.wall, static_cast<double>(bytes) / n, what);
+}
+
 void encode_bench() {
-    std::vector<json> pool;
-    for (int i = 0; i < 1024; ++i) pool.push_back(json::parse(sample(i)));
     const feed::EncodeContext ctx{"kvm-host", "0.1.0"};
-    std::size_t bytes = 0;
-    const int n = 200000;
-    auto t0 = clk::now();
-    for (int i = 0; i < n; ++i)
-        bytes += feed::encode(feed::Encoding::Ecs, pool[static_cast<std::size_t>(i) % pool.size()],
-                              "0123456789abcdef-1", static_cast<std::uint64_t>(i + 1), ctx)
-                     ->size();
-    const double s = secs(t0);
-    std::printf("feed-encode-ecs: %.0f events/s (%.2f us/event, %.0f B/event, from parsed JSON)\n",
-                n / s, s / n * 1e6, static_cast<double>(bytes) / n);
-    // The sink's own path: each record's native JSON is parsed again before encoding.
-    std::vector<std::string> lines;
-    for (const auto& j : pool) lines.push_back(j.dump());
-    t0 = clk::now();
-    for (int i = 0; i < n; ++i) {
-        const json j = json::parse(lines[static_cast<std::size_t>(i) % lines.size()]);
-        bytes += feed::encode(feed::Encoding::Ecs, j, "0123456789abcdef-1",
-                              static_cast<std::uint64_t>(i + 1), ctx)
-                     ->size();
+    const int n = 1000000;
+    for (const bool distinct : {false, true}) {
+        std::vector<json> docs;
+        std::vector<std::string> records;
+        for (int i = 0; i < 1024; ++i) {
+            docs.push_back(json::parse(sample(i, distinct)));
+            records.push_back(feed::record::encode(docs.back()));
+        }
+        std::vector<feed::record::View> views(records.size());
+        for (std::size_t i = 0; i < records.size(); ++i) views[i].decode(records[i]);
+        std::string out, id = "0123456789abcdef-1";
+        std::size_t bytes = 0;
+        feed::record::View v;
+        if (!distinct) {
+            // The sink's output buffer is reused, as EncodingSink does.
+            Timing s = timed(n, [&](std::size_t i) {
+                out.clear();
+                feed::encode_record(feed::Encoding::Ecs, views[i % views.size()], id, i + 1, ctx,
+                                    out);
+                bytes += out.size();
+            });
+            report("feed-encode-ecs-from-record", n, s, bytes, "a decoded spool record, in memory");
+        }
+        bytes = 0;
+        Timing s = timed(n, [&](std::size_t i) {
+            out.clear();
+            if (!v.decode(records[i % records.size()])) std::abort();
+            feed::encode_record(feed::Encoding::Ecs, v, id, i + 1, ctx, out);
+            bytes += out.size();
+        });
+        report(distinct ? "feed-encode-ecs-from-spool-all-distinct-processes"
+                        : "feed-encode-ecs-from-spool",
+               n, s, bytes,
+               distinct ? "decode + encode; every event another process: no entity id reuse"
+                        : "decode + encode of the record's bytes, what a sink does");
+        if (distinct) break;
+        bytes = 0;
+        s = timed(n, [&](std::size_t i) {
+            out.clear();
+            if (!v.decode(records[i % records.size()])) std::abort();
+            feed::encode_record(feed::Encoding::Native, v, id, i + 1, ctx, out);
+            bytes += out.size();
+        });
+        report("feed-encode-native-from-spool", n, s, bytes, "decode + native JSON");
+        bytes = 0;
+        s = timed(n / 10, [&](std::size_t i) {
+            bytes +=
+                feed::encode(feed::Encoding::Ecs, docs[i % docs.size()], id, i + 1, ctx)->size();
+        });
+        report("feed-encode-ecs-from-json", n / 10, s, bytes,
+               "a JSON document: document -> record -> ECS");
+        bytes = 0;
+        std::string rec;
+        s = timed(n / 10, [&](std::size_t i) {
+            rec.clear();
+            feed::record::encode(docs[i % docs.size()], rec);
+            bytes += rec.size();
+        });
+        report("feed-record-from-json", n / 10, s, bytes,
+               "the capture side: a JSON document as a spool record");
     }
-    const double s2 = secs(t0);
-    std::printf("feed-encode-ecs-from-spool: %.0f events/s (parse + encode)\n", n / s2);
 }
 
 void end_to_end(const char* what, std::unique_ptr<feed::Sink> sink, const fs::path& dir, int n) {
@@ -77,17 +161,55 @@ void end_to_end(const char* what, std::unique_ptr<feed::Sink> sink, const fs::pa
     wo.batch_records = 2000;
     wo.batch_bytes = 4U << 20;
     wo.idle_wait = std::chrono::milliseconds(5);
-    const std::string ev = sample(1);
+    const std::string ev = feed::record::encode(json::parse(sample(1)));
+    // Appended as Feed::publish does: batches of Feed::kBatchRecords, one write each.
+    const std::vector<std::string_view> batch(feed::Feed::kBatchRecords, ev);
     const auto t0 = clk::now();
-    feed::SinkWorker w(spool, "bench", std::move(sink), wo);
-    for (int i = 0; i < n; ++i) spool.append(ev);
+    const double c0 = process_cpu_secs();
+    feed::SinkWorker w(
+        spool, "bench",
+        std::make_unique<feed::EncodingSink>(std::move(sink), feed::Encoding::Ecs,
+                                             feed::EncodeContext{"kvm-host", "0.1.0"}),
+        wo);
+    for (int i = 0; i < n; i += static_cast<int>(batch.size())) spool.append_batch(batch);
     spool.sync();
     const double append_s = secs(t0);
     w.drain(std::chrono::minutes(5));
-    const double s = secs(t0);
+    const double s = secs(t0), cpu = process_cpu_secs() - c0;
     std::printf(
-        "feed-%s-end-to-end: %.0f events/s (%d events of %zu B; spool append alone %.0f/s)\n", what,
-        n / s, n, ev.size(), n / append_s);
+        "feed-%s-end-to-end: %.0f events/s (%d events, records of %zu B, written as ECS; "
+        "batched spool appends alone %.0f/s; %.0f events per CPU second, both threads)\n",
+        what, n / s, n, ev.size(), n / append_s, n / cpu);
+}
+
+// The daemon's whole path: Feed::publish of JSON documents (to records, batched appends, a
+// sync at the end) and the ECS file sink's worker.
+void feed_end_to_end(const fs::path& dir, int n) {
+    const json cfg = {{"spool", {{"dir", (dir / "spool-feed").string()}}},
+                      {"sinks",
+                       {{{"name", "ecs"},
+                         {"type", "file"},
+                         {"path", (dir / "feed.jsonl").string()},
+                         {"rotate_mb", 0}}}}};
+    std::vector<json> docs;
+    for (int i = 0; i < 1024; ++i) docs.push_back(json::parse(sample(i)));
+    auto fc = feed::parse_feed_config(cfg, "bench");
+    fc.worker.batch_records = 2000;
+    fc.worker.batch_bytes = 4U << 20;
+    fc.worker.idle_wait = std::chrono::milliseconds(5);
+    const auto t0 = clk::now();
+    const double c0 = process_cpu_secs();
+    feed::Feed f(fc, feed::EncodeContext{"kvm-host", "0.1.0"});
+    for (int i = 0; i < n; ++i) f.publish(docs[static_cast<std::size_t>(i) % docs.size()]);
+    f.sync();
+    const double publish_s = secs(t0);
+    f.drain(std::chrono::minutes(5));
+    const double s = secs(t0), cpu = process_cpu_secs() - c0;
+    std::printf(
+        "feed-publish-file-sink-end-to-end: %.0f events/s (%d JSON documents through "
+        "Feed::publish to the ECS file sink; publish alone %.0f/s; %.0f events per CPU "
+        "second)\n",
+        n / s, n, n / publish_s, n / cpu);
 }
 
 }  // namespace
@@ -100,7 +222,8 @@ int main(int argc, char** argv) {
     feed::FileSinkOptions fo;
     fo.path = dir / "events.jsonl";
     fo.rotate_bytes = 0;
-    end_to_end("file-sink", std::make_unique<feed::FileSink>(fo), dir, 500000);
+    end_to_end("file-sink", std::make_unique<feed::FileSink>(fo), dir, 1000000);
+    feed_end_to_end(dir, 500000);
     if (argc > 1) {
         const fs::path port_file = dir / "port";
         const pid_t rx = ::fork();

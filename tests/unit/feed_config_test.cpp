@@ -1,13 +1,17 @@
 // Feed configuration errors name the field; the feed end to end into a real file; encodings
 // that skip events still move the cursor.
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
 #include "feed/feed.hpp"
+#include "feed/record.hpp"
 
 namespace {
 using json = nlohmann::json;
@@ -99,6 +103,55 @@ TEST(FeedEndToEnd, EventsReachEachSinkInItsEncodingWithStableIds) {
     std::size_t lines = 0;
     for (std::string l; std::getline(in, l);) ++lines;
     EXPECT_EQ(lines, 51u);
+    fs::remove_all(dir);
+}
+
+TEST(FeedEndToEnd, PublishedEventsReachTheSpoolSoonAndSyncedOnesSurviveKill9) {
+    const fs::path dir =
+        fs::temp_directory_path() / ("vmi-feed-kill-" + std::to_string(::getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const json cfg = {
+        {"spool", {{"dir", (dir / "spool").string()}}},
+        {"sinks", {{{"name", "f"}, {"type", "file"}, {"path", (dir / "out.jsonl").string()}}}}};
+    const auto ev = [](int i) {
+        return json{{"event", {{"kind", "event"}, {"action", "x"}}},
+                    {"message", std::to_string(i)}};
+    };
+    {  // Queued events go to the spool on the feed's timer, with no sync or more events.
+        feed::Feed f(feed::parse_feed_config(cfg, "test"), feed::EncodeContext{"h", "0.1.0"});
+        f.publish(ev(-1));
+        for (int i = 0; i < 200 && f.spool_stats().appended == 0; ++i)
+            std::this_thread::sleep_for(5ms);
+        EXPECT_EQ(f.spool_stats().appended, 1u);
+    }
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    const pid_t child = ::fork();
+    if (child == 0) {
+        ::close(fds[0]);
+        feed::Feed f(feed::parse_feed_config(cfg, "test"), feed::EncodeContext{"h", "0.1.0"});
+        for (int i = 0; i < 1000; ++i) f.publish(ev(i));
+        f.sync();
+        (void)!::write(fds[1], "s", 1);                      // reported synced
+        for (int i = 1000; i < 1100; ++i) f.publish(ev(i));  // queued, maybe not appended
+        ::kill(::getpid(), SIGKILL);
+    }
+    ::close(fds[1]);
+    char c = 0;
+    EXPECT_EQ(::read(fds[0], &c, 1), 1);
+    ::close(fds[0]);
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    ASSERT_TRUE(WIFSIGNALED(status));
+    feed::Spool s({dir / "spool"});
+    const auto recs = s.read(0, 100000, 1U << 30);
+    ASSERT_GE(recs.size(), 1001u);  // the first feed's one, and every synced one
+    feed::record::View v;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        ASSERT_TRUE(v.decode(recs[i].payload)) << v.error();
+        EXPECT_EQ(v.to_json(), ev(static_cast<int>(i) - 1));  // in order, none missing
+    }
     fs::remove_all(dir);
 }
 

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -172,6 +173,82 @@ TEST_F(SpoolTest, InterleavedReadersEachGetTheirOwnRecords) {
     EXPECT_EQ(c, 361u);
     // A reader going back (a retried batch) still gets the right records.
     EXPECT_EQ(s.read(5, 1, 1 << 20).at(0).payload, ev(4));
+}
+
+TEST_F(SpoolTest, ABatchIsAppendedInOrderWithOneWrite) {
+    feed::Spool s(opts(300));  // small segments: batches land whole in one each
+    EXPECT_EQ(s.append(ev(0)), 1u);
+    std::vector<std::string> payloads;
+    for (int i = 1; i <= 50; ++i) payloads.push_back(ev(i));
+    const std::vector<std::string_view> views(payloads.begin(), payloads.end());
+    EXPECT_EQ(s.append_batch(views), 2u);
+    EXPECT_EQ(s.append_batch(std::span(views).subspan(0, 3)), 52u);
+    EXPECT_EQ(s.append_batch({}), 55u);  // nothing: the next seq, nothing written
+    EXPECT_EQ(s.next_seq(), 55u);
+    EXPECT_EQ(s.stats().appended, 54u);
+    const auto r = s.read(1, 1000, 1 << 20);
+    ASSERT_EQ(r.size(), 54u);
+    for (std::size_t i = 0; i < 51; ++i) EXPECT_EQ(r[i].payload, ev(static_cast<int>(i)));
+    EXPECT_EQ(r[53].payload, ev(3));
+    // A batch with one record too long is refused whole: nothing of it is written.
+    const std::string too_long(2 << 20, 'x');
+    const std::vector<std::string_view> bad = {views[0], too_long};
+    EXPECT_THROW(s.append_batch(bad), feed::SpoolError);
+    EXPECT_EQ(s.next_seq(), 55u);
+}
+
+TEST_F(SpoolTest, ATornBatchIsCutAtTheLastWholeRecordAndSyncedBatchesSurvive) {
+    {
+        feed::Spool s(opts());
+        std::vector<std::string> payloads;
+        for (int i = 0; i < 20; ++i) payloads.push_back(ev(i));
+        s.append_batch(std::vector<std::string_view>(payloads.begin(), payloads.end()));
+        s.sync();
+    }
+    // A crash in the middle of the next batch's write: its first record whole, then half of
+    // the second.
+    fs::path seg;
+    for (const auto& e : fs::directory_iterator(dir_))
+        if (e.path().extension() == ".seg") seg = e.path();
+    const auto size = fs::file_size(seg);
+    {
+        feed::Spool s(opts());
+        s.append_batch(std::vector<std::string_view>{ev(20), ev(21)});
+    }
+    const auto full = fs::file_size(seg);
+    fs::resize_file(seg, full - 10);
+    feed::Spool s(opts());
+    EXPECT_EQ(s.stats().truncated_tail_bytes, full - 10 - size - (16 + ev(20).size()));
+    EXPECT_EQ(s.next_seq(), 22u);  // 20 synced, and the one whole record of the torn batch
+    const auto r = s.read(1, 100, 1 << 20);
+    ASSERT_EQ(r.size(), 21u);
+    EXPECT_EQ(r.back().payload, ev(20));
+}
+
+TEST_F(SpoolTest, ReadsSpanManyWindowsAndSegments) {
+    // Records larger than the read window, and many small ones across it.
+    feed::Spool s(opts(1 << 20));
+    const std::string big(300 << 10, 'b');
+    s.append(ev(0));
+    s.append(big);
+    for (int i = 0; i < 30000; ++i) s.append(ev(i));
+    s.append(big);
+    std::uint64_t next = 1;
+    std::size_t n = 0;
+    for (;;) {
+        const auto r = s.read(next, 777, 1 << 20);
+        if (r.empty()) break;
+        for (const auto& rec : r) {
+            ASSERT_EQ(rec.seq, next++);
+            if (rec.seq == 2 || rec.seq == 30003) {
+                ASSERT_EQ(rec.payload, big);
+            } else if (rec.seq > 2) {
+                ASSERT_EQ(rec.payload, ev(static_cast<int>(rec.seq) - 3));
+            }
+            ++n;
+        }
+    }
+    EXPECT_EQ(n, 30003u);
 }
 
 TEST_F(SpoolTest, WaitForWakesOnAppend) {

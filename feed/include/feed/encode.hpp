@@ -10,6 +10,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "feed/record.hpp"
+
 namespace feed {
 
 enum class Encoding {
@@ -30,6 +32,11 @@ struct EncodeContext {
 /// The event as one JSON line (no newline), or nullopt when this encoding skips it.
 std::optional<std::string> encode(Encoding enc, const nlohmann::json& native, std::string_view id,
                                   std::uint64_t seq, const EncodeContext& ctx);
+
+/// The sinks' path: a decoded spool record appended to `out` as one JSON line (no newline),
+/// ECS and native written directly; false when this encoding skips it (Falco: not an alert).
+bool encode_record(Encoding enc, const record::View& event, std::string_view id, std::uint64_t seq,
+                   const EncodeContext& ctx, std::string& out);
 
 /// ECS as text, written directly (no document in between).
 std::string ecs_text(const nlohmann::json& native, std::string_view id, std::uint64_t seq,

@@ -7,11 +7,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "feed/encode.hpp"
+#include "feed/encoding_sink.hpp"
 #include "feed/sink.hpp"
 #include "feed/spool.hpp"
 
@@ -38,20 +41,6 @@ struct FeedConfig {
 FeedConfig parse_feed_config(const nlohmann::json& j, const std::string& where);
 FeedConfig load_feed_config(const std::string& path);
 
-/// A sink that encodes each record (native JSON) before the inner sink sends it; records
-/// its encoding skips count as delivered.
-class EncodingSink final : public Sink {
-  public:
-    EncodingSink(std::unique_ptr<Sink> inner, Encoding enc, EncodeContext ctx);
-    [[nodiscard]] std::string_view kind() const override { return inner_->kind(); }
-    SendResult send(const Delivery& d) override;
-
-  private:
-    std::unique_ptr<Sink> inner_;
-    Encoding enc_;
-    EncodeContext ctx_;
-};
-
 /// Builds the sink a SinkConfig describes (with its encoding). Throws ConfigError.
 std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
                                 const std::string& where);
@@ -60,22 +49,38 @@ class Feed {
   public:
     explicit Feed(FeedConfig cfg, EncodeContext ctx);
     ~Feed();
-    /// Appends one native event (the capture path: a spool append, never a network wait).
+    /// Queues one native event for the spool (the capture path: no disk or network wait).
+    /// Events go to the spool in batches: when kBatchRecords or kBatchBytes are queued, every
+    /// kFlushEvery, and at sync(), drain() and destruction. Throws SpoolError (disk full, an
+    /// event too long).
     void publish(const nlohmann::json& event);
+    /// Appends what is queued to the spool now.
+    void flush();
     [[nodiscard]] std::vector<SinkStatus> sinks() const;
     [[nodiscard]] SpoolStats spool_stats() const { return spool_.stats(); }
     [[nodiscard]] const std::string& spool_id() const { return spool_.id(); }
-    /// Makes everything published durable (called on a timer and at shutdown).
-    void sync() { spool_.sync(); }
+    /// Makes everything published durable (called on a timer and at shutdown): once it
+    /// returns, a kill -9 or a power cut loses none of it.
+    void sync();
     /// Waits until every sink acknowledged everything published (tests, shutdown).
-    bool drain(std::chrono::milliseconds timeout) const;
+    bool drain(std::chrono::milliseconds timeout);
+
+    static constexpr std::size_t kBatchRecords = 256;
+    static constexpr std::size_t kBatchBytes = 256U << 10;
+    static constexpr std::chrono::milliseconds kFlushEvery{10};
 
   private:
     void account(const nlohmann::json& event);
+    void flush_locked();
+    void flush_every(const std::stop_token& stop);
     FeedConfig cfg_;
     Spool spool_;
-    std::mutex mu_;
+    std::mutex mu_;                  // the queued batch
+    std::string batch_;              // queued records, back to back
+    std::vector<std::size_t> ends_;  // where each ends in batch_
+    std::vector<std::string_view> views_;
     std::vector<std::unique_ptr<SinkWorker>> workers_;
+    std::jthread flusher_;  // last: stopped first
 };
 
 }  // namespace feed

@@ -35,6 +35,7 @@ class FileSink final : public Sink {
     Fd fd_;
     std::uint64_t size_ = 0;
     std::chrono::system_clock::time_point opened_;
+    std::string buf_;  // a batch's lines, reused
 };
 
 }  // namespace feed

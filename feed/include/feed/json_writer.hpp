@@ -33,7 +33,10 @@ class JsonWriter {
     bool after_key_ = false;
 };
 
-/// Appends `s` to `out` as JSON string contents (no quotes).
+/// Appends `s` to `out` as JSON string contents (no quotes): one U+FFFD per invalid byte.
 void append_escaped(std::string& out, std::string_view s);
+/// The same as nlohmann's dump with error_handler_t::replace (subtrees passed through as they
+/// are): one U+FFFD per maximal invalid subpart (a cut-short sequence is one, not one a byte).
+void append_escaped_like_dump(std::string& out, std::string_view s);
 
 }  // namespace feed

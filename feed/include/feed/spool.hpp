@@ -4,7 +4,9 @@
 //
 // On disk: DIR/id (the spool's identity: event ids are "<id>-<seq>", stable across retries
 // and restarts), DIR/<first seq, 20 digits>.seg (records: u32 length, u32 crc32 of seq and
-// payload, u64 seq, payload), DIR/<sink>.cursor (the next seq that sink needs).
+// payload, u64 seq, payload), DIR/<sink>.cursor (the next seq that sink needs). The feed's
+// payloads are binary event records (feed/record.hpp); spools written before them hold JSON
+// text, which sinks still read. Appends come in batches: one lock and one write each.
 #pragma once
 
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <span>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -62,6 +65,9 @@ class Spool {
     /// Appends one record; returns its seq. Thread-safe. `purged` (if given) receives what
     /// keeping within max_bytes cost, if anything. Throws SpoolError (disk full, too long).
     std::uint64_t append(std::string_view payload, Purge* purged = nullptr);
+    /// Appends records in order, under one lock with one write: all of them or (on an error)
+    /// none; returns the first one's seq.
+    std::uint64_t append_batch(std::span<const std::string_view> payloads, Purge* purged = nullptr);
     /// Makes every record appended so far durable (fdatasync).
     void sync();
 
@@ -106,6 +112,7 @@ class Spool {
     std::vector<Segment> segs_;  // oldest first; the last is the one appended to
     Fd active_;
     std::vector<Fd> unsynced_;  // finished segments not yet fdatasync'd
+    std::string wbuf_;          // a batch as written (kept: appends reuse it)
     std::uint64_t next_ = 0;
     std::map<std::string, std::uint64_t> cursors_;
     SpoolStats stats_;

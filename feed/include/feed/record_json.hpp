@@ -1,0 +1,18 @@
+// A decoded record (or any node of it) written back as JSON text, byte for byte what
+// nlohmann's dump(-1, ' ', false, error_handler_t::replace) gives for the same document.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "feed/record.hpp"
+
+namespace feed::record {
+
+void append_json(std::string& out, const View& v, std::uint32_t i);
+
+/// Appends a number the way JsonWriter and nlohmann write integers.
+void append_int(std::string& out, std::int64_t v);
+void append_uint(std::string& out, std::uint64_t v);
+
+}  // namespace feed::record

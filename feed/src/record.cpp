@@ -1,0 +1,346 @@
+#include "feed/record.hpp"
+
+#include <array>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+namespace feed::record {
+using json = nlohmann::json;
+
+namespace {
+
+enum Tag : unsigned char { TNull, TFalse, TTrue, TInt, TUint, TDouble, TString, TArray, TObject };
+
+constexpr std::array<std::string_view, static_cast<std::size_t>(Key::Count)> kNames = {
+    "",
+#define VMI_RECORD_KEY(id, text) text,
+#include "feed/record_keys.inc"
+#undef VMI_RECORD_KEY
+};
+
+// Key text -> id: a small open-addressed table, built once (publish looks up every key).
+class KeyTable {
+  public:
+    KeyTable() {
+        for (std::size_t k = 1; k < kNames.size(); ++k) {
+            std::size_t h = hash(kNames[k]) & (kSlots - 1);
+            while (slots_[h] != 0) h = (h + 1) & (kSlots - 1);
+            slots_[h] = static_cast<std::uint16_t>(k);
+        }
+    }
+    [[nodiscard]] std::uint16_t find(std::string_view k) const noexcept {
+        for (std::size_t h = hash(k) & (kSlots - 1);; h = (h + 1) & (kSlots - 1)) {
+            const std::uint16_t id = slots_[h];
+            if (id == 0) return 0;
+            if (kNames[id] == k) return id;
+        }
+    }
+
+  private:
+    static constexpr std::size_t kSlots = 512;  // > 4x the dictionary: short probes
+    static std::size_t hash(std::string_view s) noexcept {
+        std::uint32_t h = 2166136261u;
+        for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
+        return h ^ (h >> 15);
+    }
+    std::array<std::uint16_t, kSlots> slots_{};
+};
+static_assert(static_cast<std::size_t>(Key::Count) < 512 / 4);
+
+const KeyTable& key_table() {
+    static const KeyTable t;
+    return t;
+}
+
+void put_varint(std::string& out, std::uint64_t v) {
+    char buf[10];
+    std::size_t n = 0;
+    while (v >= 0x80) {
+        buf[n++] = static_cast<char>((v & 0x7F) | 0x80);
+        v >>= 7;
+    }
+    buf[n++] = static_cast<char>(v);
+    out.append(buf, n);
+}
+
+void put_bytes(std::string& out, std::string_view s) {
+    put_varint(out, s.size());
+    out.append(s);
+}
+
+void put_value(std::string& out, const json& v) {
+    switch (v.type()) {
+        case json::value_t::boolean:
+            out += static_cast<char>(v.get<bool>() ? TTrue : TFalse);
+            return;
+        case json::value_t::number_integer: {
+            const auto i = v.get<std::int64_t>();
+            out += static_cast<char>(TInt);
+            put_varint(out,
+                       (static_cast<std::uint64_t>(i) << 1) ^ static_cast<std::uint64_t>(i >> 63));
+            return;
+        }
+        case json::value_t::number_unsigned:
+            out += static_cast<char>(TUint);
+            put_varint(out, v.get<std::uint64_t>());
+            return;
+        case json::value_t::number_float: {
+            const double d = v.get<double>();
+            std::uint64_t bits = 0;
+            std::memcpy(&bits, &d, sizeof bits);
+            out += static_cast<char>(TDouble);
+            for (int k = 0; k < 8; ++k) out += static_cast<char>(bits >> (8 * k));
+            return;
+        }
+        case json::value_t::string:
+            out += static_cast<char>(TString);
+            put_bytes(out, v.get_ref<const std::string&>());
+            return;
+        case json::value_t::array:
+            out += static_cast<char>(TArray);
+            put_varint(out, v.size());
+            for (const auto& e : v) put_value(out, e);
+            return;
+        case json::value_t::object:
+            out += static_cast<char>(TObject);
+            put_varint(out, v.size());
+            for (auto it = v.begin(); it != v.end(); ++it) {
+                const std::uint16_t id = key_table().find(it.key());
+                put_varint(out, id);
+                if (id == 0) put_bytes(out, it.key());
+                put_value(out, *it);
+            }
+            return;
+        default:  // null, and binary values (never in events): null
+            out += static_cast<char>(TNull);
+            return;
+    }
+}
+
+bool get_varint(std::string_view& in, std::uint64_t& v) {
+    v = 0;
+    for (unsigned shift = 0; shift < 64; shift += 7) {
+        if (in.empty()) return false;
+        const auto b = static_cast<unsigned char>(in.front());
+        in.remove_prefix(1);
+        if (shift == 63 && b > 1) return false;  // past 64 bits
+        v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+        if (!(b & 0x80)) return true;
+    }
+    return false;
+}
+
+bool get_bytes(std::string_view& in, std::string_view& s) {
+    std::uint64_t n = 0;
+    if (!get_varint(in, n) || n > in.size()) return false;
+    s = in.substr(0, static_cast<std::size_t>(n));
+    in.remove_prefix(static_cast<std::size_t>(n));
+    return true;
+}
+
+}  // namespace
+
+std::string_view key_name(Key k) noexcept {
+    const auto i = static_cast<std::size_t>(k);
+    return i < kNames.size() ? kNames[i] : std::string_view();
+}
+
+void encode(const json& event, std::string& out) {
+    out += static_cast<char>(kMagic);
+    out += static_cast<char>(kVersion);
+    put_value(out, event);
+}
+
+std::string encode(const json& event) {
+    std::string out;
+    out.reserve(512);
+    encode(event, out);
+    return out;
+}
+
+bool View::fail(std::string what) {
+    nodes_.clear();
+    error_ = "record: " + std::move(what);
+    return false;
+}
+
+bool View::decode(std::string_view payload) {
+    nodes_.clear();
+    error_.clear();
+    if (payload.size() < 2 || static_cast<unsigned char>(payload[0]) != kMagic)
+        return fail("not a record");
+    if (static_cast<unsigned char>(payload[1]) != kVersion)
+        return fail("version " + std::to_string(static_cast<unsigned char>(payload[1])) +
+                    " unknown");
+    std::string_view in = payload.substr(2);
+    if (!value(in, 0, Key::None, {})) return false;
+    if (!in.empty()) return fail(std::to_string(in.size()) + " bytes after the event");
+    return true;
+}
+
+bool View::value(std::string_view& in, std::size_t depth, Key key_id, std::string_view key) {
+    if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth));
+    if (nodes_.size() >= kMaxNodes)
+        return fail("more than " + std::to_string(kMaxNodes) + " values");
+    if (in.empty()) return fail("cut short");
+    const auto tag = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    const auto at = static_cast<std::uint32_t>(nodes_.size());
+    Node& n = nodes_.emplace_back();
+    n.key_id = key_id;
+    n.key = key;
+    std::uint64_t v = 0;
+    switch (tag) {
+        case TNull:
+            n.type = Type::Null;
+            break;
+        case TFalse:
+            n.type = Type::False;
+            break;
+        case TTrue:
+            n.type = Type::True;
+            break;
+        case TInt:
+            if (!get_varint(in, v)) return fail("bad integer");
+            n.type = Type::Int;
+            n.num.i = static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+            break;
+        case TUint:
+            if (!get_varint(in, v)) return fail("bad integer");
+            n.type = Type::Uint;
+            n.num.u = v;
+            break;
+        case TDouble:
+            if (in.size() < 8) return fail("cut short");
+            for (int k = 7; k >= 0; --k)
+                v = (v << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(k)]);
+            in.remove_prefix(8);
+            n.type = Type::Double;
+            std::memcpy(&n.num.d, &v, sizeof v);
+            if (!std::isfinite(n.num.d)) return fail("a number that is not finite");
+            break;
+        case TString: {
+            std::string_view s;
+            if (!get_bytes(in, s)) return fail("bad string length");
+            n.type = Type::String;
+            n.str = s;
+            break;
+        }
+        case TArray:
+        case TObject: {
+            // Each element takes at least a byte (an object member two): a count past what is
+            // left is corrupt, found before any work.
+            if (!get_varint(in, v) || v > in.size()) return fail("bad count");
+            n.type = tag == TArray ? Type::Array : Type::Object;
+            n.count = static_cast<std::uint32_t>(v);
+            for (std::uint64_t k = 0; k < v; ++k) {
+                Key id = Key::None;
+                std::string_view name;
+                if (tag == TObject) {
+                    std::uint64_t kid = 0;
+                    if (!get_varint(in, kid)) return fail("bad key");
+                    if (kid == 0) {
+                        if (!get_bytes(in, name)) return fail("bad key length");
+                    } else if (kid < kNames.size()) {
+                        id = static_cast<Key>(kid);
+                        name = kNames[kid];
+                    } else {
+                        return fail("key id " + std::to_string(kid) + " unknown");
+                    }
+                }
+                if (!value(in, depth + 1, id, name)) return false;
+            }
+            break;
+        }
+        default:
+            return fail("tag " + std::to_string(tag) + " unknown");
+    }
+    nodes_[at].end = static_cast<std::uint32_t>(nodes_.size());  // `n` may have moved
+    return true;
+}
+
+std::uint32_t View::find(std::uint32_t obj, Key k) const noexcept {
+    if (!is(obj, Type::Object)) return npos;
+    for (std::uint32_t i = obj + 1, end = nodes_[obj].end; i < end; i = nodes_[i].end)
+        if (nodes_[i].key_id == k) return i;
+    return npos;
+}
+
+std::uint32_t View::find(std::uint32_t obj, std::string_view k) const noexcept {
+    if (!is(obj, Type::Object)) return npos;
+    for (std::uint32_t i = obj + 1, end = nodes_[obj].end; i < end; i = nodes_[i].end)
+        if (nodes_[i].key == k) return i;
+    return npos;
+}
+
+bool View::is_number(std::uint32_t i) const noexcept {
+    if (i == npos) return false;
+    const Type t = nodes_[i].type;
+    return t == Type::Int || t == Type::Uint || t == Type::Double;
+}
+
+namespace {
+template <class T>
+T from_double(double d) {
+    // nlohmann casts; a cast out of range is undefined, so clamp first.
+    if (!(d >= static_cast<double>(std::numeric_limits<T>::min())))
+        return std::numeric_limits<T>::min();
+    if (d >= static_cast<double>(std::numeric_limits<T>::max()))
+        return std::numeric_limits<T>::max();
+    return static_cast<T>(d);
+}
+}  // namespace
+
+std::int64_t View::as_i64(std::uint32_t i) const noexcept {
+    if (i == npos) return 0;
+    const Node& n = nodes_[i];
+    if (n.type == Type::Int) return n.num.i;
+    if (n.type == Type::Uint) return static_cast<std::int64_t>(n.num.u);
+    if (n.type == Type::Double) return from_double<std::int64_t>(n.num.d);
+    return 0;
+}
+
+std::uint64_t View::as_u64(std::uint32_t i) const noexcept {
+    if (i == npos) return 0;
+    const Node& n = nodes_[i];
+    if (n.type == Type::Int) return static_cast<std::uint64_t>(n.num.i);
+    if (n.type == Type::Uint) return n.num.u;
+    if (n.type == Type::Double) return from_double<std::uint64_t>(n.num.d);
+    return 0;
+}
+
+json View::to_json(std::uint32_t i) const {
+    if (i >= nodes_.size()) return nullptr;
+    const Node& n = nodes_[i];
+    switch (n.type) {
+        case Type::Null:
+            return nullptr;
+        case Type::False:
+            return false;
+        case Type::True:
+            return true;
+        case Type::Int:
+            return n.num.i;
+        case Type::Uint:
+            return n.num.u;
+        case Type::Double:
+            return n.num.d;
+        case Type::String:
+            return std::string(n.str);
+        case Type::Array: {
+            json a = json::array();
+            for (std::uint32_t c = i + 1; c < n.end; c = nodes_[c].end) a.push_back(to_json(c));
+            return a;
+        }
+        case Type::Object: {
+            json o = json::object();
+            for (std::uint32_t c = i + 1; c < n.end; c = nodes_[c].end)
+                o[std::string(nodes_[c].key)] = to_json(c);
+            return o;
+        }
+    }
+    return nullptr;
+}
+
+}  // namespace feed::record
