@@ -242,7 +242,9 @@ struct Guest {
         }
     }
     Result<std::vector<Process>> list(const GuestKernelProfile& p) {
-        return LinuxGuest(g.mem(), p.offsets, p.init_task_va).list_processes(g.cr3());
+        ListOptions o;
+        o.vm_name = "vm-a";
+        return LinuxGuest(g.mem(), p.offsets, p.init_task_va).list_processes(g.cr3(), o);
     }
 };
 
@@ -256,6 +258,8 @@ void expect_same(const std::vector<Process>& a, const std::vector<Process>& b) {
         EXPECT_EQ(a[i].uid, b[i].uid);
         EXPECT_EQ(a[i].pgd_pa, b[i].pgd_pa);
         EXPECT_EQ(a[i].start_time_ns, b[i].start_time_ns);
+        EXPECT_EQ(a[i].entity_id, b[i].entity_id);
+        EXPECT_FALSE(a[i].entity_id.empty());
     }
 }
 

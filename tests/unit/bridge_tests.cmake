@@ -16,6 +16,7 @@ add_executable(bridge_tests
   ${CMAKE_CURRENT_LIST_DIR}/bridge_elf_core_writer_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_kallsyms_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/bridge_isf_profile_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/bridge_entity_id_test.cpp
 )
 target_include_directories(bridge_tests PRIVATE ${CMAKE_CURRENT_LIST_DIR})
 # libbpf directly too: the BTF tests build synthetic BTF with libbpf's writer API.
