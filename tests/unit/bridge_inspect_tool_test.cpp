@@ -1,12 +1,15 @@
 // vminsight-inspect end to end on a raw image of a synthetic guest without in-memory BTF:
 // --isf / --btf profiles, entity ids in `ps --json` and the --vm-name default.
+#include <bpf/btf.h>
 #include <gtest/gtest.h>
+#include <linux/btf.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
 #include <span>
 #include <string>
@@ -24,6 +27,38 @@ namespace fs = std::filesystem;
 
 constexpr std::uint64_t kText = 0xffff'ffff'8a00'0000ULL;
 constexpr std::uint64_t kLinkText = 0xffff'ffff'8100'0000ULL;
+
+struct BtfFree {
+    void operator()(struct btf* b) const { btf__free(b); }
+};
+
+// The compact kernel BTF plus a 6.4-style struct module (mem[7] of struct module_memory).
+std::vector<std::byte> btf_with_modules() {
+    const auto base = test::compact_kernel_btf();
+    std::unique_ptr<struct btf, BtfFree> src(
+        btf__new(base.data(), static_cast<std::uint32_t>(base.size())));
+    std::unique_ptr<struct btf, BtfFree> b(btf__new_empty());
+    struct btf* p = b.get();
+    btf__add_btf(p, src.get());
+    const int u32 = btf__find_by_name_kind(p, "unsigned int", BTF_KIND_INT);
+    const int chr = btf__find_by_name_kind(p, "char", BTF_KIND_INT);
+    const int list_head = btf__find_by_name_kind(p, "list_head", BTF_KIND_STRUCT);
+    const int voidp = btf__add_ptr(p, 0);
+    const int name = btf__add_array(p, u32, chr, 56);
+    const int mm = btf__add_struct(p, "module_memory", 0x50);
+    btf__add_field(p, "base", voidp, 0, 0);
+    btf__add_field(p, "size", u32, 64, 0);
+    const int mems = btf__add_array(p, u32, mm, 7);
+    btf__add_struct(p, "module", 0x500);
+    btf__add_field(p, "state", u32, 0, 0);
+    btf__add_field(p, "list", list_head, 8 * 8, 0);
+    btf__add_field(p, "name", name, 24 * 8, 0);
+    btf__add_field(p, "mem", mems, 0x140 * 8, 0);
+    btf__add_field(p, "refcnt", u32, 0x4a0 * 8, 0);
+    std::uint32_t size = 0;
+    const auto* raw = static_cast<const std::byte*>(btf__raw_data(p, &size));
+    return {raw, raw + size};
+}
 
 struct ToolRun {
     int status = -1;
@@ -55,6 +90,7 @@ class BridgeInspectTool : public ::testing::Test {
         v[1] = {1, 0, "init", "/sbin/init", {"/sbin/init"}, 0, 0, 0, 1};
         v[2] = {40, 1, "sh", "/bin/sh", {"sh"}, 1000, 1000, 100, 1};
         g_.build(v);
+        const std::uint64_t modules = add_modules();
         std::vector<char> ram(2U << 20);
         for (std::uint64_t pg = 0; pg < ram.size(); pg += 4096) {
             (void)g_.mem().read_phys(pg, std::as_writable_bytes(std::span(ram.data() + pg, 4096)));
@@ -62,14 +98,38 @@ class BridgeInspectTool : public ::testing::Test {
         write(image(), ram.data(), ram.size());
         const auto btf = test::compact_kernel_btf();
         write(btf_file(), btf.data(), btf.size());
+        const std::uint64_t slide = kText - kLinkText;
         const std::string isf =
-            test::BtfToIsf::convert(
-                btf, {{"_text", kLinkText}, {"init_task", g_.init_task_va() - (kText - kLinkText)}})
+            test::BtfToIsf::convert(btf_with_modules(), {{"_text", kLinkText},
+                                                         {"init_task", g_.init_task_va() - slide},
+                                                         {"modules", modules - slide}})
                 .dump();
         write(isf_file(), isf.data(), isf.size());
         cr3_ = "--cr3 " + hex(g_.cr3());
     }
     void TearDown() override { fs::remove_all(dir_); }
+
+    // Two modules, "ext4" and "virtio_net", on a list whose head is returned.
+    std::uint64_t add_modules() {
+        const std::uint64_t head = g_.alloc(16);
+        std::vector<std::uint64_t> nodes = {head};
+        for (int i = 0; i < 2; ++i) nodes.push_back(g_.alloc(0x500) + 8);
+        for (std::size_t i = 0; i < nodes.size(); ++i) {
+            g_.wu64(nodes[i], nodes[(i + 1) % nodes.size()]);
+            g_.wu64(nodes[i] + 8, nodes[(i + nodes.size() - 1) % nodes.size()]);
+        }
+        const char* names[] = {"ext4", "virtio_net"};
+        for (std::size_t i = 1; i < nodes.size(); ++i) {
+            const std::uint64_t m = nodes[i] - 8;
+            std::string n = names[i - 1];
+            n.resize(56, '\0');
+            g_.mem().write(test::SyntheticLinux::pa(m + 24), std::as_bytes(std::span(n)));
+            g_.wu64(m + 0x140, 0xffff'ffff'c000'0000ULL + i * 0x10'0000);
+            g_.wu32(m + 0x148, 0x4000);
+            g_.wu32(m + 0x4a0, 1);
+        }
+        return head;
+    }
 
     static std::string hex(std::uint64_t v) {
         char b[20];
@@ -134,6 +194,17 @@ TEST_F(BridgeInspectTool, ProfileAndTextOutput) {
     r = inspect("ps --btf " + btf_file().string() + " " + base());
     ASSERT_EQ(r.status, 0) << r.out;
     EXPECT_NE(r.out.find(" sh "), std::string::npos) << r.out;  // the miniature BTF: no exe
+}
+
+TEST_F(BridgeInspectTool, IsfModulesSymbolStandsInForKallsyms) {
+    ToolRun r = inspect("modules --isf " + isf_file().string() + " " + base());
+    ASSERT_EQ(r.status, 0) << r.out;
+    EXPECT_NE(r.out.find("ext4"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("virtio_net"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("Live"), std::string::npos) << r.out;
+    // Without the ISF the modules list cannot be found (no kallsyms in this image).
+    r = inspect("modules --btf " + btf_file().string() + " " + base());
+    EXPECT_EQ(r.status, 1) << r.out;
 }
 
 TEST_F(BridgeInspectTool, BadProfilesAndOptions) {
