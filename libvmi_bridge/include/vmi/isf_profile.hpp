@@ -30,7 +30,7 @@
 namespace vmi {
 
 /// Bounds on what an ISF file can make the parser read or keep.
-inline constexpr std::uint64_t kMaxIsfFileSize = 256ULL << 20;  // a full kernel's is ~50 MiB
+inline constexpr std::uint64_t kMaxIsfFileSize = 128ULL << 20;  // a whole kernel's: tens of MiB
 inline constexpr std::size_t kMaxIsfNesting = 64;               // JSON arrays/objects deep
 inline constexpr std::uint64_t kMaxIsfTypeSize = 16ULL << 20;   // struct size, offset, array
 
