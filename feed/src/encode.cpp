@@ -2,7 +2,7 @@
 
 #include "feed/json_writer.hpp"
 
-#include <openssl/sha.h>
+#include "vmi/entity_id.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -114,17 +114,7 @@ std::optional<int> syslog_severity(std::string_view priority) {
 
 std::string process_entity_id(std::string_view vm, std::string_view task,
                               std::uint64_t start_time_ns) {
-    const std::string key =
-        std::string(vm) + '\0' + std::string(task) + '\0' + std::to_string(start_time_ns);
-    unsigned char md[SHA256_DIGEST_LENGTH];
-    SHA256(reinterpret_cast<const unsigned char*>(key.data()), key.size(), md);
-    static const char* hex = "0123456789abcdef";
-    std::string out;
-    for (int i = 0; i < 16; ++i) {
-        out += hex[md[i] >> 4];
-        out += hex[md[i] & 15];
-    }
-    return out;
+    return vmi::process_entity_id(vm, task, start_time_ns);
 }
 
 std::string ecs_text(const json& n, std::string_view id, std::uint64_t seq,

@@ -4,11 +4,11 @@
 #include <array>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "vmi/kaslr.hpp"
@@ -212,23 +212,26 @@ Result<BtfFound> try_btf_at(GuestMemory& mem, std::uint64_t kcr3, std::uint64_t 
 
 // --- in-process cache -------------------------------------------------------------------
 struct CacheEntry {
-    std::uint64_t btf_off = 0;  // BTF va - text_va
+    std::uint64_t btf_off = 0;  // BTF va - text_va (in-memory BTF only)
     std::uint64_t btf_size = 0;
     std::uint64_t init_task_off = 0;  // init_task va - text_va
     LinuxOffsets offsets;
 };
+// Key: source and hash. The source keeps a BTF file that is a copy of a guest's BTF (same
+// hash) from being taken for a build whose BTF is in memory, and the other way round.
+using CacheKey = std::pair<ProfileSource, std::uint64_t>;
 std::mutex g_cache_mu;
-std::unordered_map<std::uint64_t, CacheEntry> g_cache;  // key: BTF hash
+std::map<CacheKey, CacheEntry> g_cache;
 
-std::vector<std::pair<std::uint64_t, CacheEntry>> cache_snapshot() {
+std::vector<std::pair<CacheKey, CacheEntry>> cache_snapshot() {
     std::lock_guard lock(g_cache_mu);
     return {g_cache.begin(), g_cache.end()};
 }
 
-void cache_put(std::uint64_t hash, const CacheEntry& e) {
+void cache_put(const CacheKey& key, const CacheEntry& e) {
     std::lock_guard lock(g_cache_mu);
-    if (g_cache.size() >= kMaxCacheEntries && !g_cache.contains(hash)) g_cache.clear();
-    g_cache[hash] = e;
+    if (g_cache.size() >= kMaxCacheEntries && !g_cache.contains(key)) g_cache.clear();
+    g_cache[key] = e;
 }
 
 // A cached build matches if the BTF at the cached offset hashes to the key and the cached
@@ -237,7 +240,9 @@ bool try_cached(GuestMemory& mem, std::uint64_t any_cr3, const DiscoveryOptions&
                 std::uint64_t text_va, GuestKernelProfile& p) {
     const std::uint64_t kcr3 = kernel_pgd_from_cr3(any_cr3);
     std::vector<std::byte> blob;
-    for (const auto& [hash, e] : cache_snapshot()) {
+    for (const auto& [key, e] : cache_snapshot()) {
+        if (key.first != ProfileSource::kGuestBtf) continue;
+        const std::uint64_t hash = key.second;
         const auto t0 = Clock::now();
         BtfHeader h{};
         if (!read_virt(mem, kcr3, text_va + e.btf_off, std::as_writable_bytes(std::span(&h, 1)),
@@ -264,6 +269,96 @@ bool try_cached(GuestMemory& mem, std::uint64_t any_cr3, const DiscoveryOptions&
         return true;
     }
     return false;
+}
+
+// The one "swapper/0" string (comm) that belongs to a task validating as init_task.
+Result<std::uint64_t> pick_init_task(GuestMemory& mem, std::uint64_t any_cr3,
+                                     const LinuxOffsets& off,
+                                     const std::vector<std::uint64_t>& swappers, bool overflow,
+                                     bool la57) {
+    std::vector<std::uint64_t> valid;
+    std::string last_task_error = "no \"swapper/0\" string in the kernel image";
+    for (std::uint64_t s : swappers) {
+        if (s < off.task_comm) continue;
+        const std::uint64_t task = s - off.task_comm;
+        if ((task & 7) != 0) continue;
+        if (auto st = validate_init_task(mem, any_cr3, off, task, la57)) {
+            valid.push_back(task);
+        } else {
+            last_task_error = st.error().message();
+        }
+    }
+    if (valid.empty()) {
+        return Error{Fault::kNotFound, "init_task not found among " +
+                                           std::to_string(swappers.size()) +
+                                           " \"swapper/0\" candidate(s)" +
+                                           (overflow ? " (capped)" : "") + ": " + last_task_error};
+    }
+    if (valid.size() > 1) {
+        return Error{Fault::kInvalidFormat, std::to_string(valid.size()) +
+                                                " init_task candidates validate (" + hex(valid[0]) +
+                                                ", " + hex(valid[1]) + ")"};
+    }
+    return valid[0];
+}
+
+// Discovery with a profile file: the offsets are given, only init_task is looked for.
+Result<GuestKernelProfile> discover_with_file(GuestMemory& mem, std::uint64_t any_cr3,
+                                              const DiscoveryOptions& opts, GuestKernelProfile p,
+                                              Clock::time_point t_start) {
+    const KernelProfileFile& f = *opts.profile;
+    p.source = f.source;
+    p.btf_hash = f.hash;
+    p.offsets = f.offsets;
+    if (f.link_text != 0) p.kaslr_slide = p.text_va - f.link_text;
+    const CacheKey key{f.source, f.hash};
+    const auto t0 = Clock::now();
+    if (opts.use_cache) {
+        for (const auto& [k, e] : cache_snapshot()) {
+            if (k != key || !validate_init_task(mem, any_cr3, f.offsets,
+                                                p.text_va + e.init_task_off, opts.la57)) {
+                continue;
+            }
+            p.init_task_va = p.text_va + e.init_task_off;
+            p.from_cache = true;
+            p.init_task_time = Clock::now() - t0;
+            p.total_time = Clock::now() - t_start;
+            return p;
+        }
+    }
+    std::string symbol_error;
+    if (f.link_text != 0 && f.link_init_task != 0) {
+        const std::uint64_t task = f.link_init_task + *p.kaslr_slide;
+        if (auto st = validate_init_task(mem, any_cr3, f.offsets, task, opts.la57)) {
+            p.init_task_va = task;
+        } else {
+            symbol_error = "init_task symbol + slide " + hex(*p.kaslr_slide) + ": " +
+                           st.error().message() + "; ";
+        }
+    }
+    if (p.init_task_va == 0) {
+        const auto* swp_needle = reinterpret_cast<const std::byte*>(kSwapper0.data());
+        const std::array<std::span<const std::byte>, 1> needles = {
+            std::span(swp_needle, kSwapper0.size())};
+        std::vector<std::uint64_t> swappers;
+        bool overflow = false;
+        p.bytes_scanned = scan_range(mem, kernel_pgd_from_cr3(any_cr3), p.text_va, opts.scan_len,
+                                     opts.la57, needles, [&](std::uint64_t va, std::size_t) {
+                                         if (swappers.size() < kMaxInitTaskCandidates) {
+                                             swappers.push_back(va);
+                                         } else {
+                                             overflow = true;
+                                         }
+                                         return true;
+                                     });
+        auto task = pick_init_task(mem, any_cr3, f.offsets, swappers, overflow, opts.la57);
+        if (!task) return Error{task.fault(), symbol_error + task.error().message()};
+        p.init_task_va = *task;
+    }
+    p.init_task_time = Clock::now() - t0;
+    if (opts.use_cache) cache_put(key, CacheEntry{0, 0, p.init_task_va - p.text_va, p.offsets});
+    p.total_time = Clock::now() - t_start;
+    return p;
 }
 
 }  // namespace
@@ -329,6 +424,7 @@ Result<GuestKernelProfile> discover_kernel(GuestMemory& mem, std::uint64_t any_c
     auto text = find_kernel_text_va(mem, any_cr3, opts.la57);
     if (!text) return Error{text.fault(), "finding _text: " + text.error().message()};
     p.text_va = *text;
+    if (opts.profile != nullptr) return discover_with_file(mem, any_cr3, opts, p, t_start);
 
     if (opts.use_cache && try_cached(mem, any_cr3, opts, p.text_va, p)) {
         p.total_time = Clock::now() - t_start;
@@ -387,34 +483,14 @@ Result<GuestKernelProfile> discover_kernel(GuestMemory& mem, std::uint64_t any_c
     blob.clear();
     blob.shrink_to_fit();
 
-    std::vector<std::uint64_t> valid;
-    std::string last_task_error = "no \"swapper/0\" string in the kernel image";
-    for (std::uint64_t s : swappers) {
-        if (s < p.offsets.task_comm) continue;
-        const std::uint64_t task = s - p.offsets.task_comm;
-        if ((task & 7) != 0) continue;
-        if (auto st = validate_init_task(mem, any_cr3, p.offsets, task, opts.la57)) {
-            valid.push_back(task);
-        } else {
-            last_task_error = st.error().message();
-        }
-    }
+    auto task = pick_init_task(mem, any_cr3, p.offsets, swappers, swappers_overflow, opts.la57);
     p.init_task_time = Clock::now() - t_scanned;
-    if (valid.empty()) {
-        return Error{Fault::kNotFound,
-                     "init_task not found among " + std::to_string(swappers.size()) +
-                         " \"swapper/0\" candidate(s)" + (swappers_overflow ? " (capped)" : "") +
-                         ": " + last_task_error};
-    }
-    if (valid.size() > 1) {
-        return Error{Fault::kInvalidFormat, std::to_string(valid.size()) +
-                                                " init_task candidates validate (" + hex(valid[0]) +
-                                                ", " + hex(valid[1]) + ")"};
-    }
-    p.init_task_va = valid[0];
+    if (!task) return std::move(task).error();
+    p.init_task_va = *task;
     if (opts.use_cache) {
-        cache_put(p.btf_hash, CacheEntry{p.btf_va - p.text_va, p.btf_size,
-                                         p.init_task_va - p.text_va, p.offsets});
+        cache_put(
+            {ProfileSource::kGuestBtf, p.btf_hash},
+            CacheEntry{p.btf_va - p.text_va, p.btf_size, p.init_task_va - p.text_va, p.offsets});
     }
     p.total_time = Clock::now() - t_start;
     return p;

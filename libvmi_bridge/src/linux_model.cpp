@@ -5,6 +5,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "vmi/entity_id.hpp"
 #include "vmi/page_cache.hpp"
 #include "vmi/page_walker.hpp"
 
@@ -304,6 +305,8 @@ Result<std::vector<Process>> LinuxGuest::list_processes(std::uint64_t any_cr3,
         if (opts.threads && off_.has_threads) {
             p.threads = count_threads(kr, off_, task, thread_budget);
         }
+        if (!opts.vm_name.empty())
+            p.entity_id = process_entity_id(opts.vm_name, p.task_va, p.start_time_ns);
         out.push_back(std::move(p));
 
         const auto next = load<std::uint64_t>(buf, field(off_.task_tasks));

@@ -4,13 +4,19 @@
 // struct layouts come from the guest kernel's own BTF, init_task from its run-time comm,
 // symbols from the kernel's kallsyms tables in its memory.
 //
-//   vminsight-inspect ps      --snapshot FILE|--live QEMU_PID [--cr3 HEX] [--la57] [--json]
-//   vminsight-inspect pstree  (the same)
-//   vminsight-inspect profile (the same)
-//   vminsight-inspect symbols --snapshot FILE|--live QEMU_PID [NAME|0xADDRESS...] [...]
-//   vminsight-inspect modules (as ps)
-//   vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] [--la57] [--json]
+//   vminsight-inspect ps      SOURCE [COMMON...]
+//   vminsight-inspect pstree  SOURCE [COMMON...]
+//   vminsight-inspect profile SOURCE [COMMON...]
+//   vminsight-inspect symbols SOURCE [NAME|0xADDRESS...] [COMMON...]
+//   vminsight-inspect modules SOURCE [COMMON...]
+//   vminsight-inspect integrity --snapshot FILE [--against EARLIER] [COMMON...]
+//   SOURCE: --snapshot FILE | --live QEMU_PID
+//   COMMON: [--cr3 HEX] [--la57] [--json] [--btf FILE | --isf FILE] [--vm-name NAME]
 //
+// --btf / --isf: kernels without BTF in memory; the file's struct layouts are used instead of
+// searching guest memory for the BTF (an ISF's init_task symbol, slid, also spares the scan).
+// --vm-name: the VM part of each process's entity_id in `ps --json` / `pstree --json`;
+// default: the snapshot's file name without its directory (live: qemu-PID).
 // integrity runs one kernel integrity sweep (vmi/integrity.hpp): syscall tables, IDT, hidden
 // modules and tasks by absolute rules, and kernel text/rodata and table targets against the
 // baseline of EARLIER, a snapshot of the same boot. Exit status 3 if a finding is critical.
@@ -30,6 +36,7 @@
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -40,17 +47,21 @@
 #include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
 #include "vmi/modules.hpp"
+#include "vmi/profile_file.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: vminsight-inspect ps|pstree|profile|modules SOURCE [--cr3 HEX] [--la57] [--json]\n"
-    "       vminsight-inspect symbols SOURCE [NAME|0xADDRESS...] [--cr3 HEX] [--la57] [--json]\n"
-    "       vminsight-inspect integrity --snapshot FILE [--against EARLIER] [--cr3 HEX] "
-    "[--la57] [--json]\n"
+    "usage: vminsight-inspect ps|pstree|profile|modules SOURCE [OPTIONS]\n"
+    "       vminsight-inspect symbols SOURCE [NAME|0xADDRESS...] [OPTIONS]\n"
+    "       vminsight-inspect integrity --snapshot FILE [--against EARLIER] [OPTIONS]\n"
     "  SOURCE: --snapshot FILE: QEMU dump-guest-memory ELF (CR3 taken from its notes) or raw\n"
     "          pmemsave image (needs --cr3).\n"
     "          --live QEMU_PID (or --qemu-pid): the running VM, through vminsight.ko (root).\n"
+    "  OPTIONS: [--cr3 HEX] [--la57] [--json] [--btf FILE | --isf FILE] [--vm-name NAME]\n"
+    "  --btf FILE: kernel BTF file (vmlinux with .BTF, /sys/kernel/btf/vmlinux copy) and\n"
+    "  --isf FILE: Volatility 3 ISF JSON profile, for kernels without BTF in memory.\n"
+    "  --vm-name NAME: VM part of the process entity_id (default: the snapshot's file name).\n"
     "  symbols: every kernel symbol (like /proc/kallsyms), or the named ones, or the symbol an\n"
     "           address falls in.\n"
     "  integrity: syscall tables, IDT, hidden modules and tasks; with --against, also kernel\n"
@@ -63,6 +74,9 @@ struct Args {
     std::vector<std::uint64_t> cr3s;
     std::vector<std::string> names;  // symbols: names or 0x addresses
     std::string against;             // integrity: the baseline snapshot
+    std::string btf_file;
+    std::string isf_file;
+    std::string vm_name;  // default: the snapshot's base name
     bool json = false;
     bool la57 = false;
 };
@@ -110,6 +124,13 @@ Args parse(int argc, char** argv) {
             a.cr3s.push_back(cr3);
         } else if (arg == "--against" && a.cmd == "integrity") {
             a.against = value();
+        } else if (arg == "--btf") {
+            a.btf_file = value();
+        } else if (arg == "--isf") {
+            a.isf_file = value();
+        } else if (arg == "--vm-name") {
+            a.vm_name = value();
+            if (a.vm_name.empty()) usage_error("--vm-name needs a non-empty NAME");
         } else if (arg == "--json") {
             a.json = true;
         } else if (arg == "--la57") {
@@ -124,6 +145,13 @@ Args parse(int argc, char** argv) {
         usage_error("one of --snapshot FILE and --live QEMU_PID is required");
     if (a.cmd == "integrity" && a.live)
         usage_error("integrity reads snapshots (vminsightd sweeps a live VM itself)");
+    if (!a.btf_file.empty() && !a.isf_file.empty())
+        usage_error("--btf and --isf exclude each other");
+    if (a.vm_name.empty() && a.live) a.vm_name = "qemu-" + std::to_string(a.live);
+    if (a.vm_name.empty()) {
+        const auto slash = a.snapshot.find_last_of('/');
+        a.vm_name = slash == std::string::npos ? a.snapshot : a.snapshot.substr(slash + 1);
+    }
     return a;
 }
 
@@ -159,6 +187,8 @@ nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3)
     const vmi::LinuxOffsets& o = p.offsets;
     return {
         {"cr3", hex(cr3)},
+        {"source", std::string(vmi::to_string(p.source))},
+        {"kaslr_slide", p.kaslr_slide ? nlohmann::json(hex(*p.kaslr_slide)) : nlohmann::json()},
         {"text_va", hex(p.text_va)},
         {"init_task_va", hex(p.init_task_va)},
         {"init_task_offset_from_text", hex(p.init_task_va - p.text_va)},
@@ -224,9 +254,13 @@ std::string join_args(const vmi::Process& p) {
 }
 
 nlohmann::json process_json(const vmi::Process& p) {
-    nlohmann::json j = {{"pid", p.pid},           {"ppid", p.ppid},
-                        {"comm", p.comm},         {"kernel_thread", p.mm_va == 0},
-                        {"task", hex(p.task_va)}, {"start_time_ns", p.start_time_ns}};
+    nlohmann::json j = {{"pid", p.pid},
+                        {"ppid", p.ppid},
+                        {"comm", p.comm},
+                        {"kernel_thread", p.mm_va == 0},
+                        {"task", hex(p.task_va)},
+                        {"start_time_ns", p.start_time_ns},
+                        {"entity_id", p.entity_id}};
     j["uid"] = opt(p.uid);
     j["euid"] = opt(p.euid);
     j["gid"] = opt(p.gid);
@@ -403,7 +437,17 @@ int print_symbols(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& ks
     return rc;
 }
 
-void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& ks,
+void print_module_table(const std::vector<vmi::KernelModule>& mods) {
+    std::printf("%-24s %10s %5s %-9s %s\n", "MODULE", "SIZE", "REFS", "STATE", "ADDRESS");
+    for (const auto& m : mods) {
+        std::printf("%-24s %10llu %5s %-9s %s\n", m.name.c_str(),
+                    static_cast<unsigned long long>(m.size), num(m.refcount).c_str(),
+                    std::string(vmi::module_state_name(m.state)).c_str(), hex(m.base).c_str());
+    }
+}
+
+// `ks` is null when the list head came from an ISF profile instead of kallsyms.
+void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols* ks,
                    std::uint64_t head, const std::vector<vmi::KernelModule>& mods) {
     if (a.json) {
         nlohmann::json list = nlohmann::json::array();
@@ -417,22 +461,36 @@ void print_modules(const Args& a, std::uint64_t cr3, const vmi::KernelSymbols& k
         }
         nlohmann::json doc = source_doc(a);
         doc["cr3"] = hex(cr3);
-        doc["kallsyms"] = kallsyms_json(ks);
+        doc["kallsyms"] = ks ? kallsyms_json(*ks) : nlohmann::json();
         doc["modules_head"] = hex(head);
         doc["modules"] = std::move(list);
         std::printf("%s\n",
                     doc.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace).c_str());
         return;
     }
-    std::printf("%-24s %10s %5s %-9s %s\n", "MODULE", "SIZE", "REFS", "STATE", "ADDRESS");
-    for (const auto& m : mods) {
-        std::printf("%-24s %10llu %5s %-9s %s\n", m.name.c_str(),
-                    static_cast<unsigned long long>(m.size), num(m.refcount).c_str(),
-                    std::string(vmi::module_state_name(m.state)).c_str(), hex(m.base).c_str());
-    }
+    print_module_table(mods);
+}
+
+// --btf / --isf, parsed once for every CR3 tried.
+std::optional<vmi::KernelProfileFile> load_profile(const Args& a) {
+    if (a.btf_file.empty() && a.isf_file.empty()) return std::nullopt;
+    auto f = a.btf_file.empty() ? vmi::load_isf_profile_file(a.isf_file)
+                                : vmi::load_btf_profile_file(a.btf_file);
+    if (!f) fail(a, "profile: " + f.error().message());
+    return std::move(*f);
+}
+
+// `modules` with an ISF profile whose kallsyms search failed: the slid `modules` symbol.
+std::optional<std::uint64_t> isf_modules_head(const vmi::GuestKernelProfile& prof,
+                                              const std::optional<vmi::KernelProfileFile>& file) {
+    if (!file || !file->isf || !prof.kaslr_slide) return std::nullopt;
+    auto head = file->isf->symbol("modules");
+    if (!head) return std::nullopt;
+    return *head + *prof.kaslr_slide;
 }
 
 int run(const Args& a) {
+    const std::optional<vmi::KernelProfileFile> file = load_profile(a);
     inspect::Source src;
     try {
         src = a.live ? inspect::open_live(a.live, a.cr3s)
@@ -448,6 +506,7 @@ int run(const Args& a) {
     for (std::uint64_t cr3 : cr3s) {
         vmi::DiscoveryOptions opts;
         opts.la57 = a.la57;
+        if (file) opts.profile = &*file;
         auto prof = vmi::discover_kernel(*mem, cr3, opts);
         if (!prof) {
             errors += "\n  cr3 " + hex(cr3) + ": " + prof.error().message();
@@ -464,10 +523,19 @@ int run(const Args& a) {
                 std::printf("_text         %s\n", hex(p.text_va).c_str());
                 std::printf("init_task     %s (_text + %s)\n", hex(p.init_task_va).c_str(),
                             hex(p.init_task_va - p.text_va).c_str());
-                std::printf("BTF           %s (_text + %s), %llu bytes, hash %s%s\n",
-                            hex(p.btf_va).c_str(), hex(p.btf_va - p.text_va).c_str(),
-                            static_cast<unsigned long long>(p.btf_size), hex(p.btf_hash).c_str(),
-                            p.from_cache ? " (cached)" : "");
+                if (p.source == vmi::ProfileSource::kGuestBtf) {
+                    std::printf("BTF           %s (_text + %s), %llu bytes, hash %s%s\n",
+                                hex(p.btf_va).c_str(), hex(p.btf_va - p.text_va).c_str(),
+                                static_cast<unsigned long long>(p.btf_size),
+                                hex(p.btf_hash).c_str(), p.from_cache ? " (cached)" : "");
+                } else {
+                    std::printf("profile       %s %s, hash %s%s\n",
+                                std::string(vmi::to_string(p.source)).c_str(), file->path.c_str(),
+                                hex(p.btf_hash).c_str(), p.from_cache ? " (cached)" : "");
+                }
+                if (p.kaslr_slide) {
+                    std::printf("KASLR slide   %s\n", hex(*p.kaslr_slide).c_str());
+                }
                 std::printf("scanned       %llu bytes\n",
                             static_cast<unsigned long long>(p.bytes_scanned));
                 std::printf("time          scan+BTF %.1f ms, init_task %.1f ms, total %.1f ms\n",
@@ -502,6 +570,18 @@ int run(const Args& a) {
         }
         if (a.cmd == "symbols" || a.cmd == "modules") {
             auto ks = vmi::discover_kernel_symbols(*mem, cr3, *prof, a.la57);
+            if (!ks && a.cmd == "modules") {
+                // No kallsyms: an ISF profile's `modules` symbol, slid, still finds the list.
+                if (auto head = isf_modules_head(*prof, file)) {
+                    auto mods = vmi::list_modules(*mem, cr3, prof->offsets, *head, a.la57);
+                    if (mods) {
+                        print_modules(a, cr3, nullptr, *head, *mods);
+                        return 0;
+                    }
+                    errors += "\n  cr3 " + hex(cr3) +
+                              ": listing modules (ISF `modules`): " + mods.error().message();
+                }
+            }
             if (!ks) {
                 errors += "\n  cr3 " + hex(cr3) + ": kallsyms: " + ks.error().message();
                 continue;
@@ -517,11 +597,13 @@ int run(const Args& a) {
                 errors += "\n  cr3 " + hex(cr3) + ": listing modules: " + mods.error().message();
                 continue;
             }
-            print_modules(a, cr3, *ks, *head, *mods);
+            print_modules(a, cr3, &*ks, *head, *mods);
             return 0;
         }
         vmi::LinuxGuest guest(*mem, prof->offsets, prof->init_task_va, a.la57);
-        auto procs = guest.list_processes(cr3);
+        vmi::ListOptions lopts;
+        lopts.vm_name = a.vm_name;
+        auto procs = guest.list_processes(cr3, lopts);
         if (!procs) {
             errors += "\n  cr3 " + hex(cr3) + ": listing processes: " + procs.error().message();
             continue;
@@ -530,6 +612,7 @@ int run(const Args& a) {
             nlohmann::json list = nlohmann::json::array();
             for (const auto& p : *procs) list.push_back(process_json(p));
             nlohmann::json doc = source_doc(a);
+            doc["vm_name"] = a.vm_name;
             doc["cr3"] = hex(cr3);
             doc["profile"] = profile_json(*prof, cr3);
             doc["processes"] = std::move(list);

@@ -18,7 +18,7 @@ namespace inspect {
 struct Source {
     std::string label;  // the snapshot path, or "qemu pid N": prefixes every error
     vmi::GuestMemory* mem = nullptr;
-    std::vector<std::uint64_t> cr3s;  // to try in order; never empty
+    std::vector<std::uint64_t> cr3s;    // to try in order; never empty
     std::vector<vmi::VcpuState> vcpus;  // an ELF dump's vCPU notes (integrity); else empty
     std::unique_ptr<vmi::GuestMemory> snapshot;
     std::unique_ptr<vmid::LiveGuest> live;

@@ -1,18 +1,27 @@
 // libFuzzer target: hostile guest memory through every parser of libvmi_bridge.
 //
 // Input: one mode byte, then a mode-specific body.
-//   mode % 3 == 0  raw guest RAM. Body: u64 cr3, u64 init_task_va, u8 flags, u8 offset_tweak,
+//   mode % 6 == 0  raw guest RAM. Body: u64 cr3, u64 init_task_va, u8 flags, u8 offset_tweak,
 //                  then the image (guest-physical 0..n). Runs page walks, LinuxGuest process
 //                  listing (exe, argv, threads) with the compact synthetic offsets (optionally
 //                  perturbed), and zero-config discover_kernel (bounded scan).
-//   mode % 3 == 1  a QEMU dump-guest-memory ELF core (the body is the file): ElfCoreMemory
+//   mode % 6 == 1  a QEMU dump-guest-memory ELF core (the body is the file): ElfCoreMemory
 //                  parsing, then discovery and listing from each vCPU's CR3, as
 //                  `vminsight-inspect ps` does; parse_qemu_notes() on the raw body too.
-//   mode % 3 == 2  a BTF blob: BtfProfile::from_blob + linux_offsets() + member lookups.
+//   mode % 6 == 2  a BTF blob: BtfProfile::from_blob + linux_offsets() + member lookups.
+//   mode % 6 == 3  a kernel image for kallsyms. Body: u8 flags, u32 init_task offset, then
+//                  the image at kText (read directly, no page tables). KernelSymbols::find
+//                  with _text (and, flags & 1, init_task) cross-checks, then lookups,
+//                  symbolize and modules_list_head.
+//   mode % 6 == 4  the kernel module list. Body: u64 cr3, u64 modules head, u8 flags, u8
+//                  offset_tweak, then guest RAM. list_modules() with a 6.4-style struct module
+//                  (flags & 1: 6.1 style), optionally perturbed (flags & 2).
+//   mode % 6 == 5  ISF JSON text: load_isf_profile (validation, Linux offsets) + lookups.
 //
 // With VMI_FUZZ_WRITE_SEEDS=DIR set, the binary writes a seed corpus (a synthetic guest with
-// exe/argv/threads and an in-memory kernel BTF, as raw RAM and as an ELF core; a BTF blob) to
-// DIR and exits.
+// exe/argv/threads and an in-memory kernel BTF, as raw RAM and as an ELF core; a BTF blob; a
+// kernel image with kallsyms tables; a guest with three modules; an ISF profile) to DIR and
+// exits.
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <elf.h>
@@ -20,6 +29,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -31,13 +41,18 @@
 #include <string>
 #include <vector>
 
+#include "bridge_btf_to_isf.hpp"
 #include "bridge_synthetic_guest.hpp"
+#include "bridge_synthetic_kallsyms.hpp"
 #include "vmi/btf_profile.hpp"
 #include "vmi/buffer_memory.hpp"
 #include "vmi/elf_core_memory.hpp"
+#include "vmi/kallsyms.hpp"
 #include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
+#include "vmi/modules.hpp"
 #include "vmi/page_walker.hpp"
+#include "vmi/profile_file.hpp"
 
 namespace {
 
@@ -47,6 +62,9 @@ using vmi::test::SynthProcess;
 constexpr std::uint64_t kText = 0xffff'ffff'8100'0000ULL;
 constexpr std::size_t kRawHeader = 8 + 8 + 1 + 1;
 constexpr std::size_t kMaxTasks = 512;  // per listing: keeps each input fast
+constexpr std::size_t kKallsymsHeader = 1 + 4;
+constexpr std::size_t kMaxFuzzSymbols = 1U << 14;  // keeps each input fast
+constexpr std::size_t kMaxFuzzModules = 256;
 
 template <class T>
 T get(const std::uint8_t* p) {
@@ -133,6 +151,107 @@ void fuzz_btf(const std::uint8_t* data, std::size_t size) {
     (void)prof->struct_size("task_struct");
     (void)prof->member("task_struct", "comm");
     (void)prof->member("qstr", "len");
+}
+
+// The fuzz input as kernel-virtual memory at kText: every byte readable, nothing else.
+class ImageKernelMemory final : public vmi::KernelVirtualMemory {
+  public:
+    explicit ImageKernelMemory(std::span<const std::uint8_t> image) : image_(image) {}
+    std::size_t read_prefix(std::uint64_t va, std::span<std::byte> out) override {
+        if (va < kText || va - kText >= image_.size()) return 0;
+        const std::size_t n = std::min<std::size_t>(out.size(), image_.size() - (va - kText));
+        std::memcpy(out.data(), image_.data() + (va - kText), n);
+        return n;
+    }
+    std::uint64_t hole_size(std::uint64_t va) override {
+        if (va < kText) return kText - va;
+        return UINT64_MAX - va;  // nothing mapped past the image
+    }
+
+  private:
+    std::span<const std::uint8_t> image_;
+};
+
+void fuzz_kallsyms(const std::uint8_t* data, std::size_t size) {
+    if (size < kKallsymsHeader) return;
+    const std::uint8_t flags = data[0];
+    const auto init_off = get<std::uint32_t>(data + 1);
+    ImageKernelMemory mem(std::span(data + kKallsymsHeader, size - kKallsymsHeader));
+    vmi::KallsymsOptions o;
+    o.scan_start = kText;
+    o.scan_len = size - kKallsymsHeader;
+    o.text_va = kText;
+    if (flags & 1) o.init_task_va = kText + init_off;
+    o.max_symbols = kMaxFuzzSymbols;
+    auto ks = vmi::KernelSymbols::find(mem, o);
+    if (!ks) return;
+    std::size_t sum = 0;
+    for (std::size_t i = 0; i < ks->size() && i < 64; ++i) {
+        const vmi::KernelSymbol s = ks->at(i);
+        sum += ks->lookup(s.name).size();
+        if (auto loc = ks->symbolize(s.address + 1)) sum += loc->offset;
+    }
+    (void)ks->address_of("init_task");
+    (void)vmi::modules_list_head(*ks);
+    if (sum == SIZE_MAX) std::abort();
+}
+
+// struct module shaped like 6.12's (mem[7]) or 6.1's (core_layout + init_layout).
+vmi::LinuxOffsets fuzz_module_offsets(bool mem_array) {
+    vmi::LinuxOffsets o;
+    o.has_modules = true;
+    o.module_struct_size = 0x500;
+    o.module_state = 0;
+    o.module_list = 8;
+    o.module_name = 24;
+    o.module_name_size = 56;
+    o.module_refcnt = 0x4a0;
+    o.module_base = 0x140;
+    if (mem_array) {
+        o.module_size_count = 7;
+        for (std::size_t i = 0; i < 7; ++i) o.module_sizes[i] = 0x148 + i * 0x50;
+    } else {
+        o.module_size_count = 2;
+        o.module_sizes[0] = 0x148;
+        o.module_sizes[1] = 0x198;
+    }
+    return o;
+}
+
+void fuzz_modules(const std::uint8_t* data, std::size_t size) {
+    if (size < kRawHeader) return;
+    const auto cr3 = get<std::uint64_t>(data);
+    const auto head = get<std::uint64_t>(data + 8);
+    const std::uint8_t flags = data[16];
+    const std::uint8_t tweak = data[17];
+    vmi::BufferMemory mem;
+    mem.write(0, std::as_bytes(std::span(data + kRawHeader, size - kRawHeader)));
+    vmi::LinuxOffsets off = fuzz_module_offsets((flags & 1) == 0);
+    if (flags & 2) {  // perturb one offset: misaligned / overlapping / huge layouts
+        std::uint64_t* fields[] = {&off.module_list,     &off.module_name,     &off.module_state,
+                                   &off.module_base,     &off.module_sizes[0], &off.module_refcnt,
+                                   &off.module_name_size};
+        *fields[tweak % std::size(fields)] += (tweak >> 4) - 8;
+    }
+    auto mods = vmi::list_modules(mem, cr3, off, head, false, kMaxFuzzModules);
+    if (mods) {
+        std::size_t sum = 0;
+        for (const auto& m : *mods) sum += m.name.size() + vmi::module_state_name(m.state).size();
+        if (sum == SIZE_MAX) std::abort();
+    }
+}
+
+void fuzz_isf(const std::uint8_t* data, std::size_t size) {
+    const std::string_view text(reinterpret_cast<const char*>(data), size);
+    auto isf = vmi::IsfProfile::parse(text, "fuzz.json");
+    if (!isf) return;
+    (void)isf->linux_offsets();
+    (void)isf->member("task_struct", "comm");
+    (void)isf->member("task_struct", "nosuch");  // walks every anonymous member
+    (void)isf->struct_size("module");
+    (void)isf->symbol("init_task");
+    auto file = vmi::load_isf_profile(text, "fuzz.json");
+    if (file && file->offsets.task_struct_size == 0) std::abort();  // validated non-zero
 }
 
 // --- Seed corpus -------------------------------------------------------------------------
@@ -222,6 +341,72 @@ void write_seed(const std::string& dir, const std::string& name, std::uint8_t mo
     }
 }
 
+// A kernel image: noise, then the kallsyms tables of a small kernel at +0x20048, init_task
+// at +0x30000.
+std::vector<std::uint8_t> seed_kallsyms() {
+    std::vector<vmi::test::SynthSym> syms = {
+        {0, 'A', "__per_cpu_start", true},
+        {0x2c000, 'A', "current_task", true},
+        {kText, 'T', "_text"},
+        {kText, 'T', "_stext"},
+    };
+    for (std::size_t i = 0; i < 40; ++i) {
+        syms.push_back({kText + 0x1000 + i * 0x40, 'T', "func_" + std::to_string(i)});
+    }
+    syms.push_back({kText + 0x20000, 'D', "sys_call_table"});
+    syms.push_back({kText + 0x30000, 'D', "init_task"});
+    syms.push_back({kText + 0x31000, 'D', "modules"});
+    const auto blob = vmi::test::KallsymsEncoder::build(syms, kText);
+    std::vector<std::uint8_t> body = {1};
+    put(body, std::uint32_t{0x30000});
+    std::vector<std::uint8_t> image(0x20048 + blob.bytes.size());
+    for (std::size_t i = 0; i < 0x20000; ++i) image[i] = static_cast<std::uint8_t>(i * 131 + 7);
+    std::memcpy(image.data() + 0x20048, blob.bytes.data(), blob.bytes.size());
+    body.insert(body.end(), image.begin(), image.end());
+    return body;
+}
+
+// A guest with three modules on the list headed at a direct-map address.
+std::vector<std::uint8_t> seed_modules() {
+    SyntheticLinux g(vmi::test::compact_offsets(), 2ULL << 20);
+    const vmi::LinuxOffsets o = fuzz_module_offsets(true);
+    const std::uint64_t head = g.alloc(16);
+    std::vector<std::uint64_t> nodes = {head};
+    for (int i = 0; i < 3; ++i) nodes.push_back(g.alloc(o.module_struct_size) + o.module_list);
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+        g.wu64(nodes[i], nodes[(i + 1) % nodes.size()]);
+        g.wu64(nodes[i] + 8, nodes[(i + nodes.size() - 1) % nodes.size()]);
+    }
+    for (std::size_t i = 1; i < nodes.size(); ++i) {
+        const std::uint64_t m = nodes[i] - o.module_list;
+        std::string name = "mod" + std::to_string(i);
+        name.resize(o.module_name_size, '\0');
+        g.mem().write(SyntheticLinux::pa(m + o.module_name), std::as_bytes(std::span(name)));
+        g.wu64(m + o.module_base, 0xffff'ffff'c000'0000ULL + i * 0x10'0000);
+        g.wu32(m + o.module_sizes[0], 0x4000);
+        g.wu32(m + o.module_refcnt, 1);
+    }
+    std::vector<std::uint8_t> body;
+    put(body, g.cr3());
+    put(body, head);
+    body.push_back(0);
+    body.push_back(0);
+    std::vector<std::uint8_t> ram((g.used_bytes() + 4095) & ~std::uint64_t{4095});
+    for (std::uint64_t pg = 0; pg < ram.size(); pg += 4096) {
+        (void)g.mem().read_phys(pg, std::as_writable_bytes(std::span(ram.data() + pg, 4096)));
+    }
+    body.insert(body.end(), ram.begin(), ram.end());
+    return body;
+}
+
+std::vector<std::uint8_t> seed_isf() {
+    const std::string text =
+        vmi::test::BtfToIsf::convert(vmi::test::compact_kernel_btf(),
+                                     {{"_text", kText}, {"init_task", kText + 0x30000}})
+            .dump(1);
+    return {text.begin(), text.end()};
+}
+
 void write_seeds(const std::string& dir) {
     std::uint64_t cr3 = 0, init_task = 0;
     const auto ram = seed_ram(cr3, init_task);
@@ -238,7 +423,10 @@ void write_seeds(const std::string& dir) {
     const auto btf = vmi::test::compact_kernel_btf();
     const auto* b = reinterpret_cast<const std::uint8_t*>(btf.data());
     write_seed(dir, "btf", 2, std::vector<std::uint8_t>(b, b + btf.size()));
-    std::printf("seeds: 4 files in %s (guest RAM %zu bytes)\n", dir.c_str(), ram.size());
+    write_seed(dir, "kallsyms", 3, seed_kallsyms());
+    write_seed(dir, "modules", 4, seed_modules());
+    write_seed(dir, "isf", 5, seed_isf());
+    std::printf("seeds: 7 files in %s (guest RAM %zu bytes)\n", dir.c_str(), ram.size());
 }
 
 }  // namespace
@@ -254,15 +442,24 @@ extern "C" int LLVMFuzzerInitialize(int* /*argc*/, char*** /*argv*/) {
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
     if (size < 1) return 0;
-    switch (data[0] % 3) {
+    switch (data[0] % 6) {
         case 0:
             fuzz_raw(data + 1, size - 1);
             break;
         case 1:
             fuzz_elf(data + 1, size - 1);
             break;
-        default:
+        case 2:
             fuzz_btf(data + 1, size - 1);
+            break;
+        case 3:
+            fuzz_kallsyms(data + 1, size - 1);
+            break;
+        case 4:
+            fuzz_modules(data + 1, size - 1);
+            break;
+        default:
+            fuzz_isf(data + 1, size - 1);
     }
     return 0;
 }

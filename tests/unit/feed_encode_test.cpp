@@ -73,6 +73,8 @@ TEST(FeedEncode, EcsFieldsAreWhereEcsPutsThem) {
     EXPECT_EQ(e["process"]["entity_id"].get<std::string>().size(), 32u);
     EXPECT_EQ(e["process"]["entity_id"],
               feed::process_entity_id("web-1", "0xffff888001234000", 123456789));
+    // Pinned: ids already sent to SIEMs must stay the same whoever computes them.
+    EXPECT_EQ(e["process"]["entity_id"], "8bc65431e9184a1bbffc6e04476c1565");
     EXPECT_NE(feed::process_entity_id("web-2", "0xffff888001234000", 123456789),
               e["process"]["entity_id"]);  // the same task in another VM is another process
     EXPECT_EQ(e["vminsight"]["cr3"], "0x1234000");

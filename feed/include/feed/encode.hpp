@@ -55,7 +55,8 @@ std::optional<int> syslog_severity(std::string_view priority);
 /// Now, as the events' @timestamp ("2026-11-26T10:00:00.000001Z").
 std::string utc_timestamp();
 
-/// A stable process entity id: VM, guest task address and start time, hashed (hex).
+/// A stable process entity id: VM, guest task address and start time, hashed (hex). The
+/// bridge computes it (vmi::process_entity_id); the feed only forwards.
 std::string process_entity_id(std::string_view vm, std::string_view task,
                               std::uint64_t start_time_ns);
 

@@ -6,7 +6,7 @@
 namespace vmi_capi {
 
 // pid and page table are all a lookup needs: skip exe, argv and thread counts.
-const vmi::ListOptions kTasksOnly{false, false, false};
+const vmi::ListOptions kTasksOnly{false, false, false, {}};
 
 std::uint64_t kernel_dtb(const vmi_instance& vmi) { return vmi::kernel_pgd_from_cr3(vmi.cr3); }
 

@@ -1,5 +1,5 @@
 // Struct layout of the guest kernel from its BTF (CONFIG_DEBUG_INFO_BTF): no per-kernel
-// profile file needed.
+// profile file needed. The Linux offsets themselves are derived in type_layout.hpp.
 #pragma once
 
 #include <array>
@@ -11,97 +11,13 @@
 #include <string_view>
 
 #include "vmi/result.hpp"
+#include "vmi/type_layout.hpp"
 
 struct btf;  // libbpf; kept out of the public interface
 
 namespace vmi {
 
-/// A resolved struct member. Offsets are absolute within the named struct, already summed
-/// through any anonymous struct/union nesting.
-struct MemberInfo {
-    std::uint64_t offset = 0;  // bytes
-    std::uint64_t size = 0;    // bytes
-};
-
-/// Offsets used by the Linux model (LinuxGuest). All values in bytes.
-struct LinuxOffsets {
-    std::uint64_t task_struct_size = 0;
-    std::uint64_t task_tasks = 0;  // struct list_head, `next` at +0
-    std::uint64_t task_pid = 0;    // pid_t (4 bytes)
-    std::uint64_t task_tgid = 0;   // pid_t (4 bytes)
-    std::uint64_t task_comm = 0;   // char[task_comm_size]
-    std::uint64_t task_comm_size = 0;
-    std::uint64_t task_real_parent = 0;   // struct task_struct*
-    std::uint64_t task_mm = 0;            // struct mm_struct*
-    std::uint64_t task_flags = 0;         // unsigned int
-    std::uint64_t task_start_time = 0;    // u64, ns
-    std::uint64_t task_self_exec_id = 0;  // u64, +1 per execve (since 5.7)
-    std::uint64_t mm_pgd = 0;             // pgd_t*
-    // Optional (0 = not known, e.g. a BTF without struct cred): effective credentials.
-    std::uint64_t task_cred = 0;  // const struct cred*
-    std::uint64_t cred_uid = 0;   // kuid_t (u32 val)
-    // Optional, each group all-or-nothing (0 = not known; the field is then reported unknown).
-    std::uint64_t cred_euid = 0;  // kuid_t
-    std::uint64_t cred_gid = 0;   // kgid_t (u32 val)
-    // Executable path: mm->exe_file->f_path {mnt, dentry}; dentry d_name / d_parent.
-    bool has_exe = false;
-    std::uint64_t mm_exe_file = 0;      // struct file*
-    std::uint64_t file_f_path = 0;      // struct path (embedded)
-    std::uint64_t path_mnt = 0;         // struct vfsmount* within struct path
-    std::uint64_t path_dentry = 0;      // struct dentry* within struct path
-    std::uint64_t dentry_d_parent = 0;  // struct dentry*
-    std::uint64_t dentry_d_name = 0;    // struct qstr (embedded)
-    std::uint64_t qstr_len = 0;         // u32 (high half of hash_len)
-    std::uint64_t qstr_name = 0;        // const unsigned char*
-    // Mount crossing (struct mount is internal to fs/; absent -> stop at the mount root).
-    bool has_mount = false;
-    std::uint64_t mount_mnt = 0;             // struct vfsmount embedded in struct mount
-    std::uint64_t mount_mnt_parent = 0;      // struct mount*
-    std::uint64_t mount_mnt_mountpoint = 0;  // struct dentry*
-    std::uint64_t vfsmount_mnt_root = 0;     // struct dentry*
-    // Command line: [arg_start, arg_end) in the process's own address space.
-    bool has_args = false;
-    std::uint64_t mm_arg_start = 0;  // unsigned long
-    std::uint64_t mm_arg_end = 0;    // unsigned long
-    // Threads: signal->thread_head lists every task_struct.thread_node of the group.
-    bool has_threads = false;
-    std::uint64_t task_signal = 0;         // struct signal_struct*
-    std::uint64_t signal_thread_head = 0;  // struct list_head
-    std::uint64_t task_thread_node = 0;    // struct list_head
-    std::uint64_t signal_nr_threads = 0;   // int (0 = not known)
-    // The running task of a CPU: a pointer at this offset into the CPU's per-CPU area (the
-    // kernel's GS base); the per-CPU variable current_task (6.1) or pcpu_hot.current_task
-    // (6.2 on). 0 = not known (a BTF without per-CPU variables).
-    std::uint64_t percpu_current_task = 0;
-    // Loaded modules (optional group): each struct module is on the kernel's `modules` list.
-    bool has_modules = false;
-    std::uint64_t module_struct_size = 0;
-    std::uint64_t module_list = 0;       // struct list_head
-    std::uint64_t module_name = 0;       // char[module_name_size]
-    std::uint64_t module_name_size = 0;  // MODULE_NAME_LEN (56 on x86-64)
-    std::uint64_t module_state = 0;      // enum module_state (4 bytes)
-    std::uint64_t module_refcnt = 0;     // atomic_t; 0 = not known (no CONFIG_MODULE_UNLOAD)
-    /// void*: start of the module's text, core_layout.base (6.1) or mem[MOD_TEXT].base (6.4+).
-    std::uint64_t module_base = 0;
-    /// u32 fields whose sum /proc/modules shows as the size: core_layout.size and
-    /// init_layout.size (6.1), or mem[i].size for every region i (6.4+).
-    std::array<std::uint64_t, 8> module_sizes{};
-    std::size_t module_size_count = 0;
-    // Process tree (optional group): task_struct.children lists each child's .sibling.
-    bool has_children = false;
-    std::uint64_t task_children = 0;  // struct list_head
-    std::uint64_t task_sibling = 0;   // struct list_head
-    // Module address tree (optional group, CONFIG_MODULES_TREE_LOOKUP): `mod_tree` is a struct
-    // mod_tree_root whose latch tree's tree[0] (struct rb_root[2]) holds the rb nodes
-    // node[0] of every struct mod_tree_node {struct module *mod; struct latch_tree_node node}.
-    bool has_mod_tree = false;
-    std::uint64_t mod_tree_root = 0;    // latch_tree_root within mod_tree_root
-    std::uint64_t latch_tree_tree = 0;  // rb_root tree[2] within latch_tree_root
-    std::uint64_t mtn_mod = 0;          // struct module* within mod_tree_node
-    std::uint64_t mtn_node = 0;         // latch_tree_node within mod_tree_node
-};
-
-class BtfProfile {
+class BtfProfile final : public TypeLayout {
   public:
     /// Parses an ELF vmlinux with a .BTF section or a raw BTF file (e.g. /sys/kernel/btf/vmlinux).
     static Result<BtfProfile> from_file(const std::string& path);
@@ -109,21 +25,23 @@ class BtfProfile {
     static Result<BtfProfile> from_blob(std::span<const std::byte> blob);
 
     /// Struct size in bytes; kNotFound if no struct of that name.
-    [[nodiscard]] Result<std::uint64_t> struct_size(std::string_view struct_name) const;
+    [[nodiscard]] Result<std::uint64_t> struct_size(std::string_view struct_name) const override;
 
     /// Finds `member` in struct `struct_name`, descending into anonymous struct/union members
     /// (bounded depth and member visits -> kLimitExceeded). kNotFound errors name
     /// "struct.member"; bitfield members are kInvalidFormat (not byte addressable).
     [[nodiscard]] Result<MemberInfo> member(std::string_view struct_name,
-                                            std::string_view member_name) const;
+                                            std::string_view member_name) const override;
 
-    /// All offsets the Linux model needs, with size sanity checks (pid 4 bytes, pointers 8, ...).
-    [[nodiscard]] Result<LinuxOffsets> linux_offsets() const;
-    /// Offset of the running task pointer in the per-CPU area; 0 when the BTF does not say.
-    [[nodiscard]] std::uint64_t percpu_current_task() const;
-    /// Fills the module group of `o` (has_modules) when the BTF describes struct module with
-    /// either layout; leaves it off otherwise.
-    void module_offsets(LinuxOffsets& o) const;
+    /// All offsets the Linux model needs (linux_offsets_from()).
+    [[nodiscard]] Result<LinuxOffsets> linux_offsets() const { return linux_offsets_from(*this); }
+    /// Offset of the running task pointer in the per-CPU area, from the BTF DATASEC
+    /// ".data..percpu"; 0 when the BTF does not say.
+    [[nodiscard]] std::uint64_t percpu_current_task() const override;
+    /// Fills the module group of `o` (module_offsets_from()).
+    void module_offsets(LinuxOffsets& o) const { module_offsets_from(*this, o); }
+    /// FNV-1a 64 of the raw BTF (the same value for a file and the blob in guest memory).
+    [[nodiscard]] std::uint64_t hash() const;
 
   private:
     struct BtfDeleter {

@@ -37,6 +37,9 @@ struct Process {
     std::vector<std::string> argv;
     bool argv_truncated = false;
     std::int32_t threads = -1;  // tasks in the thread group; -1 if unknown
+    /// process_entity_id(ListOptions::vm_name, task_va, start_time_ns) (entity_id.hpp);
+    /// empty when the listing had no VM name.
+    std::string entity_id;
 };
 
 /// What list_processes() reads besides the task list itself.
@@ -44,6 +47,8 @@ struct ListOptions {
     bool exe = true;
     bool argv = true;
     bool threads = true;
+    /// The VM's name: when set, each Process gets its entity_id.
+    std::string vm_name;
 };
 
 class LinuxGuest {
