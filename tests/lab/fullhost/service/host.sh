@@ -121,9 +121,13 @@ rm -f /var/lib/libvirt/qemu/save/web.save
 mark saved-restored
 
 # 6c. A pause_vm rule in a policy of its own, named by the domain's metadata: libvirt pauses
-#     web (virsh sees it paused, its heartbeat stops) until `vminsightctl resume web`.
+#     web (virsh sees it paused, its heartbeat stops) until `vminsightctl resume web`. The
+#     policy also selects VMs by a label set in the same metadata write, so the rule cannot
+#     fire in web's current attachment before the new one (a VM paused between the two could
+#     not be attached again until resumed).
 cat >/etc/vminsight/policies/lab-pause.yaml <<'YAML'
 - policy: lab-pause
+  metadata: {lab-pause: "yes"}
 - rule: Pause on heartbeat
   condition: evt.type = exec and proc.name = sleep
   output: "pause (cmdline=%proc.cmdline)"
@@ -133,7 +137,7 @@ cat >/etc/vminsight/policies/lab-pause.yaml <<'YAML'
 YAML
 domstate() { $VIRSH domstate web 2>/dev/null | head -n1; }
 is_state() { [ "$(domstate)" = "$1" ]; }
-ctl policy reload >"$out/reload-pause.txt" 2>&1 && ctl enable web --policy lab-pause >>"$out/reload-pause.txt" 2>&1 ||
+ctl policy reload >"$out/reload-pause.txt" 2>&1 && ctl enable web --policy lab-pause --label lab-pause=yes >>"$out/reload-pause.txt" 2>&1 ||
 	step pause-policy FAIL "$(cat "$out/reload-pause.txt")"
 if wait_for 60 more_events web 0 vm-paused && wait_for 10 is_state paused; then
 	b0=$(beats web)
