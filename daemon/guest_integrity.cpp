@@ -1,8 +1,10 @@
 #include "guest_integrity.hpp"
 
+#include <algorithm>
 #include <chrono>
 
 #include "event_fields.hpp"
+#include "vmi/linux_model.hpp"
 #include "vmi/modules.hpp"
 
 namespace vmid {
@@ -25,6 +27,23 @@ std::string key_of(const vmi::IntegrityFinding& f) {
 }
 
 }  // namespace
+
+nlohmann::json hidden_process_fields(const vmi::Process& p) {
+    nlohmann::json proc = {{"pid", p.pid},
+                           {"name", p.comm},
+                           {"task", hex(p.task_va)},
+                           {"start_time_ns", p.start_time_ns},
+                           {"kernel_thread", p.mm_va == 0}};
+    if (p.ppid >= 0) proc["ppid"] = p.ppid;
+    if (p.pgd_pa) proc["cr3"] = hex(p.pgd_pa);
+    if (!p.exe.empty()) proc["exe"] = p.exe;
+    if (!p.argv.empty()) proc["args"] = p.argv;
+    if (p.uid >= 0) proc["uid"] = p.uid;
+    if (p.euid >= 0) proc["euid"] = p.euid;
+    if (p.gid >= 0) proc["gid"] = p.gid;
+    if (p.threads >= 0) proc["threads"] = p.threads;
+    return proc;
+}
 
 nlohmann::json tamper_event(const vmi::IntegrityFinding& f) {
     nlohmann::json t = {{"kind", vmi::to_string(f.kind)},
@@ -84,6 +103,9 @@ std::vector<nlohmann::json> GuestIntegrity::sweep(std::uint64_t cr3,
     const vmi::IntegrityReport rep = vmi::sweep_integrity(ctx, &*baseline_);
     ++sweeps_;
     last_ = rep.stats;
+    const double took = ms(rep.stats.duration);
+    sweep_ms_total_ += took;
+    sweep_ms_max_ = std::max(sweep_ms_max_, took);
     std::set<std::string> now;
     for (const auto& f : rep.findings) {
         if (f.kind == vmi::FindingKind::kCheckFailed) {
@@ -94,11 +116,32 @@ std::vector<nlohmann::json> GuestIntegrity::sweep(std::uint64_t cr3,
         if (!active_.contains(key)) {
             ++findings_;
             out.push_back(tamper_event(f));
+            // A hidden process, with everything its task_struct still tells (it runs).
+            if (f.kind == vmi::FindingKind::kHiddenTask && f.actual) {
+                const vmi::LinuxGuest guest(*mem_, prof_.offsets, prof_.init_task_va);
+                if (auto p = guest.read_process(cr3, f.actual))
+                    out.back()["process"] = hidden_process_fields(*p);
+                else
+                    out.back()["process"] = {{"pid", f.index}, {"name", f.name}};
+            }
         }
         now.insert(std::move(key));
     }
     active_ = std::move(now);
     return out;
+}
+
+std::string GuestIntegrity::describe(std::uint64_t cr3, std::uint64_t va) const {
+    if (!syms_ || !mem_) return {};
+    if (auto head = vmi::modules_list_head(*syms_))
+        if (auto mods = vmi::list_modules(*mem_, cr3, prof_.offsets, *head))
+            for (const auto& m : *mods)
+                if (va >= m.base && va - m.base < m.size)
+                    return "[" + m.name + "]+" + hex(va - m.base);
+    const auto text = syms_->lookup("_stext"), etext = syms_->lookup("_etext");
+    if (text.empty() || etext.empty() || va < text[0].address || va >= etext[0].address) return {};
+    auto loc = syms_->symbolize(va);
+    return loc ? std::string(loc->symbol.name) + "+" + hex(loc->offset) : std::string();
 }
 
 nlohmann::json GuestIntegrity::status() const {
@@ -111,6 +154,8 @@ nlohmann::json GuestIntegrity::status() const {
             {"active", active_.size()},
             {"check_failures", check_failures_},
             {"last_sweep_ms", ms(last_.duration)},
+            {"mean_sweep_ms", sweeps_ ? sweep_ms_total_ / static_cast<double>(sweeps_) : 0.0},
+            {"max_sweep_ms", sweep_ms_max_},
             {"last_sweep_pages", last_.pages_read}};
 }
 

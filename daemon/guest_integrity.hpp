@@ -19,6 +19,7 @@
 #include "vmi/integrity.hpp"
 #include "vmi/kallsyms.hpp"
 #include "vmi/kernel_discovery.hpp"
+#include "vmi/linux_model.hpp"
 
 namespace vmid {
 
@@ -34,6 +35,10 @@ class GuestIntegrity {
     /// JSON without vm, which the caller adds).
     std::vector<nlohmann::json> sweep(std::uint64_t cr3, std::vector<vmi::VcpuView> vcpus);
 
+    /// "[module]+0x10" inside a listed module, "symbol+0x10" inside kernel text, else "";
+    /// needs the kallsyms start() derived (reads the module list from guest memory).
+    [[nodiscard]] std::string describe(std::uint64_t cr3, std::uint64_t va) const;
+
     /// For the monitor's stats.
     [[nodiscard]] nlohmann::json status() const;
 
@@ -47,9 +52,12 @@ class GuestIntegrity {
     std::uint64_t sweeps_ = 0, findings_ = 0, check_failures_ = 0;
     vmi::IntegrityStats last_{};
     double baseline_ms_ = 0;
+    double sweep_ms_total_ = 0, sweep_ms_max_ = 0;
 };
 
 /// The native event for one finding.
 nlohmann::json tamper_event(const vmi::IntegrityFinding& f);
+/// The event's process fields for a process hidden from the task list.
+nlohmann::json hidden_process_fields(const vmi::Process& p);
 
 }  // namespace vmid

@@ -31,7 +31,10 @@ std::optional<MsrFinding> MsrWatch::feed(const vmi_record& rec) {
     }
     ++seen_;
     const std::uint32_t which = rec.msr.which;
-    const std::uint64_t now = rec.msr.new_value;
+    std::uint64_t now = rec.msr.new_value;
+    // An AMD vCPU keeps 32 bits of SYSENTER_ESP/EIP (SYSENTER is legacy-mode only there): KVM
+    // stores them so when it writes the VMCB, hardware may keep all 64 after a guest WRMSR.
+    if (which == VMI_MSR_SYSENTER_ESP || which == VMI_MSR_SYSENTER_EIP) now &= 0xffffffffULL;
     if (now == 0) return std::nullopt;  // a vCPU in reset or not yet set up by the kernel
     std::uint64_t& legit =
         which == VMI_MSR_SYSENTER_ESP ? legit_sysenter_esp_[rec.vcpu] : legit_[which];

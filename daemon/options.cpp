@@ -43,7 +43,7 @@ const char* const kUsage =
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
     "vmlinuz into one).\n"
-    "Every --integrity-interval-ms (default 2000; 0: never) the guest kernel's syscall\n"
+    "Every --integrity-interval-ms (default 1000; 0: never) the guest kernel's syscall\n"
     "tables, IDT, entry MSRs, text and rodata, module list and task list are checked\n"
     "against what they were at attach and against the kernel's own symbols; a change is\n"
     "a guest-tampered event (evt.type = tamper in rules).\n";

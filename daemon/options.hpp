@@ -35,7 +35,7 @@ struct Options {
     bool cr3_exiting = true;  // exact CR3 records where the module can arm it
     std::chrono::milliseconds rescan_interval{500};
     // Kernel integrity sweeps (GuestIntegrity); 0: none.
-    std::chrono::milliseconds integrity_interval{2000};
+    std::chrono::milliseconds integrity_interval{1000};
     std::chrono::milliseconds rescan_min_gap{20};
     // Syscall traps: names to record; paths execve may not run (or, with allow_exec, the
     // only ones it may); the errno a denied call returns.

@@ -285,6 +285,9 @@ void PolicyStage::emit(const nlohmann::json& ev) {
         if (auto resp = rule_response(r, ev, actions_); !resp.is_null()) alert["response"] = resp;
         for (const char* k : {"vm", "process", "syscall"})
             if (ev.contains(k)) alert[k] = ev[k];
+        // A tamper alert carries its finding (target, expected and actual values, symbols).
+        if (auto v = ev.find("vminsight"); v != ev.end() && v->is_object() && v->contains("tamper"))
+            alert["vminsight"]["tamper"] = (*v)["tamper"];
         if (from_exec) {
             // The alert is about the program the execve runs, not the caller before it.
             auto& p = alert["process"];

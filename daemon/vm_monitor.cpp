@@ -140,21 +140,32 @@ void VmMonitor::on_msr(const vmi_record& rec) {
     const auto f = msrs_.feed(rec);
     if (!f) return;
     ++tamper_findings_;
+    // The sweeps' absolute MSR check would say it again: it is said here, as it happens.
+    msr_reported_.insert(f->target + "[" + std::to_string(f->vcpu) + "]");
+    const std::uint64_t cr3 = walk_cr3_ ? walk_cr3_ : last_cr3_;
+    const std::string now_at = integrity_.describe(cr3, f->actual);
+    const std::string was_at = integrity_.describe(cr3, f->expected);
+    nlohmann::json t = {
+        {"kind", "msr_hook"},
+        {"target", f->target},
+        {"severity", "critical"},
+        {"message", f->target + " of vCPU " + std::to_string(f->vcpu) + " is " + hex(f->actual) +
+                        (now_at.empty() ? "" : " (" + now_at + ")") + ", not " + hex(f->expected) +
+                        (was_at.empty() ? "" : " (" + was_at + ")")},
+        {"msr", hex(f->msr)},
+        {"expected", hex(f->expected)},
+        {"actual", hex(f->actual)},
+        {"previous", hex(f->previous)},
+        {"vcpu", f->vcpu},
+        {"rip", hex(f->rip)},
+        {"cr3", hex(f->cr3)},
+        {"seen", "at the first VM entry after the write"}};
+    if (!now_at.empty()) t["actual_symbol"] = now_at;
+    if (!was_at.empty()) t["expected_symbol"] = was_at;
     sink_.emit({{"@timestamp", utc_now()},
                 {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
                 {"vm", {{"name", opts_.vm_name}}},
-                {"vminsight",
-                 {{"tamper",
-                   {{"kind", "msr_hook"},
-                    {"target", f->target},
-                    {"msr", hex(f->msr)},
-                    {"expected", hex(f->expected)},
-                    {"actual", hex(f->actual)},
-                    {"previous", hex(f->previous)},
-                    {"vcpu", f->vcpu},
-                    {"rip", hex(f->rip)},
-                    {"cr3", hex(f->cr3)},
-                    {"seen", "at the first VM entry after the write"}}}}}});
+                {"vminsight", {{"tamper", std::move(t)}}}});
 }
 
 // Once the guest kernel is known: the integrity baseline, then a sweep every interval. A guest
@@ -185,6 +196,9 @@ void VmMonitor::wait_integrity() {
         std::vector<vmi::VcpuView> vcpus;
         for (const auto& [idx, v] : vcpus_) vcpus.push_back(v);
         for (auto& ev : integrity_.sweep(walk_cr3_ ? walk_cr3_ : last_cr3_, std::move(vcpus))) {
+            const auto& t = ev["vminsight"]["tamper"];
+            if (t.value("kind", "") == "msr_hook" && msr_reported_.contains(t.value("target", "")))
+                continue;
             ev["vm"] = {{"name", opts_.vm_name}};
             sink_.emit(std::move(ev));
         }

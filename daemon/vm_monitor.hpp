@@ -7,6 +7,7 @@
 #include <deque>
 #include <map>
 #include <memory>
+#include <set>
 #include <unordered_set>
 
 #include <boost/asio/io_context.hpp>
@@ -100,6 +101,7 @@ class VmMonitor {
     std::map<std::uint32_t, vmi::VcpuView> vcpus_;
     static constexpr std::size_t kMaxVcpus = 1024;
     GuestIntegrity integrity_;
+    std::set<std::string> msr_reported_;  // "LSTAR[0]": MSR changes the ring told of
     boost::asio::steady_timer integrity_timer_;
     std::chrono::steady_clock::time_point integrity_retry_{};
     bool integrity_reported_ = false;

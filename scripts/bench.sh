@@ -49,3 +49,17 @@ for k in ${VMI_KERNELS:-6.1}; do
 		{ echo "syscall-trap-cost ($k): lab run failed, see $out.log"; exit 1; }
 	echo "syscall-trap-cost ($k): ns per getppid in the lab guest: $(cat "$out/figures.txt")"
 done
+
+# Integrity sweep cost (issue 8): vminsightd's sweeps of the live lab guest (two vCPUs, a
+# busy workload, then each tamper step): mean and worst time per full sweep and the guest
+# pages one sweep reads (syscall tables, IDT, kernel text and rodata, module and task views).
+for k in ${VMI_KERNELS:-6.1}; do
+	out=$build/lab-out/bench-tamper-$k
+	VMI_SCENARIO_SOAK_SECONDS=${VMI_BENCH_SOAK_SECONDS:-30} \
+		bash scripts/lab-test.sh "$k" tests/lab/scenarios/tamper "$out" >"$out.log" 2>&1 ||
+		{ echo "integrity-sweep ($k): lab run failed, see $out.log"; exit 1; }
+	m() { sed -n "s/^integrity_$1=//p" "$out/metrics.txt"; }
+	echo "integrity-sweep ($k): $(m mean_sweep_ms) ms mean, $(m max_sweep_ms) ms max over $(m sweeps) sweeps," \
+		"$(m last_sweep_pages) guest pages per sweep; baseline $(m baseline_ms) ms (live lab guest, nested KVM under TCG)"
+	echo "tamper-alert-latency ($k): $(grep -o 'alert_[a-z-]*_ms=[0-9]*' "$out/metrics.txt" | sed 's/^alert_//; s/_ms=/ /' | tr '\n' ' ')ms from each step to its alert"
+done

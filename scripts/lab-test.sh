@@ -39,6 +39,10 @@ rm -rf "$payload" && mkdir -p "$payload"
 cp "$build/kmod/$abi/vminsight.ko" "$payload/"
 mkdir -p "$payload/guest-modules"
 cp "$build"/lab-modules/"$abi"/*/*.ko "$payload/guest-modules/"
+cp "$cache"/kernel/guest-modules/*.ko "$payload/guest-modules/" # Debian's own (dummy.ko)
+# VMI_SCENARIO_* variables reach the scenario's host side (tests/lab/lib.sh), e.g.
+# VMI_SCENARIO_SOAK_SECONDS=30 for a shorter tamper soak while developing.
+env | grep -E '^VMI_SCENARIO_[A-Z0-9_]+=[A-Za-z0-9_.,/-]*$' | sed 's/^/export /' >"$payload/scenario.env" || true
 runner=$root/scripts/lab/run.sh
 case "$scenario" in
 */tests/lab/fullhost/*)
@@ -69,4 +73,8 @@ for src in "$root"/tests/lab/guest/*.sh; do # shared guest-side helpers
 done
 
 mkdir -p "$(dirname "$out")"
+# A scenario that needs longer than the lab's default bound says so in lab-timeout (seconds).
+if [ -f "$scenario/lab-timeout" ]; then
+	set -- --timeout "$(tr -dc 0-9 <"$scenario/lab-timeout")" "$@"
+fi
 VMI_LAB_PAYLOAD=$payload bash "$runner" --kernel "$kernel" --scenario "$stage" --out "$out" "$@"

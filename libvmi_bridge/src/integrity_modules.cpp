@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "integrity_internal.hpp"
+#include "vmi/modules.hpp"
 #include "vmi/page_walker.hpp"
 
 namespace vmi::integrity {
@@ -74,8 +75,26 @@ void check_hidden_modules(Reader& r) {
     if (!walk_mod_tree(r, tree + o.mod_tree_root + o.latch_tree_tree, mods)) return;
     std::unordered_set<std::uint64_t> listed;
     for (const KernelModule& m : ctx.modules) listed.insert(m.module_va);
-    for (std::uint64_t m : mods) {
-        if (listed.count(m) != 0) continue;
+    std::vector<std::uint64_t> unlisted;
+    for (std::uint64_t m : mods)
+        if (listed.count(m) == 0) unlisted.push_back(m);
+    // The list was read before this walk, and a loading module joins the list before the
+    // tree (an unloading one leaves the list just before the tree): an unlisted module is
+    // hidden only if a list read after the walk lacks it too, and the tree still has it after.
+    if (!unlisted.empty()) {
+        const auto head = modules_list_head(r.syms());
+        auto again = head ? list_modules(*ctx.mem, ctx.cr3, o, *head)
+                          : Result<std::vector<KernelModule>>(
+                                Error{Fault::kInvalidFormat, "no modules symbol"});
+        if (!again) return r.failed("modules", "the modules list could not be read again");
+        for (const KernelModule& m : *again) listed.insert(m.module_va);
+        std::vector<std::uint64_t> tree_again;
+        if (!walk_mod_tree(r, tree + o.mod_tree_root + o.latch_tree_tree, tree_again)) return;
+        const std::unordered_set<std::uint64_t> still(tree_again.begin(), tree_again.end());
+        std::erase_if(unlisted,
+                      [&](std::uint64_t m) { return listed.count(m) != 0 || still.count(m) == 0; });
+    }
+    for (std::uint64_t m : unlisted) {
         std::vector<std::byte> name(std::min<std::uint64_t>(o.module_name_size, 64));
         std::string n;
         if (r.read(m + o.module_name, name)) {

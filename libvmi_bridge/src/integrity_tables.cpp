@@ -36,7 +36,8 @@ void check_pointer(Reader& r, FindingKind kind, const std::string& table, std::i
     f.index = index;
     f.actual = actual;
     f.actual_symbol = r.describe(actual);
-    f.name = r.symbol_name(actual);
+    // The handler the entry belongs to: the baseline's when known (a hook's target has none).
+    f.name = r.symbol_name(expected != 0 ? expected : actual);
     if (expected != 0) {
         f.expected = expected;
         f.expected_symbol = r.describe(expected);

@@ -131,28 +131,65 @@ void hidden(Reader& r, const TaskInfo& t, std::uint64_t task, const std::string&
 
 }  // namespace
 
+namespace {
+
+// The tgids and address spaces of the task list, read now.
+struct Listed {
+    std::unordered_set<std::int32_t> tgids;
+    std::unordered_set<std::uint64_t> mms;
+};
+
+bool read_listed(Reader& r, Listed& out) {
+    std::unordered_set<std::uint64_t> listed;
+    if (!task_list(r, listed)) return false;
+    for (std::uint64_t t : listed) {
+        if (auto i = task_info(r, t)) {
+            out.tgids.insert(i->tgid);
+            if (i->mm != 0) out.mms.insert(i->mm);
+        }
+    }
+    return true;
+}
+
+// A task on its way out (do_exit set PF_EXITING) may already be off the list while it still
+// runs or sits in the tree: an auto-reaped child releases itself before its last schedule().
+bool exiting(Reader& r, std::uint64_t task) {
+    constexpr std::uint32_t kPfExiting = 0x4;
+    const LinuxOffsets& o = *r.ctx().offsets;
+    if (o.task_flags == 0) return false;
+    std::array<std::byte, 4> f{};
+    if (!r.read(task + o.task_flags, f)) return true;  // gone: not a hidden task
+    std::uint32_t flags = 0;
+    std::memcpy(&flags, f.data(), 4);
+    return (flags & kPfExiting) != 0;
+}
+
+struct Candidate {
+    TaskInfo info;
+    std::uint64_t task = 0;
+    std::string how;
+    bool mm_only = false;  // "runs an address space of no listed process"
+    std::size_t vcpu = 0;
+    std::uint64_t cr3 = 0;
+};
+
+}  // namespace
+
 void check_hidden_tasks(Reader& r) {
     const IntegrityContext& ctx = r.ctx();
     const LinuxOffsets& o = *ctx.offsets;
     if (ctx.init_task_va == 0) return r.failed("tasks", "init_task unknown");
-    std::unordered_set<std::uint64_t> listed;
-    if (!task_list(r, listed)) return r.failed("tasks", "the task list could not be walked");
-    std::unordered_set<std::int32_t> listed_tgids;
-    std::unordered_set<std::uint64_t> listed_mms;
-    for (std::uint64_t t : listed) {
-        if (auto i = task_info(r, t)) {
-            listed_tgids.insert(i->tgid);
-            if (i->mm != 0) listed_mms.insert(i->mm);
-        }
-    }
+    Listed listed;
+    if (!read_listed(r, listed)) return r.failed("tasks", "the task list could not be walked");
+    std::vector<Candidate> found;
     std::unordered_set<std::int32_t> reported;
     if (o.has_children) {
         for (std::uint64_t t : task_tree(r)) {
             auto i = task_info(r, t);
-            if (!i || listed_tgids.count(i->tgid) != 0 || !reported.insert(i->tgid).second) {
+            if (!i || listed.tgids.count(i->tgid) != 0 || !reported.insert(i->tgid).second) {
                 continue;
             }
-            hidden(r, *i, t, "is in the process tree");
+            found.push_back({*i, t, "is in the process tree"});
         }
     }
     // vCPUs: the running task (per-CPU current_task) and its address space.
@@ -163,23 +200,39 @@ void check_hidden_tasks(Reader& r) {
         if (!cur || !kernel_ptr(*cur, ctx.la57)) continue;
         auto i = task_info(r, *cur);
         if (!i || i->tgid == 0) continue;  // idle tasks of other CPUs are on no list
-        if (listed_tgids.count(i->tgid) == 0 && reported.insert(i->tgid).second) {
-            hidden(r, *i, *cur, "runs on vCPU " + std::to_string(c));
+        if (listed.tgids.count(i->tgid) == 0 && reported.insert(i->tgid).second) {
+            found.push_back({*i, *cur, "runs on vCPU " + std::to_string(c)});
         }
-        if (i->mm == 0 || listed_mms.count(i->mm) != 0 || v.cr3 == 0) continue;
+        if (i->mm == 0 || listed.mms.count(i->mm) != 0 || v.cr3 == 0) continue;
         // Its mm is nobody's on the list: say so once, with the CR3 it runs on.
         if (reported.insert(-1 - static_cast<std::int32_t>(c)).second) {
-            IntegrityFinding f;
-            f.kind = FindingKind::kHiddenTask;
-            f.severity = Severity::kWarning;
-            f.check = "tasks";
-            f.index = i->tgid;
-            f.name = i->comm;
-            f.actual = v.cr3;
-            f.message = "vCPU " + std::to_string(c) + " runs address space " + hex(v.cr3) +
-                        " (mm " + hex(i->mm) + ") of no listed process";
-            r.add(std::move(f));
+            found.push_back({*i, *cur, "", true, c, v.cr3});
         }
+    }
+    if (found.empty()) return;
+    // The list was read before the other views: a process forked (or an exec's new address
+    // space installed) since is on a list read now. Only what a second read still lacks, of
+    // a task not exiting, is hidden.
+    Listed again;
+    if (!read_listed(r, again)) return r.failed("tasks", "the task list could not be walked again");
+    for (const Candidate& k : found) {
+        auto now = task_info(r, k.task);
+        if (!now || exiting(r, k.task)) continue;
+        if (!k.mm_only) {
+            if (again.tgids.count(k.info.tgid) == 0) hidden(r, k.info, k.task, k.how);
+            continue;
+        }
+        if (now->mm == 0 || now->mm != k.info.mm || again.mms.count(k.info.mm) != 0) continue;
+        IntegrityFinding f;
+        f.kind = FindingKind::kHiddenTask;
+        f.severity = Severity::kWarning;
+        f.check = "tasks";
+        f.index = k.info.tgid;
+        f.name = k.info.comm;
+        f.actual = k.cr3;
+        f.message = "vCPU " + std::to_string(k.vcpu) + " runs address space " + hex(k.cr3) +
+                    " (mm " + hex(k.info.mm) + ") of no listed process";
+        r.add(std::move(f));
     }
 }
 

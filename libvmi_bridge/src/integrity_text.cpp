@@ -140,6 +140,22 @@ std::string symbols_in(Reader& r, std::uint64_t lo, std::uint64_t hi, std::size_
     return out;
 }
 
+// True if [lo, hi) lies in syscall tables only: check_syscall_tables reports each changed
+// entry with its handler, so the same bytes are not a second, vaguer rodata finding.
+bool only_syscall_tables(Reader& r, std::uint64_t lo, std::uint64_t hi) {
+    std::uint64_t va = lo;
+    while (va < hi) {
+        auto loc = r.syms().symbolize(va);
+        if (!loc || loc->size == 0) return false;
+        const std::string_view n = loc->symbol.name;
+        if (n != "sys_call_table" && n != "ia32_sys_call_table" && n != "x32_sys_call_table") {
+            return false;
+        }
+        va = loc->symbol.address + loc->size;
+    }
+    return true;
+}
+
 void diff_range(Reader& r, const char* what, const RangeHashes& base, const RangeHashes& now,
                 std::size_t& unreadable) {
     if (base.start != now.start || base.pages.size() != now.pages.size()) {
@@ -165,6 +181,10 @@ void diff_range(Reader& r, const char* what, const RangeHashes& base, const Rang
             std::size_t e = k;
             while (e < kChunksPerPage && b[e] != c[e]) ++e;
             const std::uint64_t lo = page_va + k * kChunkSize, hi = page_va + e * kChunkSize;
+            if (only_syscall_tables(r, lo, hi)) {
+                k = e;
+                continue;
+            }
             IntegrityFinding f;
             f.kind = FindingKind::kTextModified;
             f.severity = Severity::kCritical;

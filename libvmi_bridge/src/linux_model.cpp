@@ -225,91 +225,117 @@ LinuxGuest::LinuxGuest(GuestMemory& mem, LinuxOffsets offsets, std::uint64_t ini
       la57_(la57),
       max_tasks_(std::min(max_tasks, kMaxTasks)) {}
 
+// What one listing (or one read_process) may spend on secondary reads.
+struct LinuxGuest::Budgets {
+    std::size_t threads = kMaxThreadSteps;
+    std::size_t detail = kMaxDetailBytes;
+};
+
+Result<Process> LinuxGuest::read_task(GuestMemory& mem, std::uint64_t kcr3, std::uint64_t task,
+                                      std::span<std::byte> buf, const ListOptions& opts,
+                                      Budgets& budget, std::uint64_t* next) const {
+    const KReader kr{mem, kcr3, la57_};
+    const std::uint64_t comm_len = std::min<std::uint64_t>(off_.task_comm_size, kMaxComm);
+    const Span span = task_span(off_, comm_len);
+    auto field = [&](std::uint64_t off) { return off - span.lo; };
+    if (!plausible_kernel_ptr(task, la57_) || !range_fits(task, span.hi)) {
+        return Error{Fault::kBadPointer, "task_struct pointer " + std::to_string(task)};
+    }
+    if (auto st = read_virt(mem, kcr3, task + span.lo, buf, la57_); !st) {
+        return Error{st.fault(), "reading task_struct at " + std::to_string(task)};
+    }
+    Process p;
+    p.task_va = task;
+    p.pid = load<std::int32_t>(buf, field(off_.task_tgid));
+    p.comm = sanitize_comm(buf.subspan(field(off_.task_comm), comm_len));
+    p.mm_va = load<std::uint64_t>(buf, field(off_.task_mm));
+    p.start_time_ns = load<std::uint64_t>(buf, field(off_.task_start_time));
+    p.exec_id = load<std::uint64_t>(buf, field(off_.task_self_exec_id));
+    p.flags = load<std::uint32_t>(buf, field(off_.task_flags));
+    if (next) *next = load<std::uint64_t>(buf, field(off_.task_tasks));
+
+    const auto parent = load<std::uint64_t>(buf, field(off_.task_real_parent));
+    if (plausible_kernel_ptr(parent, la57_) && range_fits(parent, off_.task_tgid + 4)) {
+        if (auto t = read_virt_u32(mem, kcr3, parent + off_.task_tgid, la57_)) {
+            p.ppid = static_cast<std::int32_t>(*t);
+        }
+    }
+    if (p.mm_va != 0 && plausible_kernel_ptr(p.mm_va, la57_) &&
+        range_fits(p.mm_va, off_.mm_pgd + 8)) {
+        if (auto pgd = read_virt_u64(mem, kcr3, p.mm_va + off_.mm_pgd, la57_)) {
+            p.pgd_pa = translate(mem, kcr3, *pgd, la57_).value_or(0);
+        }
+    }
+    if (off_.task_cred != 0 && off_.cred_uid != 0 && range_fits(task, off_.task_cred + 8)) {
+        auto cred = read_virt_u64(mem, kcr3, task + off_.task_cred, la57_);
+        if (cred && plausible_kernel_ptr(*cred, la57_) && range_fits(*cred, off_.cred_uid + 4)) {
+            if (auto uid = read_virt_u32(mem, kcr3, *cred + off_.cred_uid, la57_)) {
+                p.uid = *uid;
+            }
+            if (off_.cred_euid != 0 && off_.cred_gid != 0 &&
+                range_fits(*cred, std::max(off_.cred_euid, off_.cred_gid) + 4)) {
+                if (auto v = kr.u32(*cred + off_.cred_euid)) p.euid = *v;
+                if (auto v = kr.u32(*cred + off_.cred_gid)) p.gid = *v;
+            }
+        }
+    }
+    const bool user = p.mm_va != 0 && plausible_kernel_ptr(p.mm_va, la57_) &&
+                      range_fits(p.mm_va, std::max(off_.mm_exe_file, off_.mm_arg_end) + 8);
+    if (opts.exe && off_.has_exe && user && budget.detail > 0) {
+        if (auto exe = read_exe_path(kr, off_, p.mm_va)) {
+            budget.detail -= std::min(budget.detail, exe->size());
+            p.exe = std::move(*exe);
+        }
+    }
+    if (opts.argv && off_.has_args && user && p.pgd_pa != 0 && budget.detail > 0) {
+        read_argv(mem, kr, off_, p);
+        for (const auto& a : p.argv) budget.detail -= std::min(budget.detail, a.size() + 1);
+    }
+    if (opts.threads && off_.has_threads) {
+        p.threads = count_threads(kr, off_, task, budget.threads);
+    }
+    if (!opts.vm_name.empty())
+        p.entity_id = process_entity_id(opts.vm_name, p.task_va, p.start_time_ns);
+    return p;
+}
+
+// Offsets come from BTF, which may itself have been read from the guest.
+Result<std::vector<std::byte>> LinuxGuest::task_buffer() const {
+    const std::uint64_t comm_len = std::min<std::uint64_t>(off_.task_comm_size, kMaxComm);
+    const Span span = task_span(off_, comm_len);
+    if (span.hi < span.lo || span.hi - span.lo > kMaxTaskSpan || span.hi > kMaxTaskSpan * 4) {
+        return Error{Fault::kInvalidFormat, "task_struct offsets span too large"};
+    }
+    return std::vector<std::byte>(span.hi - span.lo);
+}
+
+Result<Process> LinuxGuest::read_process(std::uint64_t any_cr3, std::uint64_t task_va,
+                                         const ListOptions& opts) const {
+    PageCache cache(*mem_);
+    auto buf = task_buffer();
+    if (!buf) return buf.error();
+    Budgets budget;
+    return read_task(cache, kernel_pgd_from_cr3(any_cr3), task_va, *buf, opts, budget, nullptr);
+}
+
 Result<std::vector<Process>> LinuxGuest::list_processes(std::uint64_t any_cr3,
                                                         const ListOptions& opts) const {
     const std::uint64_t kcr3 = kernel_pgd_from_cr3(any_cr3);
     // One cache per listing: never carried over to the next call (live guests change).
     PageCache cache(*mem_);
-    GuestMemory& mem = cache;
-    const KReader kr{cache, kcr3, la57_};
-    std::size_t thread_budget = kMaxThreadSteps;
-    std::size_t detail_budget = kMaxDetailBytes;
-    const std::uint64_t comm_len = std::min<std::uint64_t>(off_.task_comm_size, kMaxComm);
-    const Span span = task_span(off_, comm_len);
-    // Offsets come from BTF, which may itself have been read from the guest.
-    if (span.hi < span.lo || span.hi - span.lo > kMaxTaskSpan || span.hi > kMaxTaskSpan * 4) {
-        return Error{Fault::kInvalidFormat, "task_struct offsets span too large"};
-    }
-    std::vector<std::byte> buf(span.hi - span.lo);
-    auto field = [&](std::uint64_t off) { return off - span.lo; };
-
+    auto buf = task_buffer();
+    if (!buf) return buf.error();
+    Budgets budget;
     std::vector<Process> out;
     std::unordered_set<std::uint64_t> seen;
     const std::uint64_t head = init_task_va_ + off_.task_tasks;
     std::uint64_t task = init_task_va_;
 
     for (std::size_t n = 0; n < max_tasks_; ++n) {
-        if (!plausible_kernel_ptr(task, la57_) || !range_fits(task, span.hi)) {
-            return Error{Fault::kBadPointer, "task_struct pointer " + std::to_string(task)};
-        }
-        if (auto st = read_virt(mem, kcr3, task + span.lo, buf, la57_); !st) {
-            return Error{st.fault(), "reading task_struct at " + std::to_string(task)};
-        }
-        Process p;
-        p.task_va = task;
-        p.pid = load<std::int32_t>(buf, field(off_.task_tgid));
-        p.comm = sanitize_comm(std::span(buf).subspan(field(off_.task_comm), comm_len));
-        p.mm_va = load<std::uint64_t>(buf, field(off_.task_mm));
-        p.start_time_ns = load<std::uint64_t>(buf, field(off_.task_start_time));
-        p.exec_id = load<std::uint64_t>(buf, field(off_.task_self_exec_id));
-        p.flags = load<std::uint32_t>(buf, field(off_.task_flags));
-
-        const auto parent = load<std::uint64_t>(buf, field(off_.task_real_parent));
-        if (plausible_kernel_ptr(parent, la57_) && range_fits(parent, off_.task_tgid + 4)) {
-            if (auto t = read_virt_u32(mem, kcr3, parent + off_.task_tgid, la57_)) {
-                p.ppid = static_cast<std::int32_t>(*t);
-            }
-        }
-        if (p.mm_va != 0 && plausible_kernel_ptr(p.mm_va, la57_) &&
-            range_fits(p.mm_va, off_.mm_pgd + 8)) {
-            if (auto pgd = read_virt_u64(mem, kcr3, p.mm_va + off_.mm_pgd, la57_)) {
-                p.pgd_pa = translate(mem, kcr3, *pgd, la57_).value_or(0);
-            }
-        }
-        if (off_.task_cred != 0 && off_.cred_uid != 0 && range_fits(task, off_.task_cred + 8)) {
-            auto cred = read_virt_u64(mem, kcr3, task + off_.task_cred, la57_);
-            if (cred && plausible_kernel_ptr(*cred, la57_) &&
-                range_fits(*cred, off_.cred_uid + 4)) {
-                if (auto uid = read_virt_u32(mem, kcr3, *cred + off_.cred_uid, la57_)) {
-                    p.uid = *uid;
-                }
-                if (off_.cred_euid != 0 && off_.cred_gid != 0 &&
-                    range_fits(*cred, std::max(off_.cred_euid, off_.cred_gid) + 4)) {
-                    if (auto v = kr.u32(*cred + off_.cred_euid)) p.euid = *v;
-                    if (auto v = kr.u32(*cred + off_.cred_gid)) p.gid = *v;
-                }
-            }
-        }
-        const bool user = p.mm_va != 0 && plausible_kernel_ptr(p.mm_va, la57_) &&
-                          range_fits(p.mm_va, std::max(off_.mm_exe_file, off_.mm_arg_end) + 8);
-        if (opts.exe && off_.has_exe && user && detail_budget > 0) {
-            if (auto exe = read_exe_path(kr, off_, p.mm_va)) {
-                detail_budget -= std::min(detail_budget, exe->size());
-                p.exe = std::move(*exe);
-            }
-        }
-        if (opts.argv && off_.has_args && user && p.pgd_pa != 0 && detail_budget > 0) {
-            read_argv(mem, kr, off_, p);
-            for (const auto& a : p.argv) detail_budget -= std::min(detail_budget, a.size() + 1);
-        }
-        if (opts.threads && off_.has_threads) {
-            p.threads = count_threads(kr, off_, task, thread_budget);
-        }
-        if (!opts.vm_name.empty())
-            p.entity_id = process_entity_id(opts.vm_name, p.task_va, p.start_time_ns);
-        out.push_back(std::move(p));
-
-        const auto next = load<std::uint64_t>(buf, field(off_.task_tasks));
+        std::uint64_t next = 0;
+        auto p = read_task(cache, kcr3, task, *buf, opts, budget, &next);
+        if (!p) return p.error();
+        out.push_back(std::move(*p));
         if (next == head) return out;
         if (!plausible_kernel_ptr(next, la57_) || next < off_.task_tasks) {
             return Error{Fault::kBadPointer, "tasks.next " + std::to_string(next)};

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Build (or reuse) the cached, reusable parts of the nested KVM lab:
 #   kernel/  vmlinuz, System.map-$ABI, the kvm modules (decompressed) and
-#            modules.load (their insmod order)
+#            modules.load (their insmod order), guest-modules/ (ordinary Debian
+#            modules a lab guest loads and unloads, as a clean workload does)
 #   qemu/    bin/qemu-system-x86_64, share/ (firmware for -L), root/ (every
 #            library ldd lists, at the absolute path ldd gives)
 #   busybox/ a base root tree: static busybox + applet symlinks
@@ -21,6 +22,10 @@ LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LAB_CACHE_ROOT=${VMI_LAB_CACHE:-/var/cache/vminsight-lab}
 # What the lab host must insmod; dependencies come from modules.dep.
 LAB_KVM_TOP_MODULE=kvm-amd
+# Legitimate modules for the guest's busy workload (no dependencies).
+LAB_GUEST_MODULES=(dummy)
+# Bumped when the cache entry's layout changes, so old entries are not reused.
+LAB_CACHE_LAYOUT=2
 # Firmware the x86 machine asks for with the default devices (SeaBIOS,
 # option ROMs for -kernel boot, default VGA and e1000 NIC).
 LAB_FIRMWARE=(
@@ -121,6 +126,13 @@ build_kernel() {
 		basename "$m" | sed 's/\.\(xz\|zst\|gz\)$//' >>"$out/modules.load"
 	done
 	log "kvm modules, load order: $(tr '\n' ' ' <"$out/modules.load")"
+	mkdir -p "$out/guest-modules"
+	for m in "${LAB_GUEST_MODULES[@]}"; do
+		[ "$(module_load_order "$x/lib/modules/$abi/modules.dep" "$m" | wc -l)" = 1 ] ||
+			die "guest module $m has dependencies"
+		install_module "$x/lib/modules/$abi/$(module_load_order "$x/lib/modules/$abi/modules.dep" "$m")" \
+			"$out/guest-modules"
+	done
 	rm -rf "$x"
 }
 
@@ -166,7 +178,7 @@ lab_build() {
 	fi
 	qver=$(pkg_version qemu-system-x86)
 	bver=$(pkg_version busybox-static)
-	key="$abi-$(printf '%s|%s|%s' "$kver" "$qver" "$bver" | sha256sum | cut -c1-12)"
+	key="$abi-$(printf '%s|%s|%s|%s' "$kver" "$qver" "$bver" "$LAB_CACHE_LAYOUT" | sha256sum | cut -c1-12)"
 	dir=$LAB_CACHE_ROOT/$key
 	if [ -f "$dir/.complete" ]; then
 		log "cached: $dir"

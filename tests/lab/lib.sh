@@ -8,6 +8,9 @@
 out=$LAB_OUT
 P=$LAB_PAYLOAD
 steps=$out/steps.txt
+# VMI_SCENARIO_* settings from the make test environment (scripts/lab-test.sh).
+# shellcheck source=/dev/null
+[ ! -f "$P/scenario.env" ] || . "$P/scenario.env"
 : >"$steps"
 failed=0
 
@@ -41,12 +44,12 @@ guest_beats_on() { # the guest's heartbeat advances within 20 s
 }
 
 # start_guest LOG [QEMU OPTIONS...]: boot the lab guest under the lab host's KVM with its
-# console in LOG; sets $qemu to QEMU's pid.
+# console in LOG; sets $qemu to QEMU's pid. GUEST_SMP: its vCPUs (1).
 start_guest() {
 	log=$1
 	shift
 	# shellcheck disable=SC2086 # LAB_QEMU is a command prefix
-	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp 1 -nodefaults -display none -no-reboot \
+	$LAB_QEMU -enable-kvm -cpu host -m 256 -smp "${GUEST_SMP:-1}" -nodefaults -display none -no-reboot \
 		-kernel "$LAB_GUEST_KERNEL" -initrd "$LAB_GUEST_INITRD" \
 		-append "console=ttyS0 quiet panic=-1" -serial "file:$log" "$@" \
 		</dev/null >"$log.qemu" 2>&1 &

@@ -341,6 +341,29 @@ TEST(BridgeLinuxModelDetails, CredsExeArgvThreads) {
     EXPECT_TRUE(p[4].argv_truncated);
 }
 
+// A task read on its own (as for a process unlinked from the task list) is the same
+// Process the listing gives; wild addresses are errors.
+TEST(BridgeLinuxModelDetails, ReadProcessByTaskAddress) {
+    DetailGuest d;
+    auto list = d.list();
+    ASSERT_TRUE(list.ok()) << list.error().message();
+    const LinuxGuest guest(d.g.mem(), d.g.offsets(), d.g.init_task_va());
+    for (const Process& want : *list) {
+        auto got = guest.read_process(d.g.cr3(), want.task_va);
+        ASSERT_TRUE(got.ok()) << got.error().message();
+        EXPECT_EQ(got->pid, want.pid);
+        EXPECT_EQ(got->ppid, want.ppid);
+        EXPECT_EQ(got->comm, want.comm);
+        EXPECT_EQ(got->exe, want.exe);
+        EXPECT_EQ(got->argv, want.argv);
+        EXPECT_EQ(got->uid, want.uid);
+        EXPECT_EQ(got->threads, want.threads);
+        EXPECT_EQ(got->start_time_ns, want.start_time_ns);
+    }
+    EXPECT_FALSE(guest.read_process(d.g.cr3(), 0x1234).ok());
+    EXPECT_FALSE(guest.read_process(d.g.cr3(), 0xffffffffffff0000ULL).ok());
+}
+
 TEST(BridgeLinuxModelDetails, OptionsAndMissingOffsetsLeaveFieldsUnknown) {
     DetailGuest d;
     ListOptions none;

@@ -62,6 +62,19 @@ TEST(MsrWatch, SysenterEspIsPerVcpu) {
     EXPECT_TRUE(w.feed(msr(1, VMI_MSR_SYSENTER_ESP, 0xfffffe0000040000ULL, 0x1000)));
 }
 
+// Seen in the lab after CPU hotplug: the VMCB held 32 bits of SYSENTER_ESP/EIP (as KVM writes
+// them), then all 64 the guest wrote. The same low half is the same value on AMD.
+TEST(MsrWatch, SysenterIsJudgedOnItsLow32Bits) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_ESP, 0, 0x7e3a0000ULL, true)));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_ESP, 0x7e3a0000ULL, 0xfffffe657e3a0000ULL)));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_EIP, 0, 0xa3201ff0ULL, true)));
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_EIP, 0xa3201ff0ULL, 0xffffffffa3201ff0ULL)));
+    const auto f = w.feed(msr(0, VMI_MSR_SYSENTER_EIP, 0xa3201ff0ULL, 0xffffffffc0a01000ULL));
+    ASSERT_TRUE(f);
+    EXPECT_EQ(f->target, "SYSENTER_EIP");
+}
+
 TEST(MsrWatch, EferIsJudgedOnNxAndSceOnly) {
     MsrWatch w;
     EXPECT_FALSE(w.feed(msr(0, VMI_MSR_EFER, 0, kEfer, true)));

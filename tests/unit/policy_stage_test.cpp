@@ -193,6 +193,32 @@ TEST(PolicyStage, TamperFindingsAreJudgedAsTamperEvents) {
     EXPECT_FALSE(e->proc.pid);
 }
 
+// A tamper alert carries its finding, and a hidden process's fields.
+TEST(PolicyStage, TamperAlertCarriesTheFindingAndTheHiddenProcess) {
+    Collect out;
+    auto loaded = policy::PolicySet::load_string(R"yaml(
+- rule: Hidden
+  desc: t
+  condition: evt.type = tamper and tamper.kind = hidden_task
+  output: "hidden %tamper.name pid=%proc.pid"
+  priority: CRITICAL
+)yaml");
+    ASSERT_TRUE(loaded);
+    PolicyStage stage(out, std::move(*loaded.set));
+    stage.emit({{"event", {{"kind", "event"}, {"action", "guest-tampered"}}},
+                {"vm", {{"name", "web"}}},
+                {"process", {{"pid", 4242}, {"name", "implant"}, {"exe", "/tmp/implant"}}},
+                {"vminsight",
+                 {{"tamper",
+                   {{"kind", "hidden_task"}, {"target", "tasks[4242]"}, {"name", "implant"}}}}}});
+    ASSERT_EQ(out.got.size(), 2U);
+    const auto& a = out.got[1];
+    EXPECT_EQ(a["rule"]["name"], "Hidden");
+    EXPECT_EQ(a["message"], "hidden implant pid=4242");
+    EXPECT_EQ(a["process"]["exe"], "/tmp/implant");
+    EXPECT_EQ(a["vminsight"]["tamper"]["target"], "tasks[4242]");
+}
+
 TEST(PolicyStage, OtherEventsAreNotJudged) {
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "vm-attached"}}}}));
     EXPECT_FALSE(to_policy_event({{"event", {{"action", "policy-match"}}}}));

@@ -85,7 +85,18 @@ class LinuxGuest {
     [[nodiscard]] Result<std::vector<Process>> list_processes(std::uint64_t any_cr3,
                                                               const ListOptions& opts = {}) const;
 
+    /// One task_struct at `task_va`, read as list_processes() reads each entry, whether or
+    /// not it is on the task list (a process a rootkit unlinked). Same bounds and errors.
+    [[nodiscard]] Result<Process> read_process(std::uint64_t any_cr3, std::uint64_t task_va,
+                                               const ListOptions& opts = {}) const;
+
   private:
+    struct Budgets;
+    [[nodiscard]] Result<std::vector<std::byte>> task_buffer() const;
+    Result<Process> read_task(GuestMemory& mem, std::uint64_t kcr3, std::uint64_t task,
+                              std::span<std::byte> buf, const ListOptions& opts, Budgets& budget,
+                              std::uint64_t* next) const;
+
     GuestMemory* mem_;
     LinuxOffsets off_;
     std::uint64_t init_task_va_;
