@@ -143,18 +143,7 @@ void VmMonitor::on_msr(const vmi_record& rec) {
     sink_.emit({{"@timestamp", utc_now()},
                 {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
                 {"vm", {{"name", opts_.vm_name}}},
-                {"vminsight",
-                 {{"tamper",
-                   {{"kind", "msr_hook"},
-                    {"target", f->target},
-                    {"msr", hex(f->msr)},
-                    {"expected", hex(f->expected)},
-                    {"actual", hex(f->actual)},
-                    {"previous", hex(f->previous)},
-                    {"vcpu", f->vcpu},
-                    {"rip", hex(f->rip)},
-                    {"cr3", hex(f->cr3)},
-                    {"seen", "at the first VM entry after the write"}}}}}});
+                {"vminsight", {{"tamper", msr_tamper_fields(*f)}}}});
 }
 
 // Once the guest kernel is known: the integrity baseline, then a sweep every interval. A guest
@@ -385,6 +374,8 @@ const char* cr3_fallback_name(std::uint32_t why) {
             return "no nested paging";
         case VMI_CR3_MISMATCH:
             return "VMCB CR3 differs from KVM's";
+        case VMI_CR3_BAD_MSRPM:
+            return "MSR permission map is not KVM's";
         default:
             return "unknown";
     }
@@ -425,10 +416,12 @@ nlohmann::json VmMonitor::status() {
             {"syscall_mode", sys_mode_name(st.sys_mode)},
             {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
             {"syscall_vcpus", st.sys_armed_vcpus},
-            {"msr_watch_mode", sys_mode_name(st.msr_mode)},
+            {"msr_watch_mode", msr_mode_name(st.msr_mode)},
             {"msr_watch_fallback", cr3_fallback_name(st.msr_fallback)},
             {"msr_changes", st.msr_changes},
             {"msr_records", msrs_.seen()},
+            {"msr_writes_intercepted", msrs_.intercepted()},
+            {"msr_writes_faulted", msrs_.faulted()},
             {"tamper_findings", tamper_findings_},
             {"integrity", integrity_.status()},
             {"syscalls_trapped", st.syscalls},

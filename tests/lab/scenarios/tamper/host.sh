@@ -6,7 +6,9 @@
 # memory (HMP dump-guest-memory) and runs `vminsight-inspect integrity` on the dump against the
 # baseline dump taken before the first step, and checks the finding names the process, the
 # syscall number, the symbol or the module. Clean sweeps (the baseline alone, a later dump of
-# the busy guest, the dump after every step was undone) must find nothing.
+# the busy guest, the dump after every step was undone) must find nothing. For LSTAR, a vCPU
+# register no dump shows, vminsightd is attached around the step: vminsight.ko intercepts the
+# guest's WRMSR, and the daemon reports it as it happens, naming the writer's RIP.
 # Each step appends "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt.
 set -u
 # shellcheck source=../../lib.sh
@@ -28,6 +30,8 @@ else
 	step guest-modules FAIL "no $P/guest-modules/vmi_tamper.ko"
 fi
 rm -rf "$extra" /tmp/guest-extra.cpio
+
+insmod "$P/vminsight.ko" && step load PASS || step load FAIL insmod
 
 rm -f "$mon.in" "$mon.out" "$ctl.in" "$ctl.out"
 mkfifo "$mon.in" "$mon.out" "$ctl.in" "$ctl.out"
@@ -129,10 +133,41 @@ integrity hide-module "$dump" --against "$base"
 expect hide-module '"kind":"hidden_module"' '"name":"vmi_tamper"' '"severity":"critical"'
 tamper unhide_module
 
-# LSTAR is a vCPU register, not memory: a dump cannot show it (the daemon reads it from the
-# vCPU; later work). Here: the guest keeps working through the stub, and the undo.
+# LSTAR is a vCPU register, not memory: a dump cannot show it. vminsight.ko makes the guest's
+# writes of it exit (MSR permission map): the daemon reports the write as it happens, with
+# the RIP of the WRMSR. The guest keeps working through the stub, and the undo.
+sock=/tmp/vminsightd.sock
+"$P/vminsightd" --qemu-pid "$qemu" --vm-name lab-guest --output "$out/events-msr.jsonl" \
+	--control "$sock" 2>>"$out/daemon.err" &
+daemon=$!
+vmctl() { "$P/vminsightctl" --socket "$sock" "$@"; }
+intercepting() { vmctl status 2>/dev/null | grep -q 'entry MSRs intercept'; }
+if wait_for 60 intercepting; then
+	step msr-intercept PASS "$(vmctl status | grep '^traps')"
+else
+	step msr-intercept FAIL "$(vmctl status 2>&1 | head -c 600)"
+fi
 tamper lstar
+# The finding: LSTAR, intercepted, the writer's RIP a kernel address.
+lstar_hook() { grep '"action":"guest-tampered"' "$out/events-msr.jsonl" 2>/dev/null | grep -F '"target":"LSTAR"'; }
+if wait_for 30 lstar_hook >/dev/null && lstar_hook | grep -F '"intercepted":true' |
+	grep -q '"writer_rip":"0xffff'; then
+	step msr-lstar-write PASS "$(lstar_hook | head -n1 | grep -o '"writer_rip":"[^"]*"')"
+else
+	step msr-lstar-write FAIL "$(grep guest-tampered "$out/events-msr.jsonl" | head -c 600)"
+fi
 tamper unlstar
+kill -TERM "$daemon"
+wait_for 20 dead "$daemon" && wait "$daemon"
+rc=$?
+# Its final figures: both writes (hook and undo) intercepted, one finding (the undo is none).
+stats=$(grep '"action":"vm-monitor-stats"' "$out/events-msr.jsonl" | tail -n1)
+writes=$(echo "$stats" | sed -n 's/.*"msr_writes_intercepted":\([0-9]*\).*/\1/p')
+if [ "$rc" = 0 ] && [ "${writes:-0}" -ge 2 ] && echo "$stats" | grep -q '"tamper_findings":1[,}]'; then
+	step msr-daemon PASS "$writes writes intercepted"
+else
+	step msr-daemon FAIL "rc=$rc $(echo "$stats" | grep -o '"msr[^,]*\|"tamper_findings":[0-9]*' | tr '\n' ' ')"
+fi
 
 snapshot "$dump"
 integrity clean-after "$dump" --against "$base"
@@ -147,4 +182,6 @@ kill -KILL "$qemu" 2>/dev/null
 wait "$qemu" 2>/dev/null
 kill "$mreader" "$creader" 2>/dev/null
 rm -f "$base" "$dump" "$mon.in" "$mon.out" "$ctl.in" "$ctl.out"
+rmmod vminsight && step rmmod PASS || step rmmod FAIL "module busy"
+dmesg >"$out/dmesg.txt"
 exit "$failed"
