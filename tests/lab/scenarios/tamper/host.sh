@@ -147,6 +147,9 @@ if wait_for 60 intercepting; then
 else
 	step msr-intercept FAIL "$(vmctl status 2>&1 | head -c 600)"
 fi
+# A WRMSR the CPU refuses (non-canonical LSTAR, #GP in the guest) is a write too: recorded as
+# faulted, and no finding (the MSR kept its value).
+tamper lstar_bad
 tamper lstar
 # The finding: LSTAR, intercepted, the writer's RIP a kernel address.
 lstar_hook() { grep '"action":"guest-tampered"' "$out/events-msr.jsonl" 2>/dev/null | grep -F '"target":"LSTAR"'; }
@@ -160,11 +163,14 @@ tamper unlstar
 kill -TERM "$daemon"
 wait_for 20 dead "$daemon" && wait "$daemon"
 rc=$?
-# Its final figures: both writes (hook and undo) intercepted, one finding (the undo is none).
+# Its final figures: the three writes (refused, hook, undo) intercepted, the refused one as
+# faulted, one finding (neither the refused write nor the undo is one).
 stats=$(grep '"action":"vm-monitor-stats"' "$out/events-msr.jsonl" | tail -n1)
 writes=$(echo "$stats" | sed -n 's/.*"msr_writes_intercepted":\([0-9]*\).*/\1/p')
-if [ "$rc" = 0 ] && [ "${writes:-0}" -ge 2 ] && echo "$stats" | grep -q '"tamper_findings":1[,}]'; then
-	step msr-daemon PASS "$writes writes intercepted"
+faulted=$(echo "$stats" | sed -n 's/.*"msr_writes_faulted":\([0-9]*\).*/\1/p')
+if [ "$rc" = 0 ] && [ "${writes:-0}" -ge 3 ] && [ "${faulted:-0}" = 1 ] &&
+	echo "$stats" | grep -q '"tamper_findings":1[,}]'; then
+	step msr-daemon PASS "$writes writes intercepted, $faulted faulted"
 else
 	step msr-daemon FAIL "rc=$rc $(echo "$stats" | grep -o '"msr[^,]*\|"tamper_findings":[0-9]*' | tr '\n' ' ')"
 fi
