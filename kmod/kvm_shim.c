@@ -347,7 +347,9 @@ int vmi_vcpu_entry_msrs(struct kvm_vcpu *vcpu,
  * intercepts EFER writes. svm_set_msr() handles all of them when they exit:
  * the VMLOAD/VMSAVE copies in vmcb01 take the value, as the CPU would.
  * The map's contents are read by the CPU at each MSR access and are not
- * covered by the VMCB clean bits (KVM itself changes them on the fly).
+ * covered by the VMCB clean bits (KVM itself changes them on the fly); the
+ * permission-map clean bit is cleared anyway when bits change, which is
+ * rare and costs nothing.
  */
 #define VMI_MSRPM_BYTES (2 * PAGE_SIZE)
 #define VMI_VMCB_CLEAN_PERM_MAP BIT(1)
