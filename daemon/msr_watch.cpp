@@ -1,5 +1,7 @@
 #include "msr_watch.hpp"
 
+#include "event_fields.hpp"
+
 namespace vmid {
 namespace {
 constexpr std::uint64_t kEferSce = 1ULL << 0, kEferNx = 1ULL << 11;
@@ -24,12 +26,32 @@ std::string watched_msr_name(std::uint32_t which) {
     }
 }
 
+const char* msr_mode_name(std::uint32_t mode) {
+    switch (mode) {
+        case VMI_MSR_OFF:
+            return "off";
+        case VMI_MSR_PENDING:
+            return "pending";
+        case VMI_MSR_SAMPLED:
+            return "sampled";
+        case VMI_MSR_REFUSED:
+            return "refused";
+        case VMI_MSR_INTERCEPT:
+            return "intercept";
+        default:
+            return "unknown";
+    }
+}
+
 std::optional<MsrFinding> MsrWatch::feed(const vmi_record& rec) {
     if (rec.type != VMI_REC_MSR || rec.msr.which >= VMI_MSR_WATCHED) {
         ++malformed_;
         return std::nullopt;
     }
     ++seen_;
+    const bool intercepted = (rec.flags & VMI_RECF_INTERCEPTED) != 0;
+    intercepted_ += intercepted;
+    faulted_ += intercepted && (rec.flags & VMI_RECF_FAULT);
     const std::uint32_t which = rec.msr.which;
     std::uint64_t now = rec.msr.new_value;
     // An AMD vCPU keeps 32 bits of SYSENTER_ESP/EIP (SYSENTER is legacy-mode only there): KVM
@@ -52,7 +74,26 @@ std::optional<MsrFinding> MsrWatch::feed(const vmi_record& rec) {
                       (rec.flags & VMI_RECF_FIRST) ? 0 : rec.msr.old_value,
                       rec.vcpu,
                       rec.msr.rip,
-                      rec.msr.cr3};
+                      rec.msr.cr3,
+                      intercepted,
+                      intercepted ? rec.msr.written : 0};
+}
+
+nlohmann::json msr_tamper_fields(const MsrFinding& f) {
+    nlohmann::json t = {{"kind", "msr_hook"},      {"target", f.target},
+                        {"msr", hex(f.msr)},       {"expected", hex(f.expected)},
+                        {"actual", hex(f.actual)}, {"previous", hex(f.previous)},
+                        {"vcpu", f.vcpu},          {"rip", hex(f.rip)},
+                        {"cr3", hex(f.cr3)},       {"intercepted", f.intercepted}};
+    if (f.intercepted) {
+        // The WRMSR itself exited: rip is the instruction that made the write.
+        t["writer_rip"] = hex(f.rip);
+        t["written"] = hex(f.written);
+        t["seen"] = "at the write (intercepted WRMSR)";
+    } else {
+        t["seen"] = "at the first VM entry after the write";
+    }
+    return t;
 }
 
 }  // namespace vmid

@@ -145,23 +145,17 @@ void VmMonitor::on_msr(const vmi_record& rec) {
     const std::uint64_t cr3 = walk_cr3_ ? walk_cr3_ : last_cr3_;
     const std::string now_at = integrity_.describe(cr3, f->actual);
     const std::string was_at = integrity_.describe(cr3, f->expected);
-    nlohmann::json t = {
-        {"kind", "msr_hook"},
-        {"target", f->target},
-        {"severity", "critical"},
-        {"message", f->target + " of vCPU " + std::to_string(f->vcpu) + " is " + hex(f->actual) +
-                        (now_at.empty() ? "" : " (" + now_at + ")") + ", not " + hex(f->expected) +
-                        (was_at.empty() ? "" : " (" + was_at + ")")},
-        {"msr", hex(f->msr)},
-        {"expected", hex(f->expected)},
-        {"actual", hex(f->actual)},
-        {"previous", hex(f->previous)},
-        {"vcpu", f->vcpu},
-        {"rip", hex(f->rip)},
-        {"cr3", hex(f->cr3)},
-        {"seen", "at the first VM entry after the write"}};
+    nlohmann::json t = msr_tamper_fields(*f);
+    t["severity"] = "critical";
+    t["message"] = f->target + " of vCPU " + std::to_string(f->vcpu) + " is " + hex(f->actual) +
+                   (now_at.empty() ? "" : " (" + now_at + ")") + ", not " + hex(f->expected) +
+                   (was_at.empty() ? "" : " (" + was_at + ")");
     if (!now_at.empty()) t["actual_symbol"] = now_at;
     if (!was_at.empty()) t["expected_symbol"] = was_at;
+    if (f->intercepted) {
+        const std::string writer = integrity_.describe(cr3, f->rip);
+        if (!writer.empty()) t["writer_symbol"] = writer;
+    }
     sink_.emit({{"@timestamp", utc_now()},
                 {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
                 {"vm", {{"name", opts_.vm_name}}},
@@ -399,6 +393,8 @@ const char* cr3_fallback_name(std::uint32_t why) {
             return "no nested paging";
         case VMI_CR3_MISMATCH:
             return "VMCB CR3 differs from KVM's";
+        case VMI_CR3_BAD_MSRPM:
+            return "MSR permission map is not KVM's";
         default:
             return "unknown";
     }
@@ -439,10 +435,12 @@ nlohmann::json VmMonitor::status() {
             {"syscall_mode", sys_mode_name(st.sys_mode)},
             {"syscall_fallback", cr3_fallback_name(st.sys_fallback)},
             {"syscall_vcpus", st.sys_armed_vcpus},
-            {"msr_watch_mode", sys_mode_name(st.msr_mode)},
+            {"msr_watch_mode", msr_mode_name(st.msr_mode)},
             {"msr_watch_fallback", cr3_fallback_name(st.msr_fallback)},
             {"msr_changes", st.msr_changes},
             {"msr_records", msrs_.seen()},
+            {"msr_writes_intercepted", msrs_.intercepted()},
+            {"msr_writes_faulted", msrs_.faulted()},
             {"tamper_findings", tamper_findings_},
             {"integrity", integrity_.status()},
             {"syscalls_trapped", st.syscalls},

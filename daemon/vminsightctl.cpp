@@ -112,9 +112,11 @@ void print_vm(const json& r) {
                 vm.value("policy", "").empty() ? "" : ", policy ", vm.value("policy", "").c_str());
     std::printf("rules       %zu enabled; alerts %llu, suppressed %llu\n",
                 r.value("rules", std::size_t{0}), u64(r, "alerts"), u64(r, "alerts_suppressed"));
-    std::printf("traps       cr3 %s, syscalls %s; exec control %s\n",
+    std::printf("traps       cr3 %s, syscalls %s, entry MSRs %s; exec control %s\n",
                 m.value("cr3_mode", "?").c_str(), m.value("syscall_mode", "?").c_str(),
-                m.value("exec_control", "?").c_str());
+                m.value("msr_watch_mode", "?").c_str(), m.value("exec_control", "?").c_str());
+    std::printf("tamper      %llu findings; %llu entry-MSR writes intercepted\n",
+                u64(m, "tamper_findings"), u64(m, "msr_writes_intercepted"));
     std::printf("records     %llu read, %llu lost in the kernel\n", u64(m, "records_read"),
                 u64(m, "records_lost_kernel"));
     std::printf("syscalls    %llu trapped, %llu denied\n", u64(m, "syscalls_trapped"),

@@ -12,6 +12,7 @@
 #include <linux/kvm_host.h>
 #include <linux/tracepoint.h>
 #include <linux/err.h>
+#include <linux/mem_encrypt.h>
 #include <asm/processor.h>
 #include <asm/svm.h>
 #include <asm/vmx.h>
@@ -334,6 +335,169 @@ int vmi_vcpu_entry_msrs(struct kvm_vcpu *vcpu,
 	/* Not the VMCB's: syscall traps clear SCE there. */
 	values[VMI_MSR_EFER] = vcpu->arch.efer;
 	return 0;
+}
+
+/*
+ * SVM's MSR permission map (AMD APM vol. 2, "MSR Intercepts"; KVM's
+ * svm_msrpm_offset() and MSRPM_SIZE): 8 KiB, two bits per MSR (read, then
+ * write) for three ranges of 0x2000 MSRs, 2 KiB each. KVM allocates one per
+ * vCPU (order 1, so directly mapped) and points vmcb01 at it. KVM passes
+ * LSTAR, CSTAR and SYSENTER_CS through (direct_access_msrs, always), and
+ * SYSENTER_EIP/ESP too unless the guest claims to be Intel; it always
+ * intercepts EFER writes. svm_set_msr() handles all of them when they exit:
+ * the VMLOAD/VMSAVE copies in vmcb01 take the value, as the CPU would.
+ * The map's contents are read by the CPU at each MSR access and are not
+ * covered by the VMCB clean bits (KVM itself changes them on the fly); the
+ * permission-map clean bit is cleared anyway when bits change, which is
+ * rare and costs nothing.
+ */
+#define VMI_MSRPM_BYTES (2 * PAGE_SIZE)
+#define VMI_VMCB_CLEAN_PERM_MAP BIT(1)
+
+static const u32 vmi_msrpm_ranges[] = { 0, 0xc0000000, 0xc0010000 };
+
+/* The write-intercept bit of @msr in the map, or -1 outside the ranges. */
+static long vmi_msrpm_write_bit(u32 msr)
+{
+	int i;
+
+	for (i = 0; i < ARRAY_SIZE(vmi_msrpm_ranges); i++)
+		if (msr - vmi_msrpm_ranges[i] < 0x2000)
+			return (i * 0x2000L + msr - vmi_msrpm_ranges[i]) * 2 + 1;
+	return -1;
+}
+
+/* The guest MSRs whose writes are made to exit, in enum vmi_watched_msr order. */
+static const u32 vmi_intercepted_msrs[] = {
+	[VMI_MSR_LSTAR] = MSR_LSTAR,
+	[VMI_MSR_CSTAR] = MSR_CSTAR,
+	[VMI_MSR_SYSENTER_CS] = MSR_IA32_SYSENTER_CS,
+	[VMI_MSR_SYSENTER_ESP] = MSR_IA32_SYSENTER_ESP,
+	[VMI_MSR_SYSENTER_EIP] = MSR_IA32_SYSENTER_EIP,
+};
+
+static bool vmi_msrpm_writes_exit(unsigned long *map, u32 msr)
+{
+	return test_bit(vmi_msrpm_write_bit(msr), map);
+}
+
+/*
+ * The vCPU's MSR permission map, through its current VMCB. Trust it only if
+ * MSR intercepts are on, it is a directly mapped, page-aligned 8 KiB range,
+ * and it says what KVM's own map says: EFER writes exit, FS, GS and kernel
+ * GS base writes do not.
+ */
+static unsigned long *vmi_svm_msrpm(struct vmcb *vmcb, int *why)
+{
+	u64 pa = __sme_clr(vmcb->control.msrpm_base_pa);
+	unsigned long *map;
+	u8 *va;
+
+	*why = VMI_CR3_BAD_MSRPM;
+	if (!test_bit(INTERCEPT_MSR_PROT,
+		      (unsigned long *)vmcb->control.intercepts) ||
+	    !pa || !PAGE_ALIGNED(pa))
+		return NULL;
+	va = __va(pa);
+	if (!virt_addr_valid(va) || !virt_addr_valid(va + VMI_MSRPM_BYTES - 1))
+		return NULL;
+	map = (unsigned long *)va;
+	if (!vmi_msrpm_writes_exit(map, MSR_EFER) ||
+	    vmi_msrpm_writes_exit(map, MSR_FS_BASE) ||
+	    vmi_msrpm_writes_exit(map, MSR_GS_BASE) ||
+	    vmi_msrpm_writes_exit(map, MSR_KERNEL_GS_BASE))
+		return NULL;
+	*why = 0;
+	return map;
+}
+
+static int vmi_svm_msr_intercept(struct kvm_vcpu *vcpu,
+				 const struct vmi_kvm_layout *layout, bool on,
+				 u8 *owned, bool *active)
+{
+	u64 efer = vcpu->arch.efer;
+	unsigned long *map;
+	struct vmcb *vmcb;
+	bool changed = false;
+	int why = 0, i;
+	long bit;
+
+	*active = false;
+	if (!on && !*owned)
+		return 0;
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb)
+		return why;
+	map = vmi_svm_msrpm(vmcb, &why);
+	if (!map)
+		return why;
+	/* As with syscall traps: long mode, and not while the guest runs VMs. */
+	on = on && (vmcb->save.cr0 & X86_CR0_PG) && (efer & EFER_LMA) &&
+	     !(efer & EFER_SVME);
+	for (i = 0; i < ARRAY_SIZE(vmi_intercepted_msrs); i++) {
+		bit = vmi_msrpm_write_bit(vmi_intercepted_msrs[i]);
+		if (on && !test_bit(bit, map)) {
+			/* KVM passes it through (again): ours to give back. */
+			__set_bit(bit, map);
+			*owned |= BIT(i);
+			changed = true;
+		} else if (!on && (*owned & BIT(i))) {
+			__clear_bit(bit, map);
+			changed = true;
+		}
+	}
+	if (!on)
+		*owned = 0;
+	if (changed)
+		vmcb->control.clean &= ~VMI_VMCB_CLEAN_PERM_MAP;
+	*active = on;
+	return 0;
+}
+
+/*
+ * At the VM entry after the exit: the VMCB still holds that exit's code,
+ * information and RIP (KVM copies its own RIP into the VMCB only after the
+ * entry tracepoint); WRMSR left ECX and EDX:EAX as they were.
+ */
+static bool vmi_svm_msr_write_exit(struct kvm_vcpu *vcpu,
+				   const struct vmi_kvm_layout *layout,
+				   struct vmi_msr_write *w)
+{
+	unsigned long *r = vcpu->arch.regs;
+	struct vmcb *vmcb;
+	int why = 0;
+
+	vmcb = vmi_amd_vmcb(vcpu, layout, &why);
+	if (!vmcb || vmcb->control.exit_code != SVM_EXIT_MSR ||
+	    vmcb->control.exit_info_1 != 1)
+		return false;
+	w->msr = (u32)r[VCPU_REGS_RCX];
+	w->value = (u32)r[VCPU_REGS_RAX] | (u64)(u32)r[VCPU_REGS_RDX] << 32;
+	w->rip = vmcb->save.rip;
+	/* KVM moved past the WRMSR, or left RIP on it to inject #GP. */
+	w->done = r[VCPU_REGS_RIP] != w->rip;
+	return true;
+}
+
+int vmi_vcpu_msr_intercept(struct kvm_vcpu *vcpu,
+			   const struct vmi_kvm_layout *layout, bool on,
+			   u8 *owned, bool *active)
+{
+	/* VMX keeps its MSR bitmap in struct vcpu_vmx: not done yet. */
+	if (vmi_is_intel(layout)) {
+		*active = false;
+		return VMI_CR3_NO_VENDOR;
+	}
+	return vmi_svm_msr_intercept(vcpu, layout, on, owned, active);
+}
+
+bool vmi_vcpu_msr_write_exit(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout,
+			     struct vmi_msr_write *w)
+{
+	if (vmi_is_intel(layout))
+		return false;
+	return vmi_svm_msr_write_exit(vcpu, layout, w);
 }
 
 u64 vmi_vcpu_rip(struct kvm_vcpu *vcpu)

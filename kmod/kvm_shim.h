@@ -97,6 +97,35 @@ enum vmi_trap_exit vmi_vcpu_trap_exit(struct kvm_vcpu *vcpu,
 int vmi_vcpu_entry_msrs(struct kvm_vcpu *vcpu,
 			const struct vmi_kvm_layout *layout, u64 *values);
 
+/*
+ * Make the guest's writes of LSTAR, CSTAR and SYSENTER_CS/ESP/EIP exit (AMD:
+ * write-intercept bits in the vCPU's MSR permission map, which KVM clears
+ * for them; KVM handles the exits itself). EFER writes always exit. From
+ * the vCPU's thread at VM entry, never in a nested guest; on only in long
+ * mode, and not while the guest runs VMs itself. @owned (bits by enum
+ * vmi_watched_msr) is the set of intercepts this module turned on, and the
+ * only ones it turns off again (all of them when !@on): KVM's own stay.
+ * A bit KVM cleared again is set again. @active says whether writes exit
+ * now. Returns 0 or an enum vmi_cr3_fallback reason (VMI_CR3_NO_VENDOR on
+ * Intel: not done there yet).
+ */
+int vmi_vcpu_msr_intercept(struct kvm_vcpu *vcpu,
+			   const struct vmi_kvm_layout *layout, bool on,
+			   u8 *owned, bool *active);
+
+/* A guest WRMSR that exited, seen at the VM entry after it. */
+struct vmi_msr_write {
+	u32 msr;		/* ECX */
+	u64 value;		/* EDX:EAX */
+	u64 rip;		/* of the WRMSR instruction */
+	bool done;		/* KVM completed it (else it injected #GP) */
+};
+
+/* Whether the vCPU's last exit was a WRMSR; call once per new exit. */
+bool vmi_vcpu_msr_write_exit(struct kvm_vcpu *vcpu,
+			     const struct vmi_kvm_layout *layout,
+			     struct vmi_msr_write *w);
+
 /* Guest RIP at VM entry. */
 u64 vmi_vcpu_rip(struct kvm_vcpu *vcpu);
 

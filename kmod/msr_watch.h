@@ -1,12 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * msr_watch.h - VMI_TRAP_MSR: changes of the guest's system-call entry MSRs.
+ * msr_watch.h - VMI_TRAP_MSR: writes and changes of the guest's system-call
+ * entry MSRs.
  *
  * A rootkit that redirects LSTAR (or the SYSENTER/compat entries, or clears
- * EFER.NX) blinds every in-guest agent. The values are compared at each VM
- * entry of a vCPU, against the last ones it had; a difference becomes a
- * VMI_REC_MSR record. The writes themselves do not exit: the cost is a few
- * loads per entry, and a change is seen at the first entry after it.
+ * EFER.NX) blinds every in-guest agent. On AMD the guest's writes of LSTAR,
+ * CSTAR and SYSENTER_CS/ESP/EIP are made to exit through the vCPU's MSR
+ * permission map (EFER writes exit anyway); at the VM entry after such an
+ * exit the write is recorded with its value and the RIP of the WRMSR
+ * (VMI_RECF_INTERCEPTED). Besides, and alone where intercepting is not
+ * possible (Intel, a map that fails validation), the values are compared at
+ * each VM entry against the vCPU's last ones; a difference becomes a SAMPLED
+ * VMI_REC_MSR record. The guest pays an exit per write of these MSRs, which
+ * a kernel makes once per CPU at boot.
  */
 #ifndef VMI_MSR_WATCH_H
 #define VMI_MSR_WATCH_H
@@ -22,16 +28,23 @@ struct vmi_session;
 /* Per vCPU, written by its own thread only. */
 struct vmi_vcpu_msrs {
 	bool seen;			/* values[] holds its last values */
+	bool active;			/* its entry-MSR writes exit this run */
+	u8 owned;			/* intercepts we set, to give back */
+	u64 exits_seen;			/* its exit count at the last entry */
 	u64 values[VMI_MSR_WATCHED];
 };
 
 struct vmi_session_msrs {
-	u32 mode;			/* enum vmi_sys_mode */
+	u32 mode;			/* enum vmi_msr_mode */
 	u32 fallback;			/* enum vmi_cr3_fallback */
 	atomic64_t changes;		/* records after each vCPU's first */
+	atomic_t armed;			/* vCPUs with intercepts of ours */
 };
 
-/* In the vCPU's thread at VM entry, under rcu_read_lock(). */
+/*
+ * In the vCPU's thread at VM entry, under rcu_read_lock(); also while the
+ * session detaches, to give the intercepts back.
+ */
 void vmi_msr_on_entry(struct vmi_session *s, struct vmi_vcpu_msrs *vm,
 		      struct kvm_vcpu *vcpu, u32 idx);
 

@@ -108,9 +108,10 @@ void vmi_session_on_vm_entry(struct kvm_vcpu *vcpu)
 	vmi_session_cr3_exiting(s, st, vcpu);
 	/* Even when detaching: a trapped SYSRET must be completed. */
 	vmi_sys_on_entry(s, st, vcpu);
+	/* Likewise, to give MSR write intercepts back. */
+	vmi_msr_on_entry(s, &st->msrs, vcpu, idx);
 	if (READ_ONCE(s->detaching))
 		goto out;
-	vmi_msr_on_entry(s, &st->msrs, vcpu, idx);
 	WRITE_ONCE(st->samples, st->samples + 1);
 	cr3 = vmi_vcpu_cr3(vcpu);
 	old = st->last_cr3;
@@ -240,9 +241,10 @@ static void vmi_session_reap(struct work_struct *work)
 
 /*
  * Give every vCPU its intercepts and EFER back before the probe goes: each
- * restores its own at its next entry, which kicks hasten. CR3 exiting left
- * on an idle vCPU is harmless (KVM handles those exits, only slower); a
- * syscall trap is not, so such a session lingers until the vCPU has run.
+ * restores its own at its next entry, which kicks hasten. CR3 exiting and
+ * MSR write intercepts left on an idle vCPU are harmless (KVM handles those
+ * exits, only slower); a syscall trap is not, so such a session lingers
+ * until the vCPU has run.
  */
 static int vmi_session_release(struct inode *inode, struct file *file)
 {
@@ -252,7 +254,8 @@ static int vmi_session_release(struct inode *inode, struct file *file)
 	WRITE_ONCE(s->detaching, true);
 	for (tries = 0; tries < 50; tries++) {
 		if (vmi_kvm_is_orphaned(s->kvm) ||
-		    (!atomic_read(&s->cr3_armed) && !atomic_read(&s->sys.armed)))
+		    (!atomic_read(&s->cr3_armed) && !atomic_read(&s->sys.armed) &&
+		     !atomic_read(&s->msrs.armed)))
 			break;
 		vmi_kvm_kick_vcpus(s->kvm);
 		msleep(20);
@@ -260,6 +263,9 @@ static int vmi_session_release(struct inode *inode, struct file *file)
 	if (atomic_read(&s->cr3_armed) && !vmi_kvm_is_orphaned(s->kvm))
 		pr_info("detached with CR3 exiting left on %d idle vCPUs\n",
 			atomic_read(&s->cr3_armed));
+	if (atomic_read(&s->msrs.armed) && !vmi_kvm_is_orphaned(s->kvm))
+		pr_info("detached with MSR write intercepts left on %d idle vCPUs\n",
+			atomic_read(&s->msrs.armed));
 	if (!vmi_session_disarmed(s)) {
 		pr_info("detach waits for %d idle vCPUs to drop syscall traps\n",
 			atomic_read(&s->sys.armed));
@@ -425,6 +431,7 @@ static struct vmi_session *vmi_session_alloc(const struct vmi_attach *a)
 	s->wake = IRQ_WORK_INIT_LAZY(vmi_session_wake);
 	INIT_DELAYED_WORK(&s->reap, vmi_session_reap);
 	atomic_set(&s->cr3_armed, 0);
+	atomic_set(&s->msrs.armed, 0);
 	vmi_sys_init(&s->sys);
 
 	ret = vmi_ring_init(&s->ring, a->data_pages);

@@ -61,10 +61,13 @@ enum vmi_record_type {
 #define VMI_RECF_SAMPLED _BITUL(0)
 #define VMI_RECF_DENIED _BITUL(1)	/* SYSCALL: never ran; the guest saw ret */
 #define VMI_RECF_TRUNCATED _BITUL(2)	/* DATA: the value goes on past these */
-#define VMI_RECF_FAULT _BITUL(3)	/* DATA: guest memory could not be read */
+/* DATA: guest memory could not be read; MSR: the write faulted (#GP). */
+#define VMI_RECF_FAULT _BITUL(3)
 #define VMI_RECF_COMPAT _BITUL(4)	/* SYSRET: to 32-bit code (SYSRETL) */
 #define VMI_RECF_ARGV _BITUL(5)	/* DATA: argv strings, each NUL-terminated */
 #define VMI_RECF_FIRST _BITUL(6)	/* MSR: the vCPU's first value seen */
+/* MSR: a guest WRMSR that exited, recorded as it happened (not SAMPLED). */
+#define VMI_RECF_INTERCEPTED _BITUL(7)
 
 struct vmi_record_cr3 {
 	__u64 old_cr3;		/* 0 on a vCPU's first record */
@@ -105,9 +108,14 @@ struct vmi_record_sysret {
 /* A slice of an argument's value, read from guest memory at the SYSCALL. */
 /*
  * The MSRs the guest kernel's system-call entry depends on (VMI_TRAP_MSR).
- * They are compared at every VM entry of the vCPU, so a change is recorded
- * at the first entry after the write (a write and its undo between two
- * entries is not seen); records are SAMPLED.
+ * Where it can (msr_mode VMI_MSR_INTERCEPT, AMD), the module makes the
+ * guest's writes of them exit: every WRMSR of one, even of the value it
+ * already has and even one that faults, is an INTERCEPTED record carrying
+ * the written value and the RIP of the WRMSR. Besides, and alone elsewhere
+ * (VMI_MSR_SAMPLED), the values are compared at every VM entry of the vCPU,
+ * so a change made otherwise (e.g. by the VMM) is recorded at the first
+ * entry after it (a change and its undo between two entries is not seen);
+ * such records are SAMPLED.
  */
 enum vmi_watched_msr {
 	VMI_MSR_LSTAR = 0,	/* 64-bit SYSCALL entry */
@@ -123,9 +131,17 @@ struct vmi_record_msr {
 	__u32 which;		/* enum vmi_watched_msr */
 	__u32 msr;		/* its architectural number, e.g. 0xc0000082 */
 	__u64 old_value;	/* 0 with VMI_RECF_FIRST */
-	__u64 new_value;
-	__u64 rip;		/* guest RIP at the entry that saw it */
+	__u64 new_value;	/* what the MSR holds now */
+	__u64 rip;		/* guest RIP at the entry that saw it, or
+				 * (INTERCEPTED) that of the WRMSR
+				 */
 	__u64 cr3;
+	/*
+	 * With VMI_RECF_INTERCEPTED: EDX:EAX of the WRMSR (the CPU may keep
+	 * fewer bits: AMD keeps 32 of SYSENTER_EIP/ESP, see new_value).
+	 * Added in place of reserved room (0 in older modules).
+	 */
+	__u64 written;
 };
 
 struct vmi_record_data {
@@ -197,6 +213,7 @@ enum vmi_cr3_fallback {
 	VMI_CR3_BAD_VMCB = 3,	/* the VMCB pointer is not a VMCB page */
 	VMI_CR3_NO_NPT = 4,	/* no nested paging: KVM traps CR3 itself */
 	VMI_CR3_MISMATCH = 5,	/* VMCB CR3 differs from KVM's: wrong struct */
+	VMI_CR3_BAD_MSRPM = 6,	/* MSR: the MSR permission map is not KVM's */
 };
 
 /* How syscalls are trapped (vmi_status.sys_mode). */
@@ -205,6 +222,18 @@ enum vmi_sys_mode {
 	VMI_SYS_PENDING = 1,	/* requested, no vCPU armed yet */
 	VMI_SYS_ON = 2,		/* SYSCALL and SYSRET trap where the filter says */
 	VMI_SYS_REFUSED = 3,	/* see sys_fallback (enum vmi_cr3_fallback) */
+};
+
+/*
+ * How the entry MSRs are watched (vmi_status.msr_mode). The first four
+ * values are those of enum vmi_sys_mode, which older modules reported.
+ */
+enum vmi_msr_mode {
+	VMI_MSR_OFF = 0,	/* not requested */
+	VMI_MSR_PENDING = 1,	/* requested, no vCPU seen yet */
+	VMI_MSR_SAMPLED = 2,	/* compared at VM entries only: see msr_fallback */
+	VMI_MSR_REFUSED = 3,	/* see msr_fallback (enum vmi_cr3_fallback) */
+	VMI_MSR_INTERCEPT = 4,	/* writes exit and are recorded as they happen */
 };
 
 struct vmi_status {
@@ -227,8 +256,8 @@ struct vmi_status {
 	__u64 unmatched;	/* traced calls whose SYSRET lost its match */
 	__u64 sysrets_early;	/* of sysrets: done before a return to QEMU */
 	__u64 exit_probe_missed;	/* returns to userspace not looked at */
-	__u32 msr_mode;		/* enum vmi_sys_mode, for VMI_TRAP_MSR */
-	__u32 msr_fallback;	/* enum vmi_cr3_fallback */
+	__u32 msr_mode;		/* enum vmi_msr_mode, for VMI_TRAP_MSR */
+	__u32 msr_fallback;	/* enum vmi_cr3_fallback: why not intercepted */
 	__u64 msr_changes;	/* MSR records after each vCPU's first */
 };
 
@@ -253,7 +282,7 @@ struct vmi_kvm_layout {
 /* Traps requested with VMI_IOC_SET_TRAPS. */
 #define VMI_TRAP_CR3 _BITUL(0)	/* make CR3 writes exit: exact records */
 #define VMI_TRAP_SYSCALL _BITUL(1)	/* trap syscalls as VMI_IOC_SET_FILTER says */
-#define VMI_TRAP_MSR _BITUL(2)	/* record changes of the entry MSRs */
+#define VMI_TRAP_MSR _BITUL(2)	/* record writes and changes of the entry MSRs */
 
 struct vmi_traps {
 	__u32 flags;		/* VMI_TRAP_* */

@@ -1,6 +1,6 @@
 // vmi-lab-probe: drives vminsight.ko directly for the lab's robustness scenario.
-//   cycle PID N     attach, trap CR3 writes and every syscall, read, detach: N times, under
-//                   guest load
+//   cycle PID N     attach, trap CR3 writes, every syscall and entry-MSR writes, read,
+//                   detach: N times, under guest load
 //   overflow PID    a one-page ring nobody reads until it overflows; then, with QEMU stopped,
 //                   check that every record is accounted for: read, or counted lost
 //   trace PID MS    trap every syscall for MS milliseconds, print each record (kernel check)
@@ -49,13 +49,14 @@ vmi_kvm_layout kvm_layout() {
 
 // CR3 exiting and every syscall trapped, with paths captured: the heaviest load the module
 // can be put under, so attach, detach and overflow are tested mid-syscall.
-void request_traps(vmid::KmodSession& s) {
+// `more`: further traps, e.g. VMI_TRAP_MSR (entry-MSR write intercepts).
+void request_traps(vmid::KmodSession& s, std::uint32_t more = 0) {
     vmi_syscall_filter f{};
     for (auto& w : f.trace) w = ~0ULL;
     f.capture[257] = VMI_CAPTURE_STRING | 2;  // openat: path
     f.capture[59] = VMI_CAPTURE_STRING | 1;   // execve: path
     s.set_filter(f);
-    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL, kvm_layout());
+    s.set_traps(VMI_TRAP_CR3 | VMI_TRAP_SYSCALL | more, kvm_layout());
 }
 
 // Wait (bounded) until the ring has records, by poll() on the session like the daemon.
@@ -64,14 +65,15 @@ bool wait_records(const vmid::KmodSession& s, int timeout_ms) {
     return ::poll(&p, 1, timeout_ms) == 1 && (p.revents & POLLIN);
 }
 
+// Entry-MSR write intercepts are armed too, so every detach also gives them back.
 int cycle(pid_t pid, int n) {
     std::uint64_t records = 0, syscalls = 0;
-    int with_records = 0, with_syscalls = 0;
+    int with_records = 0, with_syscalls = 0, with_msr_intercept = 0;
     const auto t0 = Clock::now();
     for (int i = 0; i < n; ++i) {
         vmid::LocatedVm vm = vmid::locate_vm(pid);
         vmid::KmodSession s("/dev/vminsight", vm.vm_fd.get(), 1);
-        request_traps(s);
+        request_traps(s, VMI_TRAP_MSR);
         // Read until the guest's syscalls show up (bounded), then detach under them.
         std::uint64_t sys = 0, got = 0;
         const auto until = Clock::now() + std::chrono::seconds(2);
@@ -86,18 +88,20 @@ int cycle(pid_t pid, int n) {
             std::printf("{\"error\":\"status counts fewer records than were read\"}\n");
             return 1;
         }
+        with_msr_intercept += st.msr_mode == VMI_MSR_INTERCEPT;
     }
     const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     std::printf("%s\n", nlohmann::json{{"cycles", n},
                                        {"cycles_with_records", with_records},
                                        {"cycles_with_syscalls", with_syscalls},
+                                       {"cycles_with_msr_intercept", with_msr_intercept},
                                        {"records", records},
                                        {"syscall_records", syscalls},
                                        {"seconds", secs}}
                             .dump()
                             .c_str());
     // The guest is busy: most cycles see its switches and its syscalls.
-    return with_records * 2 >= n && with_syscalls * 2 >= n ? 0 : 1;
+    return with_records * 2 >= n && with_syscalls * 2 >= n && with_msr_intercept * 2 >= n ? 0 : 1;
 }
 
 // Overflow, then a quiescent point (QEMU stopped) where every record must be accounted for:

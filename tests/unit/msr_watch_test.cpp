@@ -94,4 +94,75 @@ TEST(MsrWatch, OtherRecordsAndUnknownMsrsAreCountedNotJudged) {
     EXPECT_EQ(w.seen(), 0u);
 }
 
+// An intercepted WRMSR: the record carries the writer's RIP and what EDX:EAX held.
+vmi_record wrmsr(std::uint32_t vcpu, std::uint32_t which, std::uint64_t old_value,
+                 std::uint64_t new_value, std::uint64_t writer, bool faulted = false) {
+    vmi_record r = msr(vcpu, which, old_value, new_value);
+    r.flags = VMI_RECF_INTERCEPTED | (faulted ? VMI_RECF_FAULT : 0);
+    r.msr.rip = writer;
+    r.msr.written = new_value;
+    return r;
+}
+
+TEST(MsrWatch, AnInterceptedLstarWriteNamesItsWriter) {
+    constexpr std::uint64_t kWriter = 0xffffffffc0a02345ULL;
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry, true)));
+    const auto f = w.feed(wrmsr(0, VMI_MSR_LSTAR, kEntry, kHook, kWriter));
+    ASSERT_TRUE(f);
+    EXPECT_TRUE(f->intercepted);
+    EXPECT_EQ(f->rip, kWriter);
+    EXPECT_EQ(f->written, kHook);
+    EXPECT_EQ(f->actual, kHook);
+    const nlohmann::json t = vmid::msr_tamper_fields(*f);
+    EXPECT_EQ(t["kind"], "msr_hook");
+    EXPECT_EQ(t["target"], "LSTAR");
+    EXPECT_EQ(t["writer_rip"], "0xffffffffc0a02345");
+    EXPECT_EQ(t["written"], "0xffffffffc0a01000");
+    EXPECT_EQ(t["intercepted"], true);
+    // The undo is a write too, of the legitimate value: not a finding.
+    EXPECT_FALSE(w.feed(wrmsr(0, VMI_MSR_LSTAR, kHook, kEntry, kWriter)));
+    EXPECT_EQ(w.intercepted(), 2u);
+    EXPECT_EQ(w.faulted(), 0u);
+}
+
+TEST(MsrWatch, AFaultedWriteIsCountedAndJudgedOnWhatTheMsrHolds) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry, true)));
+    // A non-canonical LSTAR: #GP, the MSR keeps the kernel's entry.
+    vmi_record r = wrmsr(0, VMI_MSR_LSTAR, kEntry, kEntry, 0xffffffffc0a00010ULL, true);
+    r.msr.written = 0x8000000000000000ULL;
+    EXPECT_FALSE(w.feed(r));
+    EXPECT_EQ(w.faulted(), 1u);
+}
+
+TEST(MsrWatch, ASysenterEipWriteIsJudgedOnTheBitsTheCpuKeeps) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_SYSENTER_EIP, 0, 0x81a01234, true)));
+    // The kernel writes its 64-bit address again (CPU bring-up); AMD keeps 32 bits of it.
+    vmi_record r = wrmsr(0, VMI_MSR_SYSENTER_EIP, 0x81a01234, 0x81a01234, 0xffffffff81000100ULL);
+    r.msr.written = 0xffffffff81a01234ULL;
+    EXPECT_FALSE(w.feed(r));
+}
+
+TEST(MsrWatch, ASampledFindingSaysSoAndHasNoWriter) {
+    MsrWatch w;
+    EXPECT_FALSE(w.feed(msr(0, VMI_MSR_LSTAR, 0, kEntry, true)));
+    const auto f = w.feed(msr(0, VMI_MSR_LSTAR, kEntry, kHook));
+    ASSERT_TRUE(f);
+    EXPECT_FALSE(f->intercepted);
+    const nlohmann::json t = vmid::msr_tamper_fields(*f);
+    EXPECT_FALSE(t.contains("writer_rip"));
+    EXPECT_EQ(t["seen"], "at the first VM entry after the write");
+}
+
+TEST(MsrWatch, ModeNames) {
+    EXPECT_STREQ(vmid::msr_mode_name(VMI_MSR_INTERCEPT), "intercept");
+    EXPECT_STREQ(vmid::msr_mode_name(VMI_MSR_SAMPLED), "sampled");
+    EXPECT_STREQ(vmid::msr_mode_name(VMI_MSR_PENDING), "pending");
+    EXPECT_STREQ(vmid::msr_mode_name(VMI_MSR_REFUSED), "refused");
+    EXPECT_STREQ(vmid::msr_mode_name(VMI_MSR_OFF), "off");
+    EXPECT_STREQ(vmid::msr_mode_name(99), "unknown");
+}
+
 }  // namespace

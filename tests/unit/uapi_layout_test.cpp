@@ -29,9 +29,16 @@ TEST(UapiLayout, RecordIsFixed128Bytes) {
     EXPECT_EQ(offsetof(vmi_record, sysret.entry_seq), 72u);
     EXPECT_EQ(sizeof(vmi_record_data), 96u);
     EXPECT_EQ(offsetof(vmi_record, data.bytes), 40u);
-    EXPECT_EQ(sizeof(vmi_record_msr), 40u);
+    // The written value of an intercepted WRMSR came later, in room the payload had.
+    EXPECT_EQ(sizeof(vmi_record_msr), 48u);
     EXPECT_EQ(offsetof(vmi_record, msr.new_value), 48u);
     EXPECT_EQ(offsetof(vmi_record, msr.cr3), 64u);
+    EXPECT_EQ(offsetof(vmi_record, msr.written), 72u);
+    EXPECT_EQ(VMI_RECF_INTERCEPTED, 1u << 7);
+    // msr_mode's first values are those of enum vmi_sys_mode older modules reported.
+    EXPECT_EQ(VMI_MSR_SAMPLED, VMI_SYS_ON);
+    EXPECT_EQ(VMI_MSR_REFUSED, VMI_SYS_REFUSED);
+    EXPECT_EQ(VMI_MSR_INTERCEPT, 4);
 }
 
 TEST(UapiLayout, RingHeaderKeepsWritersOnSeparateCacheLines) {

@@ -8,6 +8,8 @@
  *   hide_pid PID     unlink the task from the task list    unhide_pid
  *   hook_syscall NR  replace sys_call_table[NR]             unhook_syscall
  *   lstar            point LSTAR at a stub in this module   unlstar
+ *   lstar_bad        a WRMSR of a non-canonical LSTAR, which must fault (#GP) and change
+ *                    nothing (nothing to undo)
  *   poke SYMBOL      flip one byte of SYMBOL's kernel text  unpoke
  *   hide_module      unlink this module from `modules`     unhide_module
  *
@@ -246,6 +248,22 @@ static int hide_module(bool hide)
 	return 0;
 }
 
+static int lstar_bad(void)
+{
+	u64 before, after;
+	int err;
+
+	preempt_disable();
+	rdmsrl(MSR_LSTAR, before);
+	err = wrmsrl_safe(MSR_LSTAR, 0x8000000000000000ULL);
+	rdmsrl(MSR_LSTAR, after);
+	if (!err)
+		wrmsrl(MSR_LSTAR, before);	/* it took: put the entry back */
+	preempt_enable();
+	pr_info("non-canonical LSTAR: %s\n", err ? "#GP" : "taken");
+	return err && after == before ? 0 : -EIO;
+}
+
 static int run(char *cmd)
 {
 	char *arg = strim(cmd);
@@ -264,6 +282,8 @@ static int run(char *cmd)
 		return lstar(true);
 	if (!strcmp(verb, "unlstar"))
 		return lstar(false);
+	if (!strcmp(verb, "lstar_bad"))
+		return lstar_bad();
 	if (!strcmp(verb, "poke"))
 		return arg ? poke(strim(arg)) : -EINVAL;
 	if (!strcmp(verb, "unpoke"))

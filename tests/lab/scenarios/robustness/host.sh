@@ -15,8 +15,8 @@ start_guest "$out/guest.log"
 wait_for 30 has_vm_fd "$qemu" && wait_for 240 in_file "$out/guest.log" GUEST-CHURNING &&
 	step guest-churning PASS || step guest-churning FAIL "guest did not start its load"
 
-# 100 attach / trap (CR3 writes, every syscall) / detach cycles while the guest churns:
-# detach lands mid-syscall, with SYSRETs still to complete.
+# 100 attach / trap (CR3 writes, every syscall, entry-MSR writes) / detach cycles while the
+# guest churns: detach lands mid-syscall, with SYSRETs still to complete.
 if "$P/vmi-lab-probe" cycle "$qemu" 100 >"$out/cycle.json"; then
 	step attach-detach-100 PASS "$(cat "$out/cycle.json")"
 else

@@ -11,7 +11,8 @@
 #   dummy.ko loaded and unloaded, CPU 1 offline and back) that must raise no tamper event.
 #   The scenario's forensics policy asks for a memory dump on the first finding.
 # - A memory dump (HMP dump-guest-memory) after each step, swept by `vminsight-inspect
-#   integrity` against the baseline dump: the same findings, from memory alone.
+#   integrity` against the baseline dump: the same findings, from memory alone (LSTAR is a
+#   register: the daemon alone sees it, at the guest's WRMSR, which the module intercepts).
 # Each step appends "STEP name PASS|FAIL detail" to $LAB_OUT/steps.txt; check judges the
 # daemon's events afterwards (alerts' fields, no stray findings).
 set -u
@@ -64,6 +65,12 @@ if wait_for 180 in_file "$events" '"action":"integrity-baseline"'; then
 	step daemon-baseline PASS "$(grep -o '"baseline_ms":[0-9.]*' "$events" | head -n1)"
 else
 	step daemon-baseline FAIL "$(grep -o '"action":"integrity-[a-z]*"[^}]*' "$events" | head -n2)"
+fi
+intercepting() { "$P/vminsightctl" --socket "$sock" status 2>/dev/null | grep -q 'entry MSRs intercept'; }
+if wait_for 60 intercepting; then
+	step msr-intercept PASS "$("$P/vminsightctl" --socket "$sock" status | grep '^traps')"
+else
+	step msr-intercept FAIL "$("$P/vminsightctl" --socket "$sock" status 2>&1 | head -c 600)"
 fi
 sweeps() {
 	"$P/vminsightctl" --socket "$sock" --json stats >"$out/stats.json" 2>>"$out/ctl.err"
@@ -194,7 +201,11 @@ integrity hide-module "$dump" --against "$base"
 expect hide-module '"kind":"hidden_module"' '"name":"vmi_tamper"' '"severity":"critical"'
 tamper unhide_module
 
-# LSTAR is a vCPU register, not memory: only the daemon (the module's MSR watch) sees it.
+# LSTAR is a vCPU register, not memory: only the daemon sees it. vminsight.ko makes the
+# guest's writes of it exit (MSR permission map) and the daemon reports the write as it
+# happens, with the RIP of the WRMSR (check). A WRMSR the CPU refuses (non-canonical LSTAR,
+# #GP in the guest) is recorded as faulted and is no finding: the MSR kept its value.
+tamper lstar_bad
 daemon_step lstar lstar "" "Syscall Entry Hijacked" 'msr=LSTAR'
 tamper unlstar
 mark steps-end
