@@ -25,8 +25,12 @@ std::vector<vmi::Memslot> to_bridge(const std::vector<GuestMemslot>& slots) {
 
 }  // namespace
 
-GuestKernel::GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux)
-    : session_(session), from_file_(!vmlinux.empty()), memory_(qemu_pid, {}) {
+GuestKernel::GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux,
+                         std::shared_ptr<const vmi::KernelProfileFile> profile)
+    : session_(session),
+      from_file_(!vmlinux.empty()),
+      memory_(qemu_pid, {}),
+      profile_file_(std::move(profile)) {
     if (!from_file_) return;
     offsets_ = must(must(vmi::BtfProfile::from_file(vmlinux), vmlinux).linux_offsets(), vmlinux);
     const auto syms = must(vmi::find_kernel_image_symbols(vmlinux, offsets_), vmlinux);
@@ -54,7 +58,9 @@ vmi::Status GuestKernel::discover(std::uint64_t cr3) {
     if (now < next_discovery_)
         return vmi::Error{vmi::Fault::kNotFound, "guest kernel not found yet"};
     next_discovery_ = now + std::chrono::seconds(1);
-    auto prof = vmi::discover_kernel(memory_, cr3);
+    vmi::DiscoveryOptions opts;
+    opts.profile = profile_file_.get();
+    auto prof = vmi::discover_kernel(memory_, cr3, opts);
     if (!prof) return prof.error();
     offsets_ = prof->offsets;
     linux_.emplace(memory_, offsets_, prof->init_task_va);
@@ -63,7 +69,7 @@ vmi::Status GuestKernel::discover(std::uint64_t cr3) {
     std::snprintf(text, sizeof text, "0x%llx", static_cast<unsigned long long>(prof->text_va));
     std::snprintf(init, sizeof init, "0x%llx", static_cast<unsigned long long>(prof->init_task_va));
     report_ = nlohmann::json{
-        {"source", "guest-memory"},
+        {"source", profile_file_ ? std::string(vmi::to_string(prof->source)) : "guest-memory"},
         {"text", text},
         {"init_task", init},
         {"btf_bytes", prof->btf_size},

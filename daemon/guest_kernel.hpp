@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "vmi/kernel_discovery.hpp"
 #include "vmi/linux_model.hpp"
 #include "vmi/process_memory.hpp"
+#include "vmi/profile_file.hpp"
 
 namespace vmid {
 
@@ -25,7 +27,9 @@ class GuestKernel final : public ProcessSource {
   public:
     /// `vmlinux` may be empty: the profile then comes from guest memory. With a file, throws
     /// std::runtime_error naming it when the profile cannot be built.
-    GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux);
+    /// `profile` (may be null): struct layouts from a BTF or ISF file for discovery.
+    GuestKernel(const KmodSession& session, pid_t qemu_pid, const std::string& vmlinux,
+                std::shared_ptr<const vmi::KernelProfileFile> profile = nullptr);
 
     vmi::Result<std::vector<GuestProcess>> list(std::uint64_t cr3) override;
 
@@ -58,6 +62,7 @@ class GuestKernel final : public ProcessSource {
     std::optional<vmi::LinuxGuest> linux_;
     std::optional<nlohmann::json> report_;
     std::optional<vmi::GuestKernelProfile> profile_;
+    std::shared_ptr<const vmi::KernelProfileFile> profile_file_;
 };
 
 }  // namespace vmid

@@ -10,7 +10,8 @@
 namespace vmid {
 
 const char* const kUsage =
-    "usage: vminsightd --qemu-pid PID | --libvirt URI [--guest-kernel VMLINUX]\n"
+    "usage: vminsightd --qemu-pid PID | --libvirt URI\n"
+    "                  [--guest-kernel VMLINUX | --btf FILE | --isf FILE]\n"
     "                  [--vm-name NAME] [--output FILE|-] [--device PATH]\n"
     "                  [--ring-pages N] [--rescan-interval-ms N] [--cr3-exiting on|off]\n"
     "                  [--integrity-interval-ms N]\n"
@@ -42,7 +43,9 @@ const char* const kUsage =
     "--metrics serves Prometheus metrics (GET /metrics), e.g. 127.0.0.1:9477.\n"
     "The guest kernel is understood from its own memory (its BTF); --guest-kernel gives a\n"
     "vmlinux ELF instead, for kernels without BTF (scripts/extract-vmlinux.sh turns a\n"
-    "vmlinuz into one).\n"
+    "vmlinuz into one); --btf FILE (a vmlinux with .BTF, or a copy of a guest's\n"
+    "/sys/kernel/btf/vmlinux) or --isf FILE (a Volatility 3 ISF JSON) gives only the\n"
+    "struct layouts, and the kernel is still found in guest memory.\n"
     "Every --integrity-interval-ms (default 1000; 0: never) the guest kernel's syscall\n"
     "tables, IDT, entry MSRs, text and rodata, module list and task list are checked\n"
     "against what they were at attach and against the kernel's own symbols; a change is\n"
@@ -78,7 +81,14 @@ Options parse_options(const std::vector<std::string>& args) {
             o.device = value();
         else if (a == "--guest-kernel")
             o.guest_kernel = value();
-        else if (a == "--output") {
+        else if (a == "--btf" || a == "--isf") {
+            if (o.profile) throw UsageError("--btf and --isf exclude each other");
+            const std::string& path = value();
+            auto f =
+                a == "--btf" ? vmi::load_btf_profile_file(path) : vmi::load_isf_profile_file(path);
+            if (!f) throw UsageError(a + " " + path + ": " + f.error().message());
+            o.profile = std::make_shared<const vmi::KernelProfileFile>(std::move(*f));
+        } else if (a == "--output") {
             o.output = value();
             o.output_given = true;
         } else if (a == "--feed-config")
@@ -148,7 +158,8 @@ Options parse_options(const std::vector<std::string>& args) {
     if (o.qemu_pid && !o.libvirt.empty())
         throw UsageError("--qemu-pid and --libvirt exclude each other");
     if (!o.libvirt.empty())
-        for (const char* one_vm : {"--vm-name", "--vm-uuid", "--qmp", "--guest-kernel"})
+        for (const char* one_vm :
+             {"--vm-name", "--vm-uuid", "--qmp", "--guest-kernel", "--btf", "--isf"})
             for (const auto& a : args)
                 if (a == one_vm)
                     throw UsageError(std::string(one_vm) +
@@ -158,6 +169,8 @@ Options parse_options(const std::vector<std::string>& args) {
         dirs_only.policy_dirs = o.policy_dirs;
         policy_files(dirs_only);
     }
+    if (o.profile && !o.guest_kernel.empty())
+        throw UsageError("--guest-kernel and --btf/--isf exclude each other");
     if (!o.deny_exec.empty() && !o.allow_exec.empty())
         throw UsageError("--deny-exec and --allow-exec exclude each other");
     if (o.vm_name.empty() && o.qemu_pid) o.vm_name = "qemu-" + std::to_string(o.qemu_pid);

@@ -6,9 +6,12 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "vmi/profile_file.hpp"
 
 namespace vmid {
 
@@ -24,6 +27,10 @@ struct Options {
     std::string vm_name;
     std::string device = "/dev/vminsight";
     std::string guest_kernel;  // optional vmlinux ELF; empty: from guest memory
+    // --btf FILE / --isf FILE: struct layouts from a profile file (loaded and checked when the
+    // options are parsed) instead of the guest's in-memory BTF; init_task is still found in
+    // guest memory. Null: zero configuration.
+    std::shared_ptr<const vmi::KernelProfileFile> profile;
     std::string output = "-";
     bool output_given = false;  // with a feed, --output is only written when asked for
     std::string feed_config;    // JSON: spool and sinks (feed::parse_feed_config)

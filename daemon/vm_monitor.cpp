@@ -20,7 +20,7 @@ VmMonitor::VmMonitor(asio::io_context& io, const Options& opts, EventSink& sink)
       sink_(sink),
       vm_(locate_vm(opts.qemu_pid)),
       session_(opts.device, vm_.vm_fd.get(), opts.ring_pages, opts.attach_busy_wait),
-      guest_(session_, opts.qemu_pid, opts.guest_kernel),
+      guest_(session_, opts.qemu_pid, opts.guest_kernel, opts.profile),
       tracker_(sink, opts.vm_name),
       ring_fd_(io, ::dup(session_.fd())),
       qemu_fd_(io, vm_.pidfd.release()),

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include <filesystem>
+
 #include <gtest/gtest.h>
 
 using vmid::parse_options;
@@ -39,6 +41,34 @@ TEST(Options, ErrorsNameTheOption) {
               "--deny-exec and --allow-exec exclude each other");
     EXPECT_EQ(msg({"--qemu-pid", "1", "--deny-errno", "0"}),
               "--deny-errno: '0' is not a number in [1, 4095]");
+}
+
+// A profile file is loaded when the options are parsed: a bad one is a usage error naming it.
+TEST(Options, ProfileFiles) {
+    auto msg = [](std::vector<std::string> a) {
+        try {
+            parse_options(a);
+        } catch (const UsageError& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    const std::string missing = "/nonexistent/vmlinux.btf";
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--btf", missing}).rfind("--btf " + missing + ": ", 0), 0U);
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--isf", "/etc/hostname"}).rfind("--isf /etc/hostname: ", 0),
+              0U);
+    const std::string host_btf = "/sys/kernel/btf/vmlinux";
+    if (!std::filesystem::exists(host_btf)) GTEST_SKIP() << "no " << host_btf;
+    const auto o = parse_options({"--qemu-pid", "1", "--btf", host_btf});
+    ASSERT_TRUE(o.profile);
+    EXPECT_EQ(o.profile->source, vmi::ProfileSource::kBtfFile);
+    EXPECT_GT(o.profile->offsets.task_tgid, 0U);
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--btf", host_btf, "--isf", host_btf}),
+              "--btf and --isf exclude each other");
+    EXPECT_EQ(msg({"--qemu-pid", "1", "--btf", host_btf, "--guest-kernel", "k"}),
+              "--guest-kernel and --btf/--isf exclude each other");
+    EXPECT_EQ(msg({"--libvirt", "test:///default", "--btf", host_btf}),
+              "--btf names one VM: with --libvirt, libvirt names each");
 }
 
 TEST(Options, SyscallTrapOptions) {

@@ -2,6 +2,8 @@
 #include "qmp_client.hpp"
 
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -12,6 +14,17 @@
 #include <gtest/gtest.h>
 
 namespace {
+
+bool accepts(const std::string& path) {
+    const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return false;
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    path.copy(addr.sun_path, sizeof addr.sun_path - 1);
+    const bool ok = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+    ::close(fd);
+    return ok;
+}
 
 class RealQemu : public ::testing::Test {
   protected:
@@ -27,11 +40,14 @@ class RealQemu : public ::testing::Test {
                      "-display", "none", "-S", "-qmp", qmp.c_str(), nullptr);
             ::_exit(127);
         }
-        // QEMU creates the socket before it serves; wait for it, bounded.
-        for (int i = 0; i < 500 && !std::filesystem::exists(sock_); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(10));
-        ASSERT_TRUE(std::filesystem::exists(sock_)) << "qemu-system-x86_64 did not start "
-                                                       "(scripts/deps.sh installs it)";
+        // QEMU binds the socket (the file appears) before it listens: wait until a connection
+        // is accepted, bounded.
+        bool up = false;
+        for (int i = 0; i < 500 && !up; ++i) {
+            up = accepts(sock_);
+            if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+        ASSERT_TRUE(up) << "qemu-system-x86_64 did not start (scripts/deps.sh installs it)";
     }
     void TearDown() override {
         if (pid_ > 0) {
