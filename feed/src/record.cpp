@@ -118,28 +118,43 @@ void put_value(std::string& out, const json& v) {
     }
 }
 
-bool get_varint(std::string_view& in, std::uint64_t& v) {
-    v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (in.empty()) return false;
-        const auto b = static_cast<unsigned char>(in.front());
-        in.remove_prefix(1);
-        if (shift == 63 && b > 1) return false;  // past 64 bits
-        v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-        if (!(b & 0x80)) return true;
-    }
-    return false;
-}
-
-bool get_bytes(std::string_view& in, std::string_view& s) {
-    std::uint64_t n = 0;
-    if (!get_varint(in, n) || n > in.size()) return false;
-    s = in.substr(0, static_cast<std::size_t>(n));
-    in.remove_prefix(static_cast<std::size_t>(n));
-    return true;
-}
-
 }  // namespace
+
+// The bytes of a record being decoded: a cursor and the end, every read bounded by it.
+struct Reader {
+    const unsigned char* p;
+    const unsigned char* end;
+
+    [[nodiscard]] std::size_t left() const noexcept { return static_cast<std::size_t>(end - p); }
+
+    bool varint(std::uint64_t& v) noexcept {
+        if (p < end && *p < 0x80) {  // most: counts, lengths, key ids, small numbers
+            v = *p++;
+            return true;
+        }
+        return varint_long(v);
+    }
+
+    bool varint_long(std::uint64_t& v) noexcept {
+        v = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+            if (p == end) return false;
+            const unsigned char b = *p++;
+            if (shift == 63 && b > 1) return false;  // past 64 bits
+            v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+            if (!(b & 0x80)) return true;
+        }
+        return false;
+    }
+
+    bool bytes(std::string_view& s) noexcept {
+        std::uint64_t n = 0;
+        if (!varint(n) || n > left()) return false;
+        s = std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+        p += n;
+        return true;
+    }
+};
 
 std::string_view key_name(Key k) noexcept {
     const auto i = static_cast<std::size_t>(k);
@@ -173,19 +188,19 @@ bool View::decode(std::string_view payload) {
     if (static_cast<unsigned char>(payload[1]) != kVersion)
         return fail("version " + std::to_string(static_cast<unsigned char>(payload[1])) +
                     " unknown");
-    std::string_view in = payload.substr(2);
+    const auto* data = reinterpret_cast<const unsigned char*>(payload.data());
+    Reader in{data + 2, data + payload.size()};
     if (!value(in, 0, Key::None, {})) return false;
-    if (!in.empty()) return fail(std::to_string(in.size()) + " bytes after the event");
+    if (in.left()) return fail(std::to_string(in.left()) + " bytes after the event");
     return true;
 }
 
-bool View::value(std::string_view& in, std::size_t depth, Key key_id, std::string_view key) {
+bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key) {
     if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth));
     if (nodes_.size() >= kMaxNodes)
         return fail("more than " + std::to_string(kMaxNodes) + " values");
-    if (in.empty()) return fail("cut short");
-    const auto tag = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
+    if (in.p == in.end) return fail("cut short");
+    const unsigned char tag = *in.p++;
     const auto at = static_cast<std::uint32_t>(nodes_.size());
     Node& n = nodes_.emplace_back();
     n.key_id = key_id;
@@ -202,36 +217,32 @@ bool View::value(std::string_view& in, std::size_t depth, Key key_id, std::strin
             n.type = Type::True;
             break;
         case TInt:
-            if (!get_varint(in, v)) return fail("bad integer");
+            if (!in.varint(v)) return fail("bad integer");
             n.type = Type::Int;
             n.num.i = static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
             break;
         case TUint:
-            if (!get_varint(in, v)) return fail("bad integer");
+            if (!in.varint(v)) return fail("bad integer");
             n.type = Type::Uint;
             n.num.u = v;
             break;
         case TDouble:
-            if (in.size() < 8) return fail("cut short");
-            for (int k = 7; k >= 0; --k)
-                v = (v << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(k)]);
-            in.remove_prefix(8);
+            if (in.left() < 8) return fail("cut short");
+            for (int k = 7; k >= 0; --k) v = (v << 8) | in.p[k];
+            in.p += 8;
             n.type = Type::Double;
             std::memcpy(&n.num.d, &v, sizeof v);
             if (!std::isfinite(n.num.d)) return fail("a number that is not finite");
             break;
-        case TString: {
-            std::string_view s;
-            if (!get_bytes(in, s)) return fail("bad string length");
+        case TString:
+            if (!in.bytes(n.str)) return fail("bad string length");
             n.type = Type::String;
-            n.str = s;
             break;
-        }
         case TArray:
         case TObject: {
             // Each element takes at least a byte (an object member two): a count past what is
             // left is corrupt, found before any work.
-            if (!get_varint(in, v) || v > in.size()) return fail("bad count");
+            if (!in.varint(v) || v > in.left()) return fail("bad count");
             n.type = tag == TArray ? Type::Array : Type::Object;
             n.count = static_cast<std::uint32_t>(v);
             for (std::uint64_t k = 0; k < v; ++k) {
@@ -239,9 +250,9 @@ bool View::value(std::string_view& in, std::size_t depth, Key key_id, std::strin
                 std::string_view name;
                 if (tag == TObject) {
                     std::uint64_t kid = 0;
-                    if (!get_varint(in, kid)) return fail("bad key");
+                    if (!in.varint(kid)) return fail("bad key");
                     if (kid == 0) {
-                        if (!get_bytes(in, name)) return fail("bad key length");
+                        if (!in.bytes(name)) return fail("bad key length");
                     } else if (kid < kNames.size()) {
                         id = static_cast<Key>(kid);
                         name = kNames[kid];

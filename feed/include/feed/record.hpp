@@ -60,6 +60,8 @@ struct Node {
     } num{0};
 };
 
+struct Reader;  // record.cpp: the bytes being decoded
+
 /// A decoded record: nodes in document order (a container's children follow it). Views point
 /// into the payload, which must outlive it. Reusable: decode() keeps its capacity.
 class View {
@@ -95,7 +97,7 @@ class View {
     [[nodiscard]] nlohmann::json to_json(std::uint32_t i = 0) const;
 
   private:
-    bool value(std::string_view& in, std::size_t depth, Key key_id, std::string_view key);
+    bool value(Reader& in, std::size_t depth, Key key_id, std::string_view key);
     bool fail(std::string what);
     std::vector<Node> nodes_;
     std::string error_;
