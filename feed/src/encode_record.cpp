@@ -91,26 +91,34 @@ std::string_view now_utc(char (&buf)[80]) {
     return {buf, n + 7};
 }
 
-// process_entity_id hashes (SHA-256); the same few processes make most events, so the last
-// ids are remembered per thread.
+// process_entity_id hashes (SHA-256); the same processes make most events, so the ids are
+// remembered per thread: 256 sets of two, the most recently used first in its set (a direct
+// mapped table let two busy processes that share a slot evict each other on every event).
 void append_entity_id(JsonOut& out, std::string_view vm, std::string_view task,
                       std::uint64_t start) {
     struct Entry {
-        std::string vm, task;
-        std::uint64_t start = 0;
-        std::string id;
+        std::uint64_t hash = 0, start = 0;
+        std::string vm, task, id;
+        [[nodiscard]] bool is(std::uint64_t h, std::string_view v, std::string_view t,
+                              std::uint64_t st) const {
+            return hash == h && start == st && !id.empty() && task == t && vm == v;
+        }
     };
-    thread_local std::array<Entry, 256> cache;
-    std::size_t h = std::hash<std::string_view>{}(task) ^ (start * 0x9E3779B97F4A7C15ULL);
+    thread_local std::array<std::array<Entry, 2>, 256> cache;
+    std::uint64_t h = std::hash<std::string_view>{}(task) ^ (start * 0x9E3779B97F4A7C15ULL);
     h ^= std::hash<std::string_view>{}(vm)*31;
-    Entry& e = cache[h & 255];
-    if (e.id.empty() || e.start != start || e.task != task || e.vm != vm) {
-        e.vm.assign(vm);
-        e.task.assign(task);
-        e.start = start;
-        e.id = process_entity_id(vm, task, start);
+    auto& set = cache[(h ^ (h >> 29)) & 255];
+    if (!set[0].is(h, vm, task, start)) {
+        if (!set[1].is(h, vm, task, start)) {
+            set[1].hash = h;
+            set[1].start = start;
+            set[1].vm.assign(vm);
+            set[1].task.assign(task);
+            set[1].id = process_entity_id(vm, task, start);
+        }
+        std::swap(set[0], set[1]);
     }
-    out.quoted(e.id);
+    out.quoted(set[0].id);
 }
 
 // Strings of an array joined by spaces (non-strings skipped), as join() does.

@@ -108,11 +108,23 @@ namespace {
 template <bool kPerByte>
 char* escape_into(char* p, const unsigned char* s, std::size_t n, std::size_t& i) {
     // Plain run.
+    const std::size_t from = i;
     for (; i + 8 <= n; i += 8, p += 8) {
         std::uint64_t w = 0;
         std::memcpy(&w, s + i, 8);
         if (special8(w)) break;
         std::memcpy(p, &w, 8);
+    }
+    // The last few bytes as one word that overlaps what this run already copied as it is.
+    if (i < n && i + 8 > n && n >= from + 8) {
+        std::uint64_t w = 0;
+        std::memcpy(&w, s + n - 8, 8);
+        if (!special8(w)) {
+            std::memcpy(p - (i + 8 - n), &w, 8);
+            p += n - i;
+            i = n;
+            return p;
+        }
     }
     while (i < n && kPlain[s[i]]) *p++ = static_cast<char>(s[i++]);
     if (i >= n) return p;

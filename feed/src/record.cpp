@@ -174,9 +174,15 @@ std::string encode(const json& event) {
     return out;
 }
 
-bool View::fail(std::string what) {
+bool View::fail(const char* what) {
     nodes_.clear();
-    error_ = "record: " + std::move(what);
+    error_ = std::string("record: ") + what;
+    return false;
+}
+
+bool View::fail(const char* before, std::uint64_t n, const char* after) {
+    nodes_.clear();
+    error_ = std::string("record: ") + before + std::to_string(n) + after;
     return false;
 }
 
@@ -186,19 +192,17 @@ bool View::decode(std::string_view payload) {
     if (payload.size() < 2 || static_cast<unsigned char>(payload[0]) != kMagic)
         return fail("not a record");
     if (static_cast<unsigned char>(payload[1]) != kVersion)
-        return fail("version " + std::to_string(static_cast<unsigned char>(payload[1])) +
-                    " unknown");
+        return fail("version ", static_cast<unsigned char>(payload[1]), " unknown");
     const auto* data = reinterpret_cast<const unsigned char*>(payload.data());
     Reader in{data + 2, data + payload.size()};
     if (!value(in, 0, Key::None, {})) return false;
-    if (in.left()) return fail(std::to_string(in.left()) + " bytes after the event");
+    if (in.left()) return fail("", in.left(), " bytes after the event");
     return true;
 }
 
 bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key) {
-    if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth));
-    if (nodes_.size() >= kMaxNodes)
-        return fail("more than " + std::to_string(kMaxNodes) + " values");
+    if (depth > kMaxDepth) return fail("nested deeper than ", kMaxDepth);
+    if (nodes_.size() >= kMaxNodes) return fail("more than ", kMaxNodes, " values");
     if (in.p == in.end) return fail("cut short");
     const unsigned char tag = *in.p++;
     const auto at = static_cast<std::uint32_t>(nodes_.size());
@@ -257,7 +261,7 @@ bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key
                         id = static_cast<Key>(kid);
                         name = kNames[kid];
                     } else {
-                        return fail("key id " + std::to_string(kid) + " unknown");
+                        return fail("key id ", kid, " unknown");
                     }
                 }
                 if (!value(in, depth + 1, id, name)) return false;
@@ -265,7 +269,7 @@ bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key
             break;
         }
         default:
-            return fail("tag " + std::to_string(tag) + " unknown");
+            return fail("tag ", tag, " unknown");
     }
     nodes_[at].end = static_cast<std::uint32_t>(nodes_.size());  // `n` may have moved
     return true;

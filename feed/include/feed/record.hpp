@@ -98,7 +98,10 @@ class View {
 
   private:
     bool value(Reader& in, std::size_t depth, Key key_id, std::string_view key);
-    bool fail(std::string what);
+    // Out of line and cold: the decoder's hot path keeps no message building.
+    [[gnu::cold, gnu::noinline]] bool fail(const char* what);
+    [[gnu::cold, gnu::noinline]] bool fail(const char* before, std::uint64_t n,
+                                           const char* after = "");
     std::vector<Node> nodes_;
     std::string error_;
 };
