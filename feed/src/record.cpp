@@ -200,6 +200,46 @@ bool View::decode(std::string_view payload) {
     return true;
 }
 
+// A value that is not a container, its tag already read, into `n`.
+inline bool View::scalar(Reader& in, unsigned char tag, Node& n) {
+    std::uint64_t v = 0;
+    switch (tag) {
+        case TNull:
+            n.type = Type::Null;
+            return true;
+        case TFalse:
+            n.type = Type::False;
+            return true;
+        case TTrue:
+            n.type = Type::True;
+            return true;
+        case TInt:
+            if (!in.varint(v)) return fail("bad integer");
+            n.type = Type::Int;
+            n.num.i = static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
+            return true;
+        case TUint:
+            if (!in.varint(v)) return fail("bad integer");
+            n.type = Type::Uint;
+            n.num.u = v;
+            return true;
+        case TDouble:
+            if (in.left() < 8) return fail("cut short");
+            for (int k = 7; k >= 0; --k) v = (v << 8) | in.p[k];
+            in.p += 8;
+            n.type = Type::Double;
+            std::memcpy(&n.num.d, &v, sizeof v);
+            if (!std::isfinite(n.num.d)) return fail("a number that is not finite");
+            return true;
+        case TString:
+            if (!in.bytes(n.str)) return fail("bad string length");
+            n.type = Type::String;
+            return true;
+        default:
+            return fail("tag ", tag, " unknown");
+    }
+}
+
 bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key) {
     if (depth > kMaxDepth) return fail("nested deeper than ", kMaxDepth);
     if (nodes_.size() >= kMaxNodes) return fail("more than ", kMaxNodes, " values");
@@ -209,67 +249,46 @@ bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key
     Node& n = nodes_.emplace_back();
     n.key_id = key_id;
     n.key = key;
-    std::uint64_t v = 0;
-    switch (tag) {
-        case TNull:
-            n.type = Type::Null;
-            break;
-        case TFalse:
-            n.type = Type::False;
-            break;
-        case TTrue:
-            n.type = Type::True;
-            break;
-        case TInt:
-            if (!in.varint(v)) return fail("bad integer");
-            n.type = Type::Int;
-            n.num.i = static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
-            break;
-        case TUint:
-            if (!in.varint(v)) return fail("bad integer");
-            n.type = Type::Uint;
-            n.num.u = v;
-            break;
-        case TDouble:
-            if (in.left() < 8) return fail("cut short");
-            for (int k = 7; k >= 0; --k) v = (v << 8) | in.p[k];
-            in.p += 8;
-            n.type = Type::Double;
-            std::memcpy(&n.num.d, &v, sizeof v);
-            if (!std::isfinite(n.num.d)) return fail("a number that is not finite");
-            break;
-        case TString:
-            if (!in.bytes(n.str)) return fail("bad string length");
-            n.type = Type::String;
-            break;
-        case TArray:
-        case TObject: {
-            // Each element takes at least a byte (an object member two): a count past what is
-            // left is corrupt, found before any work.
-            if (!in.varint(v) || v > in.left()) return fail("bad count");
-            n.type = tag == TArray ? Type::Array : Type::Object;
-            n.count = static_cast<std::uint32_t>(v);
-            for (std::uint64_t k = 0; k < v; ++k) {
-                Key id = Key::None;
-                std::string_view name;
-                if (tag == TObject) {
-                    std::uint64_t kid = 0;
-                    if (!in.varint(kid)) return fail("bad key");
-                    if (kid == 0) {
-                        if (!in.bytes(name)) return fail("bad key length");
-                    } else if (kid < kNames.size()) {
-                        id = static_cast<Key>(kid);
-                        name = kNames[kid];
-                    } else {
-                        return fail("key id ", kid, " unknown");
-                    }
-                }
-                if (!value(in, depth + 1, id, name)) return false;
+    if (tag != TArray && tag != TObject) {
+        if (!scalar(in, tag, n)) return false;
+        n.end = at + 1;
+        return true;
+    }
+    // Each element takes at least a byte (an object member two): a count past what is left
+    // is corrupt, found before any work.
+    std::uint64_t count = 0;
+    if (!in.varint(count) || count > in.left()) return fail("bad count");
+    n.type = tag == TArray ? Type::Array : Type::Object;
+    n.count = static_cast<std::uint32_t>(count);
+    for (std::uint64_t k = 0; k < count; ++k) {
+        Key id = Key::None;
+        std::string_view name;
+        if (tag == TObject) {
+            std::uint64_t kid = 0;
+            if (!in.varint(kid)) return fail("bad key");
+            if (kid == 0) {
+                if (!in.bytes(name)) return fail("bad key length");
+            } else if (kid < kNames.size()) {
+                id = static_cast<Key>(kid);
+                name = kNames[kid];
+            } else {
+                return fail("key id ", kid, " unknown");
             }
-            break;
         }
-        default:
-            return fail("tag ", tag, " unknown");
+        // Scalars (most members) here, without a call; containers and every case that fails
+        // a check (reported by value(), in its order) go down a level.
+        if (depth < kMaxDepth && nodes_.size() < kMaxNodes && in.p != in.end && *in.p != TArray &&
+            *in.p != TObject) {
+            const unsigned char t = *in.p++;
+            const auto c = static_cast<std::uint32_t>(nodes_.size());
+            Node& e = nodes_.emplace_back();
+            e.key_id = id;
+            e.key = name;
+            if (!scalar(in, t, e)) return false;
+            e.end = c + 1;
+        } else if (!value(in, depth + 1, id, name)) {
+            return false;
+        }
     }
     nodes_[at].end = static_cast<std::uint32_t>(nodes_.size());  // `n` may have moved
     return true;

@@ -98,6 +98,7 @@ class View {
 
   private:
     bool value(Reader& in, std::size_t depth, Key key_id, std::string_view key);
+    bool scalar(Reader& in, unsigned char tag, Node& n);
     // Out of line and cold: the decoder's hot path keeps no message building.
     [[gnu::cold, gnu::noinline]] bool fail(const char* what);
     [[gnu::cold, gnu::noinline]] bool fail(const char* before, std::uint64_t n,
