@@ -332,9 +332,12 @@ void ecs(JsonOut& out, const View& v, std::string_view id, std::uint64_t seq,
             for (std::uint32_t c = own + 1; c < v[own].end; c = v[c].end) {
                 const std::string_view k = v[c].key;
                 if (k == "syscall" || k == "response" || k == "cr3") continue;
-                JsonOut& s = x.key("\"");
-                s.escaped(v[c].key);
-                s.put("\":");
+                JsonOut& s = x.key(record::quoted_key_name(v[c].key_id));
+                if (v[c].key_id == Key::None) {  // not the dictionary's: escaped (ECS's way)
+                    s.put('"');
+                    s.escaped(v[c].key);
+                    s.put("\":");
+                }
                 record::append_json(s, v, c);
             }
         if (cr3) x.key("\"cr3\":").quoted(*cr3);
@@ -385,9 +388,7 @@ bool native(JsonOut& out, const View& v, std::string_view id, std::uint64_t seq)
                 if (k == "id" || k == "sequence") continue;  // replaced
                 if (any) out.put(',');
                 any = true;
-                out.put('"');
-                out.escaped_like_dump(k);
-                out.put("\":");
+                record::key(out, v[c]);
                 record::append_json(out, v, c);
             }
         if (!id_done) put_id();
@@ -406,9 +407,7 @@ bool native(JsonOut& out, const View& v, std::string_view id, std::uint64_t seq)
         }
         if (!first) out.put(',');
         first = false;
-        out.put('"');
-        out.escaped_like_dump(k);
-        out.put("\":");
+        record::key(out, v[c]);
         record::append_json(out, v, c);
     }
     if (!wrote_event) {

@@ -19,6 +19,14 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Key::Count)> kNa
 #undef VMI_RECORD_KEY
 };
 
+// Each dictionary key as JSON writes it before a value: "\"pid\":" (plain ASCII all).
+constexpr std::array<std::string_view, static_cast<std::size_t>(Key::Count)> kQuotedNames = {
+    "",
+#define VMI_RECORD_KEY(id, text) "\"" text "\":",
+#include "feed/record_keys.inc"
+#undef VMI_RECORD_KEY
+};
+
 // Key text -> id: a small open-addressed table, built once (publish looks up every key).
 class KeyTable {
   public:
@@ -159,6 +167,11 @@ struct Reader {
 std::string_view key_name(Key k) noexcept {
     const auto i = static_cast<std::size_t>(k);
     return i < kNames.size() ? kNames[i] : std::string_view();
+}
+
+std::string_view quoted_key_name(Key k) noexcept {
+    const auto i = static_cast<std::size_t>(k);
+    return i < kQuotedNames.size() ? kQuotedNames[i] : std::string_view();
 }
 
 void encode(const json& event, std::string& out) {

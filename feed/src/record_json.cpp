@@ -16,6 +16,15 @@ void append_uint(std::string& out, std::uint64_t v) {
     out.append(buf, static_cast<std::size_t>(r.ptr - buf));
 }
 
+void key(JsonOut& out, const Node& member) {
+    if (member.key_id != Key::None) {
+        out.put(quoted_key_name(member.key_id));  // the dictionary's: plain, escaped already
+        return;
+    }
+    out.quoted_like_dump(member.key);
+    out.put(':');
+}
+
 void append_json(JsonOut& out, const View& v, std::uint32_t i) {
     const Node& n = v[i];
     switch (n.type) {
@@ -47,10 +56,7 @@ void append_json(JsonOut& out, const View& v, std::uint32_t i) {
             out.put(obj ? '{' : '[');
             for (std::uint32_t c = i + 1; c < n.end; c = v[c].end) {
                 if (c != i + 1) out.put(',');
-                if (obj) {
-                    out.quoted_like_dump(v[c].key);
-                    out.put(':');
-                }
+                if (obj) key(out, v[c]);
                 append_json(out, v, c);
             }
             out.put(obj ? '}' : ']');

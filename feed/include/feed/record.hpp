@@ -109,5 +109,8 @@ class View {
 
 /// The name of a dictionary key.
 std::string_view key_name(Key k) noexcept;
+/// The same quoted, with the colon after it: "\"pid\":", as JSON writes the key (empty for
+/// Key::None).
+std::string_view quoted_key_name(Key k) noexcept;
 
 }  // namespace feed::record
