@@ -6,7 +6,7 @@
 #include <ctime>
 
 #include "feed/encode.hpp"
-#include "feed/json_writer.hpp"
+#include "feed/json_out.hpp"
 #include "feed/record_json.hpp"
 
 namespace feed {
@@ -17,22 +17,24 @@ using record::View;
 namespace {
 
 constexpr std::uint32_t npos = View::npos;
+constexpr std::size_t kRoomHint = 1536;
 
 // An object being written: commas between members that may or may not be there.
 class Obj {
   public:
-    Obj(std::string& out) : out_(out) { out_ += '{'; }
+    explicit Obj(JsonOut& out) : out_(out) { out_.put('{'); }
     // `k` is ours: plain ASCII with its quotes and colon, e.g. "\"pid\":".
-    std::string& key(std::string_view k) {
-        if (!first_) out_ += ',';
+    JsonOut& key(std::string_view k) {
+        out_.room(k.size() + 1);
+        if (!first_) out_.put_unchecked(',');
         first_ = false;
-        out_.append(k);
+        out_.put_unchecked(k);
         return out_;
     }
-    void close() { out_ += '}'; }
+    void close() { out_.put('}'); }
 
   private:
-    std::string& out_;
+    JsonOut& out_;
     bool first_ = true;
 };
 
@@ -63,12 +65,6 @@ class Fields {
     std::array<std::uint32_t, sizeof...(Ks)> idx_;
 };
 
-void quoted(std::string& out, std::string_view s) {
-    out += '"';
-    append_escaped(out, s);
-    out += '"';
-}
-
 // "2026-11-26T10:00:00.000001Z": the date and time formatted once a second per thread.
 std::string_view now_utc(char (&buf)[80]) {
     struct Cache {
@@ -95,71 +91,79 @@ std::string_view now_utc(char (&buf)[80]) {
     return {buf, n + 7};
 }
 
-// process_entity_id hashes (SHA-256); the same few processes make most events, so the last
-// ids are remembered per thread.
-void append_entity_id(std::string& out, std::string_view vm, std::string_view task,
+// process_entity_id hashes (SHA-256); the same processes make most events, so the ids are
+// remembered per thread: 256 sets of two, the most recently used first in its set (a direct
+// mapped table let two busy processes that share a slot evict each other on every event).
+void append_entity_id(JsonOut& out, std::string_view vm, std::string_view task,
                       std::uint64_t start) {
     struct Entry {
-        std::string vm, task;
-        std::uint64_t start = 0;
-        std::string id;
+        std::uint64_t hash = 0, start = 0;
+        std::string vm, task, id;
+        [[nodiscard]] bool is(std::uint64_t h, std::string_view v, std::string_view t,
+                              std::uint64_t st) const {
+            return hash == h && start == st && !id.empty() && task == t && vm == v;
+        }
     };
-    thread_local std::array<Entry, 256> cache;
-    std::size_t h = std::hash<std::string_view>{}(task) ^ (start * 0x9E3779B97F4A7C15ULL);
+    thread_local std::array<std::array<Entry, 2>, 256> cache;
+    std::uint64_t h = std::hash<std::string_view>{}(task) ^ (start * 0x9E3779B97F4A7C15ULL);
     h ^= std::hash<std::string_view>{}(vm)*31;
-    Entry& e = cache[h & 255];
-    if (e.id.empty() || e.start != start || e.task != task || e.vm != vm) {
-        e.vm.assign(vm);
-        e.task.assign(task);
-        e.start = start;
-        e.id = process_entity_id(vm, task, start);
+    auto& set = cache[(h ^ (h >> 29)) & 255];
+    if (!set[0].is(h, vm, task, start)) {
+        if (!set[1].is(h, vm, task, start)) {
+            set[1].hash = h;
+            set[1].start = start;
+            set[1].vm.assign(vm);
+            set[1].task.assign(task);
+            set[1].id = process_entity_id(vm, task, start);
+        }
+        std::swap(set[0], set[1]);
     }
-    quoted(out, e.id);
+    out.quoted(set[0].id);
 }
 
 // Strings of an array joined by spaces (non-strings skipped), as join() does.
-void append_joined(std::string& out, const View& v, std::uint32_t arr) {
+void append_joined(JsonOut& out, const View& v, std::uint32_t arr) {
     bool any = false;
     for (std::uint32_t c = arr + 1; c < v[arr].end; c = v[c].end) {
         const auto* s = v.str(c);
         if (!s) continue;
-        if (any) out += ' ';
-        append_escaped(out, *s);
+        if (any) out.put(' ');
+        out.escaped(*s);
         any = any || !s->empty();
     }
 }
 
-void ecs_process(std::string& out, const View& v, std::uint32_t p, std::string_view vm) {
+void ecs_process(JsonOut& out, const View& v, std::uint32_t p, std::string_view vm) {
     enum { Pid, Name, Exe, Args, Euid, Uid, Gid, Parent, Ppid, Task, Start };
     const Fields<Key::kPid, Key::kName, Key::kExe, Key::kArgs, Key::kEuid, Key::kUid, Key::kGid,
                  Key::kParent, Key::kPpid, Key::kTask, Key::kStartTimeNs>
         f(v, p);
     Obj o(out);
-    if (v.is_number(f[Pid])) record::append_int(o.key("\"pid\":"), v.as_i64(f[Pid]));
-    if (const auto* s = v.str(f[Name])) quoted(o.key("\"name\":"), *s);
-    if (const auto* s = v.str(f[Exe])) quoted(o.key("\"executable\":"), *s);
+    if (v.is_number(f[Pid])) o.key("\"pid\":").i64(v.as_i64(f[Pid]));
+    if (const auto* s = v.str(f[Name])) o.key("\"name\":").quoted(*s);
+    if (const auto* s = v.str(f[Exe])) o.key("\"executable\":").quoted(*s);
     if (const auto args = f[Args]; v.is(args, Type::Array)) {
-        std::string& a = o.key("\"args\":[");
+        JsonOut& a = o.key("\"args\":[");
         bool first = true;
         for (std::uint32_t c = args + 1; c < v[args].end; c = v[c].end) {
             const auto* s = v.str(c);
             if (!s) continue;
-            if (!first) a += ',';
+            if (!first) a.put(',');
             first = false;
-            quoted(a, *s);
+            a.quoted(*s);
         }
-        a += ']';
-        record::append_uint(o.key("\"args_count\":"), v[args].count);
-        std::string& cl = o.key("\"command_line\":\"");
+        a.put(']');
+        o.key("\"args_count\":").u64(v[args].count);
+        JsonOut& cl = o.key("\"command_line\":\"");
         append_joined(cl, v, args);
-        cl += '"';
+        cl.put('"');
     }
     const auto id_of = [&](std::uint32_t i, std::string_view as) {
         if (!v.is_number(i)) return;
-        std::string& s = o.key(as);
-        s += "{\"id\":\"";
-        record::append_int(s, v.as_i64(i));
-        s += "\"}";
+        JsonOut& s = o.key(as);
+        s.put("{\"id\":\"");
+        s.i64(v.as_i64(i));
+        s.put("\"}");
     };
     id_of(f[Euid], "\"user\":");
     id_of(f[Uid], "\"real_user\":");
@@ -170,11 +174,11 @@ void ecs_process(std::string& out, const View& v, std::uint32_t p, std::string_v
         const Fields<Key::kPid, Key::kName, Key::kExe> pf(v, par);
         Obj po(o.key("\"parent\":"));
         if (v.is_number(pf[0]))
-            record::append_int(po.key("\"pid\":"), v.as_i64(pf[0]));
+            po.key("\"pid\":").i64(v.as_i64(pf[0]));
         else if (v.is_number(ppid))
-            record::append_int(po.key("\"pid\":"), v.as_i64(ppid));
-        if (const auto* s = v.str(pf[1])) quoted(po.key("\"name\":"), *s);
-        if (const auto* s = v.str(pf[2])) quoted(po.key("\"executable\":"), *s);
+            po.key("\"pid\":").i64(v.as_i64(ppid));
+        if (const auto* s = v.str(pf[1])) po.key("\"name\":").quoted(*s);
+        if (const auto* s = v.str(pf[2])) po.key("\"executable\":").quoted(*s);
         po.close();
     }
     const auto* task = v.str(f[Task]);
@@ -208,7 +212,7 @@ bool is_technique(std::string_view t) {
     return t.size() == 5 || (t[5] == '.' && digits(6, 3));
 }
 
-void ecs(std::string& out, const View& v, std::string_view id, std::uint64_t seq,
+void ecs(JsonOut& out, const View& v, std::string_view id, std::uint64_t seq,
          const EncodeContext& ctx) {
     enum { Ts, Event, Vm, Process, Message, Rule, Syscall, Response, Own };
     const Fields<Key::kAtTimestamp, Key::kEvent, Key::kVm, Key::kProcess, Key::kMessage, Key::kRule,
@@ -229,58 +233,58 @@ void ecs(std::string& out, const View& v, std::string_view id, std::uint64_t seq
     const std::string_view created = now_utc(buf);
     Obj o(out);
     const auto* ts = v.str(root[Ts]);
-    quoted(o.key("\"@timestamp\":"), ts ? *ts : created);
+    o.key("\"@timestamp\":").quoted(ts ? *ts : created);
     o.key("\"ecs\":{\"version\":\"8.11.0\"}");
     // event.*
     const auto [category, type] = kind_of(action, kind);
     {
         Obj e(o.key("\"event\":"));
-        quoted(e.key("\"kind\":"), kind);
-        quoted(e.key("\"action\":"), action);
-        quoted(e.key("\"id\":"), id);
-        record::append_uint(e.key("\"sequence\":"), seq);
-        quoted(e.key("\"created\":"), created);
+        e.key("\"kind\":").quoted(kind);
+        e.key("\"action\":").quoted(action);
+        e.key("\"id\":").quoted(id);
+        e.key("\"sequence\":").u64(seq);
+        e.key("\"created\":").quoted(created);
         e.key("\"module\":\"vminsight\"");
         e.key(kind == "alert" ? "\"dataset\":\"vminsight.alert\""
                               : "\"dataset\":\"vminsight.event\"");
-        std::string& c = e.key("\"category\":[\"");
-        c.append(category);
-        c += "\"]";
-        std::string& t = e.key("\"type\":[\"");
-        t.append(type);
-        t += "\"]";
+        JsonOut& c = e.key("\"category\":[\"");
+        c.put(category);
+        c.put("\"]");
+        JsonOut& t = e.key("\"type\":[\"");
+        t.put(type);
+        t.put("\"]");
         const auto sc = root[Syscall];
         std::string_view outcome;
         if (const auto* oc = v.str(nev[2]))
             outcome = *oc == "success" || *oc == "failure" ? *oc : std::string_view("unknown");
         if (action == "syscall-denied" || v.is(v.find(sc, Key::kDenied), Type::True))
             outcome = "failure";
-        if (!outcome.empty()) quoted(e.key("\"outcome\":"), outcome);
-        if (const auto* r = v.str(nev[3])) quoted(e.key("\"reason\":"), *r);
+        if (!outcome.empty()) e.key("\"outcome\":").quoted(outcome);
+        if (const auto* r = v.str(nev[3])) e.key("\"reason\":").quoted(*r);
         if (const auto* pr = v.str(rf[RPriority]))
-            record::append_int(e.key("\"severity\":"), 7 - syslog_severity(*pr).value_or(4));
+            e.key("\"severity\":").i64(7 - syslog_severity(*pr).value_or(4));
         e.close();
     }
     // The guest is the host the events are about; the sensor is the observer.
     {
         Obj h(o.key("\"host\":"));
-        quoted(h.key("\"name\":"), vm);
+        h.key("\"name\":").quoted(vm);
         h.key("\"type\":\"virtual-machine\"");
-        if (const auto* u = v.str(vmf[1])) quoted(h.key("\"id\":"), *u);
+        if (const auto* u = v.str(vmf[1])) h.key("\"id\":").quoted(*u);
         h.close();
     }
     {
         Obj ob(o.key("\"observer\":"));
-        quoted(ob.key("\"hostname\":"), ctx.observer_hostname);
+        ob.key("\"hostname\":").quoted(ctx.observer_hostname);
         ob.key("\"type\":\"hypervisor-sensor\"");
         ob.key("\"vendor\":\"VMInsight\"");
         ob.key("\"product\":\"vminsightd\"");
-        quoted(ob.key("\"version\":"), ctx.version);
+        ob.key("\"version\":").quoted(ctx.version);
         ob.close();
     }
     const auto proc = root[Process];
     if (v.is(proc, Type::Object)) ecs_process(o.key("\"process\":"), v, proc, vm);
-    if (const auto* m = v.str(root[Message])) quoted(o.key("\"message\":"), *m);
+    if (const auto* m = v.str(root[Message])) o.key("\"message\":").quoted(*m);
     const auto rule = root[Rule];
     if (v.is(rule, Type::Object)) {
         Obj r(o.key("\"rule\":"));
@@ -288,13 +292,13 @@ void ecs(std::string& out, const View& v, std::string_view id, std::uint64_t seq
             record::append_json(r.key("\"name\":"), v, n);
         else
             r.key("\"name\":null");
-        if (const auto* s = v.str(rf[RPolicy])) quoted(r.key("\"ruleset\":"), *s);
-        if (const auto* s = v.str(rf[RSource])) quoted(r.key("\"reference\":"), *s);
+        if (const auto* s = v.str(rf[RPolicy])) r.key("\"ruleset\":").quoted(*s);
+        if (const auto* s = v.str(rf[RSource])) r.key("\"reference\":").quoted(*s);
         const auto tags = rf[RTags];
         if (v.is(tags, Type::Array)) {
-            std::string& c = r.key("\"category\":\"");
+            JsonOut& c = r.key("\"category\":\"");
             append_joined(c, v, tags);
-            c += '"';
+            c.put('"');
         }
         r.close();
         if (v.is(tags, Type::Array)) {
@@ -305,13 +309,13 @@ void ecs(std::string& out, const View& v, std::string_view id, std::uint64_t seq
                 if (!any)
                     o.key("\"threat\":{\"framework\":\"MITRE ATT&CK\",\"technique\":{\"id\":[");
                 else
-                    out += ',';
+                    out.put(',');
                 any = true;
-                out += '"';
-                out.append(*s);  // matched the pattern: plain ASCII
-                out += '"';
+                out.put('"');
+                out.put(*s);  // matched the pattern: plain ASCII
+                out.put('"');
             }
-            if (any) out += "]}}";
+            if (any) out.put("]}}");
         }
     }
     // What ECS has no field for, under our own namespace.
@@ -328,49 +332,52 @@ void ecs(std::string& out, const View& v, std::string_view id, std::uint64_t seq
             for (std::uint32_t c = own + 1; c < v[own].end; c = v[c].end) {
                 const std::string_view k = v[c].key;
                 if (k == "syscall" || k == "response" || k == "cr3") continue;
-                std::string& s = x.key("\"");
-                append_escaped(s, v[c].key);
-                s += "\":";
+                JsonOut& s = x.key(record::quoted_key_name(v[c].key_id));
+                if (v[c].key_id == Key::None) {  // not the dictionary's: escaped (ECS's way)
+                    s.put('"');
+                    s.escaped(v[c].key);
+                    s.put("\":");
+                }
                 record::append_json(s, v, c);
             }
-        if (cr3) quoted(x.key("\"cr3\":"), *cr3);
+        if (cr3) x.key("\"cr3\":").quoted(*cr3);
         x.close();
     }
     o.close();
 }
 
 // Native: the event as it is, plus event.id and event.sequence (members stay sorted).
-bool native(std::string& out, const View& v, std::string_view id, std::uint64_t seq) {
+bool native(JsonOut& out, const View& v, std::string_view id, std::uint64_t seq) {
     // A null root or event becomes an object, as nlohmann's operator[] makes it.
     if (v.is(0, Type::Null)) {
-        out += "{\"event\":{\"id\":";
-        quoted(out, id);
-        out += ",\"sequence\":";
-        record::append_uint(out, seq);
-        out += "}}";
+        out.put("{\"event\":{\"id\":");
+        out.quoted(id);
+        out.put(",\"sequence\":");
+        out.u64(seq);
+        out.put("}}");
         return true;
     }
     if (!v.is(0, Type::Object)) return false;
     const auto ev = v.find(0, Key::kEvent);
     if (ev != npos && !v.is(ev, Type::Object) && !v.is(ev, Type::Null)) return false;
-    out += '{';
+    out.put('{');
     bool wrote_event = false;
     const auto write_event = [&] {
-        out += "\"event\":{";
+        out.put("\"event\":{");
         bool any = false;
         bool id_done = false, seq_done = false;
         const auto put_id = [&] {
-            if (any) out += ',';
+            if (any) out.put(',');
             any = true;
-            out += "\"id\":";
-            quoted(out, id);
+            out.put("\"id\":");
+            out.quoted(id);
             id_done = true;
         };
         const auto put_seq = [&] {
-            if (any) out += ',';
+            if (any) out.put(',');
             any = true;
-            out += "\"sequence\":";
-            record::append_uint(out, seq);
+            out.put("\"sequence\":");
+            out.u64(seq);
             seq_done = true;
         };
         if (ev != npos)
@@ -379,39 +386,35 @@ bool native(std::string& out, const View& v, std::string_view id, std::uint64_t 
                 if (!id_done && k >= "id") put_id();
                 if (!seq_done && k >= "sequence") put_seq();
                 if (k == "id" || k == "sequence") continue;  // replaced
-                if (any) out += ',';
+                if (any) out.put(',');
                 any = true;
-                out += '"';
-                append_escaped_like_dump(out, k);
-                out += "\":";
+                record::key(out, v[c]);
                 record::append_json(out, v, c);
             }
         if (!id_done) put_id();
         if (!seq_done) put_seq();
-        out += '}';
+        out.put('}');
         wrote_event = true;
     };
     bool first = true;
     for (std::uint32_t c = 1; c < v[0].end; c = v[c].end) {
         const std::string_view k = v[c].key;
         if (!wrote_event && k >= "event") {
-            if (!first) out += ',';
+            if (!first) out.put(',');
             first = false;
             write_event();
             if (k == "event") continue;
         }
-        if (!first) out += ',';
+        if (!first) out.put(',');
         first = false;
-        out += '"';
-        append_escaped_like_dump(out, k);
-        out += "\":";
+        record::key(out, v[c]);
         record::append_json(out, v, c);
     }
     if (!wrote_event) {
-        if (!first) out += ',';
+        if (!first) out.put(',');
         write_event();
     }
-    out += '}';
+    out.put('}');
     return true;
 }
 
@@ -419,21 +422,16 @@ bool native(std::string& out, const View& v, std::string_view id, std::uint64_t 
 
 bool encode_record(Encoding enc, const View& v, std::string_view id, std::uint64_t seq,
                    const EncodeContext& ctx, std::string& out) {
-    switch (enc) {
-        case Encoding::Ecs:
-            if (v.empty()) break;
-            ecs(out, v, id, seq, ctx);
-            return true;
-        case Encoding::Native:
-            // Not an object with an event object: nowhere to put the id; as it is.
-            if (!v.empty() && !native(out, v, id, seq)) record::append_json(out, v, 0);
-            if (!v.empty()) return true;
-            break;
-        case Encoding::Ocsf:
-        case Encoding::Falco:
-            break;
+    if (!v.empty() && (enc == Encoding::Ecs || enc == Encoding::Native)) {
+        // Written straight into `out`: room for a typical event up front.
+        JsonOut o(out, kRoomHint);
+        if (enc == Encoding::Ecs)
+            ecs(o, v, id, seq, ctx);
+        else if (!native(o, v, id, seq))
+            record::append_json(o, v, 0);  // no event object to put the id in: as it is
+        return true;
     }
-    // The document way: rare encodings, and odd shapes the direct writers leave alone.
+    // The document way: rare encodings (and an empty view).
     auto line = encode(enc, v.to_json(), id, seq, ctx);
     if (!line) return false;
     out += *line;

@@ -19,6 +19,14 @@ constexpr std::array<std::string_view, static_cast<std::size_t>(Key::Count)> kNa
 #undef VMI_RECORD_KEY
 };
 
+// Each dictionary key as JSON writes it before a value: "\"pid\":" (plain ASCII all).
+constexpr std::array<std::string_view, static_cast<std::size_t>(Key::Count)> kQuotedNames = {
+    "",
+#define VMI_RECORD_KEY(id, text) "\"" text "\":",
+#include "feed/record_keys.inc"
+#undef VMI_RECORD_KEY
+};
+
 // Key text -> id: a small open-addressed table, built once (publish looks up every key).
 class KeyTable {
   public:
@@ -118,32 +126,52 @@ void put_value(std::string& out, const json& v) {
     }
 }
 
-bool get_varint(std::string_view& in, std::uint64_t& v) {
-    v = 0;
-    for (unsigned shift = 0; shift < 64; shift += 7) {
-        if (in.empty()) return false;
-        const auto b = static_cast<unsigned char>(in.front());
-        in.remove_prefix(1);
-        if (shift == 63 && b > 1) return false;  // past 64 bits
-        v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
-        if (!(b & 0x80)) return true;
-    }
-    return false;
-}
-
-bool get_bytes(std::string_view& in, std::string_view& s) {
-    std::uint64_t n = 0;
-    if (!get_varint(in, n) || n > in.size()) return false;
-    s = in.substr(0, static_cast<std::size_t>(n));
-    in.remove_prefix(static_cast<std::size_t>(n));
-    return true;
-}
-
 }  // namespace
+
+// The bytes of a record being decoded: a cursor and the end, every read bounded by it.
+struct Reader {
+    const unsigned char* p;
+    const unsigned char* end;
+
+    [[nodiscard]] std::size_t left() const noexcept { return static_cast<std::size_t>(end - p); }
+
+    bool varint(std::uint64_t& v) noexcept {
+        if (p < end && *p < 0x80) {  // most: counts, lengths, key ids, small numbers
+            v = *p++;
+            return true;
+        }
+        return varint_long(v);
+    }
+
+    bool varint_long(std::uint64_t& v) noexcept {
+        v = 0;
+        for (unsigned shift = 0; shift < 64; shift += 7) {
+            if (p == end) return false;
+            const unsigned char b = *p++;
+            if (shift == 63 && b > 1) return false;  // past 64 bits
+            v |= static_cast<std::uint64_t>(b & 0x7F) << shift;
+            if (!(b & 0x80)) return true;
+        }
+        return false;
+    }
+
+    bool bytes(std::string_view& s) noexcept {
+        std::uint64_t n = 0;
+        if (!varint(n) || n > left()) return false;
+        s = std::string_view(reinterpret_cast<const char*>(p), static_cast<std::size_t>(n));
+        p += n;
+        return true;
+    }
+};
 
 std::string_view key_name(Key k) noexcept {
     const auto i = static_cast<std::size_t>(k);
     return i < kNames.size() ? kNames[i] : std::string_view();
+}
+
+std::string_view quoted_key_name(Key k) noexcept {
+    const auto i = static_cast<std::size_t>(k);
+    return i < kQuotedNames.size() ? kQuotedNames[i] : std::string_view();
 }
 
 void encode(const json& event, std::string& out) {
@@ -159,9 +187,15 @@ std::string encode(const json& event) {
     return out;
 }
 
-bool View::fail(std::string what) {
+bool View::fail(const char* what) {
     nodes_.clear();
-    error_ = "record: " + std::move(what);
+    error_ = std::string("record: ") + what;
+    return false;
+}
+
+bool View::fail(const char* before, std::uint64_t n, const char* after) {
+    nodes_.clear();
+    error_ = std::string("record: ") + before + std::to_string(n) + after;
     return false;
 }
 
@@ -171,90 +205,103 @@ bool View::decode(std::string_view payload) {
     if (payload.size() < 2 || static_cast<unsigned char>(payload[0]) != kMagic)
         return fail("not a record");
     if (static_cast<unsigned char>(payload[1]) != kVersion)
-        return fail("version " + std::to_string(static_cast<unsigned char>(payload[1])) +
-                    " unknown");
-    std::string_view in = payload.substr(2);
+        return fail("version ", static_cast<unsigned char>(payload[1]), " unknown");
+    const auto* data = reinterpret_cast<const unsigned char*>(payload.data());
+    Reader in{data + 2, data + payload.size()};
     if (!value(in, 0, Key::None, {})) return false;
-    if (!in.empty()) return fail(std::to_string(in.size()) + " bytes after the event");
+    if (in.left()) return fail("", in.left(), " bytes after the event");
     return true;
 }
 
-bool View::value(std::string_view& in, std::size_t depth, Key key_id, std::string_view key) {
-    if (depth > kMaxDepth) return fail("nested deeper than " + std::to_string(kMaxDepth));
-    if (nodes_.size() >= kMaxNodes)
-        return fail("more than " + std::to_string(kMaxNodes) + " values");
-    if (in.empty()) return fail("cut short");
-    const auto tag = static_cast<unsigned char>(in.front());
-    in.remove_prefix(1);
-    const auto at = static_cast<std::uint32_t>(nodes_.size());
-    Node& n = nodes_.emplace_back();
-    n.key_id = key_id;
-    n.key = key;
+// A value that is not a container, its tag already read, into `n`.
+inline bool View::scalar(Reader& in, unsigned char tag, Node& n) {
     std::uint64_t v = 0;
     switch (tag) {
         case TNull:
             n.type = Type::Null;
-            break;
+            return true;
         case TFalse:
             n.type = Type::False;
-            break;
+            return true;
         case TTrue:
             n.type = Type::True;
-            break;
+            return true;
         case TInt:
-            if (!get_varint(in, v)) return fail("bad integer");
+            if (!in.varint(v)) return fail("bad integer");
             n.type = Type::Int;
             n.num.i = static_cast<std::int64_t>(v >> 1) ^ -static_cast<std::int64_t>(v & 1);
-            break;
+            return true;
         case TUint:
-            if (!get_varint(in, v)) return fail("bad integer");
+            if (!in.varint(v)) return fail("bad integer");
             n.type = Type::Uint;
             n.num.u = v;
-            break;
+            return true;
         case TDouble:
-            if (in.size() < 8) return fail("cut short");
-            for (int k = 7; k >= 0; --k)
-                v = (v << 8) | static_cast<unsigned char>(in[static_cast<std::size_t>(k)]);
-            in.remove_prefix(8);
+            if (in.left() < 8) return fail("cut short");
+            for (int k = 7; k >= 0; --k) v = (v << 8) | in.p[k];
+            in.p += 8;
             n.type = Type::Double;
             std::memcpy(&n.num.d, &v, sizeof v);
             if (!std::isfinite(n.num.d)) return fail("a number that is not finite");
-            break;
-        case TString: {
-            std::string_view s;
-            if (!get_bytes(in, s)) return fail("bad string length");
+            return true;
+        case TString:
+            if (!in.bytes(n.str)) return fail("bad string length");
             n.type = Type::String;
-            n.str = s;
-            break;
-        }
-        case TArray:
-        case TObject: {
-            // Each element takes at least a byte (an object member two): a count past what is
-            // left is corrupt, found before any work.
-            if (!get_varint(in, v) || v > in.size()) return fail("bad count");
-            n.type = tag == TArray ? Type::Array : Type::Object;
-            n.count = static_cast<std::uint32_t>(v);
-            for (std::uint64_t k = 0; k < v; ++k) {
-                Key id = Key::None;
-                std::string_view name;
-                if (tag == TObject) {
-                    std::uint64_t kid = 0;
-                    if (!get_varint(in, kid)) return fail("bad key");
-                    if (kid == 0) {
-                        if (!get_bytes(in, name)) return fail("bad key length");
-                    } else if (kid < kNames.size()) {
-                        id = static_cast<Key>(kid);
-                        name = kNames[kid];
-                    } else {
-                        return fail("key id " + std::to_string(kid) + " unknown");
-                    }
-                }
-                if (!value(in, depth + 1, id, name)) return false;
-            }
-            break;
-        }
+            return true;
         default:
-            return fail("tag " + std::to_string(tag) + " unknown");
+            return fail("tag ", tag, " unknown");
+    }
+}
+
+bool View::value(Reader& in, std::size_t depth, Key key_id, std::string_view key) {
+    if (depth > kMaxDepth) return fail("nested deeper than ", kMaxDepth);
+    if (nodes_.size() >= kMaxNodes) return fail("more than ", kMaxNodes, " values");
+    if (in.p == in.end) return fail("cut short");
+    const unsigned char tag = *in.p++;
+    const auto at = static_cast<std::uint32_t>(nodes_.size());
+    Node& n = nodes_.emplace_back();
+    n.key_id = key_id;
+    n.key = key;
+    if (tag != TArray && tag != TObject) {
+        if (!scalar(in, tag, n)) return false;
+        n.end = at + 1;
+        return true;
+    }
+    // Each element takes at least a byte (an object member two): a count past what is left
+    // is corrupt, found before any work.
+    std::uint64_t count = 0;
+    if (!in.varint(count) || count > in.left()) return fail("bad count");
+    n.type = tag == TArray ? Type::Array : Type::Object;
+    n.count = static_cast<std::uint32_t>(count);
+    for (std::uint64_t k = 0; k < count; ++k) {
+        Key id = Key::None;
+        std::string_view name;
+        if (tag == TObject) {
+            std::uint64_t kid = 0;
+            if (!in.varint(kid)) return fail("bad key");
+            if (kid == 0) {
+                if (!in.bytes(name)) return fail("bad key length");
+            } else if (kid < kNames.size()) {
+                id = static_cast<Key>(kid);
+                name = kNames[kid];
+            } else {
+                return fail("key id ", kid, " unknown");
+            }
+        }
+        // Scalars (most members) here, without a call; containers and every case that fails
+        // a check (reported by value(), in its order) go down a level.
+        if (depth < kMaxDepth && nodes_.size() < kMaxNodes && in.p != in.end && *in.p != TArray &&
+            *in.p != TObject) {
+            const unsigned char t = *in.p++;
+            const auto c = static_cast<std::uint32_t>(nodes_.size());
+            Node& e = nodes_.emplace_back();
+            e.key_id = id;
+            e.key = name;
+            if (!scalar(in, t, e)) return false;
+            e.end = c + 1;
+        } else if (!value(in, depth + 1, id, name)) {
+            return false;
+        }
     }
     nodes_[at].end = static_cast<std::uint32_t>(nodes_.size());  // `n` may have moved
     return true;

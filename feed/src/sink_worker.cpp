@@ -50,10 +50,12 @@ void SinkWorker::run(const std::stop_token& stop) {
         sleep_cv.wait_for(lk, stop, d, [] { return false; });
     };
     std::uint64_t cursor = spool_.cursor(st_.name);
+    std::vector<SpoolRecord> records;  // reused from batch to batch, payloads and all
     while (!stop.stop_requested()) {
         // The cap may have purged records this sink still needed: start after them.
         cursor = std::max(cursor, spool_.cursor(st_.name));
-        const auto batch = spool_.read(cursor, opts_.batch_records, opts_.batch_bytes);
+        const std::span<const SpoolRecord> batch(
+            records.data(), spool_.read(cursor, opts_.batch_records, opts_.batch_bytes, records));
         if (batch.empty()) {
             spool_.wait_for(cursor, opts_.idle_wait);
             continue;

@@ -285,6 +285,13 @@ void Spool::sync() {
 
 std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records,
                                      std::size_t max_bytes) const {
+    std::vector<SpoolRecord> out;
+    out.resize(read(from, max_records, max_bytes, out));
+    return out;
+}
+
+std::size_t Spool::read(std::uint64_t from, std::size_t max_records, std::size_t max_bytes,
+                        std::vector<SpoolRecord>& out) const {
     // Which segments, and where to start in the first: under the lock. The reading itself is
     // not (segments only grow; a deleted one stays readable through the open fd), so appends
     // never wait for a sink.
@@ -310,7 +317,7 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
             parts.push_back(std::move(p));
         }
     }
-    std::vector<SpoolRecord> out;
+    std::size_t count = 0;
     std::size_t bytes = 0;
     std::string buf;  // a window of the segment: one pread for many records
     for (Part& p : parts) {
@@ -345,14 +352,14 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
             const std::uint32_t len = get32(h);
             if (len > opts_.max_record) fail(p.path, "record length " + std::to_string(len));
             if (seq >= from) {
-                SpoolRecord r;
+                if (count == out.size()) out.emplace_back();
+                SpoolRecord& r = out[count++];
                 r.seq = seq;
                 r.payload.assign(bytes_at(off + kHeader, len), len);
                 bytes += len;
-                out.push_back(std::move(r));
             }
             off += kHeader + len;
-            if (out.size() >= max_records || bytes >= max_bytes) {
+            if (count >= max_records || bytes >= max_bytes) {
                 ++seq;
                 break;
             }
@@ -369,9 +376,9 @@ std::vector<SpoolRecord> Spool::read(std::uint64_t from, std::size_t max_records
             while (!hints_.empty() && hints_.begin()->first < segs_.front().first)
                 hints_.erase(hints_.begin());
         }
-        if (out.size() >= max_records || bytes >= max_bytes) break;
+        if (count >= max_records || bytes >= max_bytes) break;
     }
-    return out;
+    return count;
 }
 
 bool Spool::wait_for(std::uint64_t seq, std::chrono::milliseconds timeout) const {

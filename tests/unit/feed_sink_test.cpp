@@ -294,6 +294,30 @@ TEST(FeedFile, KeepsOnlyTheNewestRotations) {
     EXPECT_EQ(write_rotating(d, 2).size(), 2u);
 }
 
+// A batch of more lines than one writev takes (IOV_MAX iovecs, two a line), of every length
+// from empty to 64 KiB: written whole and in order, with each line's newline.
+TEST(FeedFile, ABatchLargerThanOneWritevIsWrittenWhole) {
+    Dir d;
+    feed::FileSinkOptions o;
+    o.path = d.path / "events.jsonl";
+    o.rotate_bytes = 0;
+    feed::FileSink sink(o);
+    std::vector<feed::SpoolRecord> recs(3000);
+    std::string want;
+    for (std::size_t i = 0; i < recs.size(); ++i) {
+        recs[i].seq = i + 1;
+        recs[i].payload.assign(i % 97 == 0 ? (i * 37) % 65536 : i % 50,
+                               static_cast<char>('a' + i % 26));
+        want += recs[i].payload + "\n";
+    }
+    const feed::SendResult r = sink.send({"0123456789abcdef", recs});
+    EXPECT_TRUE(r.error.empty()) << r.error;
+    EXPECT_EQ(r.accepted, recs.size());
+    std::ifstream in(o.path);
+    const std::string got{std::istreambuf_iterator<char>(in), {}};
+    EXPECT_TRUE(got == want) << got.size() << " bytes for " << want.size();
+}
+
 }  // namespace
 
 namespace {

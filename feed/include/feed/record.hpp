@@ -60,6 +60,8 @@ struct Node {
     } num{0};
 };
 
+struct Reader;  // record.cpp: the bytes being decoded
+
 /// A decoded record: nodes in document order (a container's children follow it). Views point
 /// into the payload, which must outlive it. Reusable: decode() keeps its capacity.
 class View {
@@ -95,13 +97,20 @@ class View {
     [[nodiscard]] nlohmann::json to_json(std::uint32_t i = 0) const;
 
   private:
-    bool value(std::string_view& in, std::size_t depth, Key key_id, std::string_view key);
-    bool fail(std::string what);
+    bool value(Reader& in, std::size_t depth, Key key_id, std::string_view key);
+    bool scalar(Reader& in, unsigned char tag, Node& n);
+    // Out of line and cold: the decoder's hot path keeps no message building.
+    [[gnu::cold, gnu::noinline]] bool fail(const char* what);
+    [[gnu::cold, gnu::noinline]] bool fail(const char* before, std::uint64_t n,
+                                           const char* after = "");
     std::vector<Node> nodes_;
     std::string error_;
 };
 
 /// The name of a dictionary key.
 std::string_view key_name(Key k) noexcept;
+/// The same quoted, with the colon after it: "\"pid\":", as JSON writes the key (empty for
+/// Key::None).
+std::string_view quoted_key_name(Key k) noexcept;
 
 }  // namespace feed::record

@@ -5,10 +5,14 @@
 #include <cstdint>
 #include <string>
 
+#include "feed/json_out.hpp"
 #include "feed/record.hpp"
 
 namespace feed::record {
 
+void append_json(JsonOut& out, const View& v, std::uint32_t i);
+/// An object member's key as JSON writes it, quotes and colon included (as nlohmann dumps it).
+void key(JsonOut& out, const Node& member);
 void append_json(std::string& out, const View& v, std::uint32_t i);
 
 /// Appends a number the way JsonWriter and nlohmann write integers.

@@ -75,6 +75,11 @@ class Spool {
     /// A `from` older than the oldest record kept starts at the oldest.
     std::vector<SpoolRecord> read(std::uint64_t from, std::size_t max_records,
                                   std::size_t max_bytes) const;
+    /// The same into `out`, reusing its records (and their payloads' storage: no allocation
+    /// per record once warm); returns how many of out's first records it filled. `out` only
+    /// grows: its size is not the count.
+    std::size_t read(std::uint64_t from, std::size_t max_records, std::size_t max_bytes,
+                     std::vector<SpoolRecord>& out) const;
     /// Waits until a record with seq >= `seq` exists or `timeout` passes; true if it does.
     bool wait_for(std::uint64_t seq, std::chrono::milliseconds timeout) const;
     /// Wakes every wait_for (shutdown).
