@@ -10,6 +10,7 @@
 #include "syscall_event.hpp"
 #include "syscall_filter.hpp"
 #include "vmi/page_walker.hpp"
+#include "vmi/syscall_abi.hpp"
 
 namespace vmid {
 namespace asio = boost::asio;
@@ -160,6 +161,7 @@ void VmMonitor::on_msr(const vmi_record& rec) {
                 {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
                 {"vm", {{"name", opts_.vm_name}}},
                 {"vminsight", {{"tamper", std::move(t)}}}});
+    sweep_soon();
 }
 
 // Once the guest kernel is known: the integrity baseline, then a sweep every interval. A guest
@@ -180,11 +182,19 @@ void VmMonitor::start_integrity(std::uint64_t cr3) {
                 {"vm", {{"name", opts_.vm_name}}},
                 {"vminsight",
                  {{"integrity", why ? nlohmann::json{{"why", *why}} : integrity_.status()}}}});
-    if (!why) wait_integrity();
+    if (!why) wait_integrity(opts_.integrity_interval);
 }
 
-void VmMonitor::wait_integrity() {
-    integrity_timer_.expires_after(opts_.integrity_interval);
+// A suspicious event (a module loaded or unloaded, an entry MSR changed) brings the next sweep
+// forward: a rootkit's module has run its init by the time finit_module returns.
+void VmMonitor::sweep_soon() {
+    if (!integrity_.started() || stopped_ || opts_.integrity_interval.count() == 0) return;
+    ++sweeps_triggered_;
+    wait_integrity(std::chrono::milliseconds(0));  // the pending wait ends, aborted
+}
+
+void VmMonitor::wait_integrity(std::chrono::milliseconds delay) {
+    integrity_timer_.expires_after(delay);
     integrity_timer_.async_wait([this](const boost::system::error_code& ec) {
         if (ec || stopped_) return;
         std::vector<vmi::VcpuView> vcpus;
@@ -196,7 +206,7 @@ void VmMonitor::wait_integrity() {
             ev["vm"] = {{"name", opts_.vm_name}};
             sink_.emit(std::move(ev));
         }
-        wait_integrity();
+        wait_integrity(opts_.integrity_interval);
     });
 }
 
@@ -249,6 +259,10 @@ void VmMonitor::flush_parked() {
 
 void VmMonitor::emit_call(const SyscallCall& call, const GuestProcess* proc) {
     ++calls_emitted_;
+    const std::string_view name = vmi::syscall_name(call.nr);
+    if ((name == "init_module" || name == "finit_module" || name == "delete_module") && call.ret &&
+        *call.ret == 0)
+        sweep_soon();
     if (!proc) ++calls_unnamed_;
     nlohmann::json ev = syscall_event(call, proc, opts_.vm_name);
     // Parent and ancestors when the listing named the caller (ppid is set only then).
@@ -443,6 +457,7 @@ nlohmann::json VmMonitor::status() {
             {"msr_writes_faulted", msrs_.faulted()},
             {"tamper_findings", tamper_findings_},
             {"integrity", integrity_.status()},
+            {"integrity_sweeps_triggered", sweeps_triggered_},
             {"syscalls_trapped", st.syscalls},
             {"sysrets_emulated", st.sysrets},
             {"syscalls_denied", st.denied},

@@ -61,7 +61,8 @@ class VmMonitor {
     void report_losses();
     void on_msr(const vmi_record& rec);
     void start_integrity(std::uint64_t cr3);
-    void wait_integrity();
+    void wait_integrity(std::chrono::milliseconds delay);
+    void sweep_soon();
     void request_traps();
     void on_call(SyscallCall&& call);
     /// The process that made `call`, as far as the last listing knows.
@@ -102,6 +103,7 @@ class VmMonitor {
     static constexpr std::size_t kMaxVcpus = 1024;
     GuestIntegrity integrity_;
     std::set<std::string> msr_reported_;  // "LSTAR[0]": MSR changes the ring told of
+    std::uint64_t sweeps_triggered_ = 0;  // sweeps brought forward by sweep_soon()
     boost::asio::steady_timer integrity_timer_;
     std::chrono::steady_clock::time_point integrity_retry_{};
     bool integrity_reported_ = false;
