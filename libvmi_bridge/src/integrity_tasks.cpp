@@ -164,10 +164,14 @@ bool exiting(Reader& r, std::uint64_t task) {
     return (flags & kPfExiting) != 0;
 }
 
+// The view that showed a candidate, which must still show it when it is confirmed.
+enum class View : std::uint8_t { kVcpu, kTree };
+
 struct Candidate {
     TaskInfo info;
     std::uint64_t task = 0;
     std::string how;
+    View view = View::kVcpu;
     bool mm_only = false;  // "runs an address space of no listed process"
     std::size_t vcpu = 0;
     std::uint64_t cr3 = 0;
@@ -189,7 +193,7 @@ void check_hidden_tasks(Reader& r) {
             if (!i || listed.tgids.count(i->tgid) != 0 || !reported.insert(i->tgid).second) {
                 continue;
             }
-            found.push_back({*i, t, "is in the process tree"});
+            found.push_back({*i, t, "is in the process tree", View::kTree});
         }
     }
     // vCPUs: the running task (per-CPU current_task) and its address space.
@@ -206,20 +210,35 @@ void check_hidden_tasks(Reader& r) {
         if (i->mm == 0 || listed.mms.count(i->mm) != 0 || v.cr3 == 0) continue;
         // Its mm is nobody's on the list: say so once, with the CR3 it runs on.
         if (reported.insert(-1 - static_cast<std::int32_t>(c)).second) {
-            found.push_back({*i, *cur, "", true, c, v.cr3});
+            found.push_back({*i, *cur, "", View::kVcpu, true, c, v.cr3});
         }
     }
     if (found.empty()) return;
     // The list was read before the other views: a process forked (or an exec's new address
     // space installed) since is on a list read now. Only what a second read still lacks, of
-    // a task not exiting, is hidden.
+    // a task not exiting, still the same task, and still in the tree when that is read after
+    // the list (Linux links a task into both, and unlinks it from both, together) is hidden.
     Listed again;
     if (!read_listed(r, again)) return r.failed("tasks", "the task list could not be walked again");
+    std::unordered_set<std::uint64_t> tree_now;
+    bool tree_read = false;
+    auto still_shown = [&](const Candidate& k) {
+        if (k.view != View::kTree) return true;  // a vCPU's current task: seen just now
+        if (!tree_read) {
+            for (std::uint64_t t : task_tree(r)) tree_now.insert(t);
+            tree_read = true;
+        }
+        return tree_now.count(k.task) != 0;
+    };
     for (const Candidate& k : found) {
         auto now = task_info(r, k.task);
-        if (!now || exiting(r, k.task)) continue;
+        if (!now || exiting(r, k.task) || now->pid != k.info.pid || now->tgid != k.info.tgid) {
+            continue;
+        }
         if (!k.mm_only) {
-            if (again.tgids.count(k.info.tgid) == 0) hidden(r, k.info, k.task, k.how);
+            if (again.tgids.count(k.info.tgid) == 0 && still_shown(k)) {
+                hidden(r, k.info, k.task, k.how);
+            }
             continue;
         }
         if (now->mm == 0 || now->mm != k.info.mm || again.mms.count(k.info.mm) != 0) continue;
