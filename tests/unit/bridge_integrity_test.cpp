@@ -517,16 +517,21 @@ TEST(BridgeIntegrity, TaskUnlinkedFromTheListIsFoundInTheProcessTree) {
     EXPECT_NE(f[0].message.find("process tree"), std::string::npos);
 }
 
+// A vCPU whose per-CPU current_task is task `i` (and whose CR3 is nobody's).
+VcpuView running_on_vcpu(IntegrityGuest& g, std::size_t i) {
+    VcpuView v;
+    v.cr3 = 0x1234000;
+    v.gs_base = IntegrityGuest::heap(0x60000);
+    g.w64(v.gs_base + g.off().percpu_current_task, g.task(i));
+    return v;
+}
+
 TEST(BridgeIntegrity, HiddenTaskRunningOnAVcpuIsFoundWithoutTheTree) {
     IntegrityGuest g;
     g.unlink_task(4);
     g.off().has_children = false;
     auto ctx = g.context();
-    VcpuView v;
-    v.cr3 = 0x1234000;
-    v.gs_base = IntegrityGuest::heap(0x60000);
-    g.w64(v.gs_base + g.off().percpu_current_task, g.task(4));
-    ctx.vcpus = {v};
+    ctx.vcpus = {running_on_vcpu(g, 4)};
     const auto rep = sweep_integrity(ctx, nullptr);
     const auto f = of_kind(rep, FindingKind::kHiddenTask);
     ASSERT_EQ(f.size(), 2U) << dump(rep);
@@ -544,11 +549,7 @@ TEST(BridgeIntegrity, ExitingTaskOffTheListIsNotHidden) {
     g.off().task_flags = 0x1f0;
     g.w64(g.task(4) + 0x1f0, 0x4);  // PF_EXITING
     auto ctx = g.context();
-    VcpuView v;
-    v.cr3 = 0x1234000;
-    v.gs_base = IntegrityGuest::heap(0x60000);
-    g.w64(v.gs_base + g.off().percpu_current_task, g.task(4));
-    ctx.vcpus = {v};
+    ctx.vcpus = {running_on_vcpu(g, 4)};
     const auto rep = sweep_integrity(ctx, nullptr);
     EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenTask).empty()) << dump(rep);
 }

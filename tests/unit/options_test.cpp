@@ -7,6 +7,20 @@
 using vmid::parse_options;
 using vmid::UsageError;
 
+namespace {
+
+// The usage error a command line gives, or "no error".
+std::string msg(const std::vector<std::string>& a) {
+    try {
+        parse_options(a);
+    } catch (const UsageError& e) {
+        return e.what();
+    }
+    return "no error";
+}
+
+}  // namespace
+
 TEST(Options, ParsesAFullCommandLine) {
     auto o = parse_options({"--qemu-pid", "123", "--guest-kernel", "k", "--ring-pages", "64",
                             "--rescan-interval-ms", "250", "--output", "/tmp/x"});
@@ -18,14 +32,6 @@ TEST(Options, ParsesAFullCommandLine) {
 }
 
 TEST(Options, ErrorsNameTheOption) {
-    auto msg = [](std::vector<std::string> a) {
-        try {
-            parse_options(a);
-        } catch (const UsageError& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     EXPECT_EQ(msg({"--qemu-pid", "12x"}), "--qemu-pid: '12x' is not a number in [1, 4194304]");
     EXPECT_EQ(msg({"--guest-kernel", "k"}), "--qemu-pid or --libvirt is required");
     EXPECT_EQ(msg({"--cr3-exiting", "maybe"}), "--cr3-exiting: 'maybe' is not on or off");
@@ -45,14 +51,6 @@ TEST(Options, ErrorsNameTheOption) {
 
 // A profile file is loaded when the options are parsed: a bad one is a usage error naming it.
 TEST(Options, ProfileFiles) {
-    auto msg = [](std::vector<std::string> a) {
-        try {
-            parse_options(a);
-        } catch (const UsageError& e) {
-            return std::string(e.what());
-        }
-        return std::string("no error");
-    };
     const std::string missing = "/nonexistent/vmlinux.btf";
     EXPECT_EQ(msg({"--qemu-pid", "1", "--btf", missing}).rfind("--btf " + missing + ": ", 0), 0U);
     EXPECT_EQ(msg({"--qemu-pid", "1", "--isf", "/etc/hostname"}).rfind("--isf /etc/hostname: ", 0),
