@@ -1,9 +1,11 @@
-// Hidden tasks by cross-view: the task list (init_task.tasks) against two other routes to the
-// same tasks that a rootkit's list_del(&task->tasks) does not touch: the process tree
-// (children/sibling lists, and the threads of each group), and what each vCPU runs (its
-// per-CPU current task, and its CR3).
+// Hidden tasks by cross-view: the task list (init_task.tasks) against three other routes to
+// the same tasks that a rootkit's list_del(&task->tasks) does not touch: the process tree
+// (children/sibling lists, and the threads of each group), the PID allocator (every struct
+// pid in init_pid_ns.idr and its task), and what each vCPU runs (its per-CPU current task,
+// and its CR3).
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cstring>
 #include <unordered_map>
 #include <unordered_set>
@@ -116,6 +118,107 @@ std::vector<std::uint64_t> task_tree(Reader& r) {
     return out;
 }
 
+// The PID allocator: init_pid_ns.idr is an xarray of struct pid* (lib/xarray.c). An entry
+// is a pointer, NULL, or internal ((entry & 3) == 2): a node (above 4096; node = entry - 2),
+// or a sibling/retry/zero entry (small values: nothing to follow). Each node's shift is its
+// parent's less the chunk's bits, down to 0 (leaves): at most 11 levels of 64 slots for a
+// 64-bit index, so a walk is bounded by its depth, and a node met twice (a cycle, or two
+// parents) is malformed. Returns the tasks behind each pid (tasks[PIDTYPE_PID].first, the
+// task's pid_links[PIDTYPE_PID]); `why` says what was malformed ("" if nothing), the tasks
+// found before still count.
+std::vector<std::uint64_t> pid_hash_tasks(Reader& r, std::string& why) {
+    const LinuxOffsets& o = *r.ctx().offsets;
+    const bool la57 = r.ctx().la57;
+    std::vector<std::uint64_t> out;
+    auto bad = [&why](std::string what) {  // the first fault found says it
+        if (why.empty()) why = std::move(what);
+    };
+    if (o.xa_chunk < 4 || o.xa_chunk > 256 || !std::has_single_bit(o.xa_chunk)) {
+        bad("has an unknown node size of " + std::to_string(o.xa_chunk) + " slots");
+        return out;
+    }
+    const std::uint64_t ns = r.sym("init_pid_ns");
+    if (ns == 0) {
+        bad("cannot be read: no symbol init_pid_ns");
+        return out;
+    }
+    auto head = r.u64(ns + o.pidns_idr + o.idr_rt + o.xarray_xa_head);
+    if (!head) {
+        bad("cannot be read at " + hex(ns));
+        return out;
+    }
+    const auto chunk_shift = static_cast<unsigned>(std::countr_zero(o.xa_chunk));
+    const unsigned max_shift = (63 / chunk_shift) * chunk_shift;  // 60 for 64 slots: 11 levels
+    constexpr std::uint64_t kInternal = 2, kMaxInternal = 4096;
+    auto is_internal = [](std::uint64_t e) { return (e & 3) == kInternal; };
+    std::size_t entries = 0;
+    auto add_pid = [&](std::uint64_t pid) {  // wild pointers and value entries: no task
+        ++entries;
+        if (!kernel_ptr(pid, la57)) return;
+        auto first = r.u64(pid + o.pid_tasks + o.hlist_first);
+        if (!first || !kernel_ptr(*first, la57) || *first < o.task_pid_links) return;
+        out.push_back(*first - o.task_pid_links);
+    };
+    if (*head == 0) return out;
+    if (!is_internal(*head)) {  // a lone entry at index 0
+        add_pid(*head);
+        return out;
+    }
+    if (*head <= kMaxInternal) return out;
+    // Nodes to read, each taken once when first met: the stack holds at most the budget.
+    struct Item {
+        std::uint64_t node;
+        int shift;  // the node's expected shift; -1 for the root (any)
+    };
+    std::vector<Item> todo;
+    std::unordered_set<std::uint64_t> seen;
+    auto push = [&](std::uint64_t entry, int shift) {
+        const std::uint64_t node = entry - kInternal;
+        if (!kernel_ptr(node, la57)) return bad("has a wild node pointer " + hex(entry));
+        if (seen.size() >= kMaxPidHashNodes) {
+            return bad("has more than " + std::to_string(kMaxPidHashNodes) + " nodes");
+        }
+        if (!seen.insert(node).second) return bad("reaches node " + hex(node) + " twice");
+        todo.push_back({node, shift});
+    };
+    push(*head, -1);
+    std::vector<std::byte> slots(o.xa_chunk * 8);
+    while (!todo.empty() && entries <= kMaxPidHashTasks) {
+        const Item it = todo.back();
+        todo.pop_back();
+        std::array<std::byte, 1> shift_byte{};
+        if (!r.read(it.node + o.xa_node_shift, shift_byte) ||
+            !r.read(it.node + o.xa_node_slots, slots)) {
+            bad("has an unreadable node at " + hex(it.node));
+            continue;
+        }
+        const auto shift = static_cast<unsigned>(shift_byte[0]);
+        if (shift % chunk_shift != 0 || shift > max_shift ||
+            (it.shift >= 0 && shift != static_cast<unsigned>(it.shift))) {
+            bad("has node " + hex(it.node) + " with shift " + std::to_string(shift));
+            continue;
+        }
+        for (std::size_t i = 0; i < o.xa_chunk; ++i) {
+            std::uint64_t e = 0;
+            std::memcpy(&e, slots.data() + i * 8, 8);
+            if (e == 0) continue;
+            if (!is_internal(e)) {
+                add_pid(e);
+            } else if (e <= kMaxInternal) {
+                continue;  // sibling, retry or zero entry
+            } else if (shift == 0) {
+                bad("has a node below leaf node " + hex(it.node));
+            } else {
+                push(e, static_cast<int>(shift - chunk_shift));
+            }
+        }
+    }
+    if (entries > kMaxPidHashTasks) {
+        bad("has more than " + std::to_string(kMaxPidHashTasks) + " entries");
+    }
+    return out;
+}
+
 void hidden(Reader& r, const TaskInfo& t, std::uint64_t task, const std::string& how) {
     IntegrityFinding f;
     f.kind = FindingKind::kHiddenTask;
@@ -194,6 +297,32 @@ void check_hidden_tasks(Reader& r) {
                 continue;
             }
             found.push_back({*i, t, "is in the process tree", View::kTree});
+        }
+    }
+    // The PID allocator: a task (its group, once) with a pid but off the task list. The
+    // group's leader stands for it when the hash has it (the pid equal to the tgid).
+    if (o.has_pid_hash) {
+        std::string why;
+        const std::vector<std::uint64_t> tasks = pid_hash_tasks(r, why);
+        if (!why.empty()) r.failed("tasks", "the PID hash (init_pid_ns.idr) " + why);
+        std::unordered_map<std::int32_t, Candidate> groups;
+        std::vector<std::int32_t> order;
+        for (std::uint64_t t : tasks) {
+            auto i = task_info(r, t);
+            if (!i || i->tgid <= 0 || listed.tgids.count(i->tgid) != 0 ||
+                reported.count(i->tgid) != 0) {
+                continue;
+            }
+            auto [at, fresh] = groups.try_emplace(i->tgid, Candidate{*i, t, "is in the PID hash"});
+            if (fresh) {
+                order.push_back(i->tgid);
+            } else if (i->pid == i->tgid) {
+                at->second = Candidate{*i, t, "is in the PID hash"};
+            }
+        }
+        for (std::int32_t g : order) {
+            reported.insert(g);
+            found.push_back(groups.at(g));
         }
     }
     // vCPUs: the running task (per-CPU current_task) and its address space.

@@ -148,6 +148,32 @@ Result<LinuxOffsets> linux_offsets_from(const TypeLayout& t) {
                             {"latch_tree_root", "tree", &o.latch_tree_tree, 16},
                             {"mod_tree_node", "mod", &o.mtn_mod, 8},
                             {"mod_tree_node", "node", &o.mtn_node, 48}});
+    // The PID allocator (kernel/pid.c, lib/xarray.c): init_pid_ns.idr.idr_rt.xa_head, xa_node
+    // {shift, slots[]}, pid->tasks[PIDTYPE_PID].first, task_struct.pid_links[PIDTYPE_PID].
+    o.has_pid_hash = group({{"pid_namespace", "idr", &o.pidns_idr, 0},
+                            {"idr", "idr_rt", &o.idr_rt, 0},
+                            {"xarray", "xa_head", &o.xarray_xa_head, 8},
+                            {"xa_node", "shift", &o.xa_node_shift, 1},
+                            {"xa_node", "slots", &o.xa_node_slots, 0},
+                            {"pid", "tasks", &o.pid_tasks, 0},
+                            {"task_struct", "pid_links", &o.task_pid_links, 0},
+                            {"hlist_head", "first", &o.hlist_first, 8}});
+    if (o.has_pid_hash) {
+        const std::uint64_t slots = t.member("xa_node", "slots")->size;
+        const std::uint64_t tasks = t.member("pid", "tasks")->size;
+        const std::uint64_t links = t.member("task_struct", "pid_links")->size;
+        o.xa_chunk = slots / 8;
+        // Power-of-two chunks of 4..256 slots; PIDTYPE_PID's list and link exist.
+        const bool chunk_ok = slots % 8 == 0 && o.xa_chunk >= 4 && o.xa_chunk <= 256 &&
+                              (o.xa_chunk & (o.xa_chunk - 1)) == 0;
+        if (!chunk_ok || tasks < 8 || tasks % 8 != 0 || links < 16 || links % 16 != 0) {
+            o.has_pid_hash = false;
+        }
+    }
+    if (!o.has_pid_hash) {
+        o.pidns_idr = o.idr_rt = o.xarray_xa_head = o.xa_node_shift = o.xa_node_slots = 0;
+        o.xa_chunk = o.pid_tasks = o.task_pid_links = o.hlist_first = 0;
+    }
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

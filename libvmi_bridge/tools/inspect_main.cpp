@@ -228,7 +228,13 @@ nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3)
           {"module_list", o.module_list},
           {"module_name", o.module_name},
           {"module_base", o.module_base},
-          {"module_size_fields", o.module_size_count}}},
+          {"module_size_fields", o.module_size_count},
+          {"has_children", o.has_children},
+          {"has_pid_hash", o.has_pid_hash},
+          {"xa_node_slots", o.xa_node_slots},
+          {"xa_chunk", o.xa_chunk},
+          {"pid_tasks", o.pid_tasks},
+          {"task_pid_links", o.task_pid_links}}},
     };
 }
 

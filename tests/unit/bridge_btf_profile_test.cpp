@@ -221,6 +221,13 @@ TEST(BridgeBtfProfile, HostKernelBtfHasProcessDetailOffsets) {
     EXPECT_EQ(off->path_dentry, 8U);
     EXPECT_EQ(off->mm_arg_end, off->mm_arg_start + 8);
     EXPECT_NE(off->signal_nr_threads, 0U);
+    // The PID allocator: an xarray of 64-slot nodes, PIDTYPE_PID's list and link at +0.
+    EXPECT_TRUE(off->has_pid_hash);
+    EXPECT_EQ(off->xa_chunk, 64U);
+    EXPECT_EQ(off->xa_node_shift, 0U);
+    EXPECT_EQ(off->hlist_first, 0U);
+    EXPECT_NE(off->task_pid_links, 0U);
+    EXPECT_LT(off->task_pid_links, off->task_struct_size);
 }
 
 // A BTF without the optional structs still yields the required offsets, with the groups off.
@@ -233,6 +240,7 @@ TEST(BridgeBtfProfile, MissingOptionalStructsLeaveGroupsOff) {
     EXPECT_FALSE(off->has_mount);
     EXPECT_FALSE(off->has_args);
     EXPECT_FALSE(off->has_threads);
+    EXPECT_FALSE(off->has_pid_hash);
     EXPECT_EQ(off->cred_euid, 0U);
 }
 

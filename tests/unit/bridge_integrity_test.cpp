@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <random>
 #include <string>
@@ -45,6 +46,7 @@ constexpr std::uint64_t kErodataOff = 0x40000;
 constexpr std::uint64_t kInitTaskOff = 0x50000;
 constexpr std::uint64_t kModulesOff = 0x52000;
 constexpr std::uint64_t kModTreeOff = 0x52100;
+constexpr std::uint64_t kPidNsOff = 0x52200;  // init_pid_ns
 constexpr std::uint64_t kIdtOff = 0x53000;
 constexpr std::uint64_t kInitTextOff = 0x80000;  // _sinittext: freed after boot
 constexpr std::uint64_t kModuleText = 0xffff'ffff'c010'0000ULL;
@@ -82,6 +84,7 @@ std::vector<SynthSym> symbols() {
     s.push_back({kText + kInitTaskOff, 'D', "init_task"});
     s.push_back({kText + kModulesOff, 'D', "modules"});
     s.push_back({kText + kModTreeOff, 'd', "mod_tree"});
+    s.push_back({kText + kPidNsOff, 'D', "init_pid_ns"});
     s.push_back({kText + kIdtOff, 'b', "idt_table"});
     s.push_back({kText + kInitTextOff, 'T', "_sinittext"});
     s.push_back({kText + kInitTextOff, 'T', "early_idt_handler_array"});
@@ -102,6 +105,16 @@ LinuxOffsets offsets() {
     o.task_children = 128;
     o.task_sibling = 144;
     o.percpu_current_task = 0x100;
+    o.has_pid_hash = true;  // 6.1's layouts, in a smaller task_struct
+    o.pidns_idr = 8;
+    o.idr_rt = 0;
+    o.xarray_xa_head = 8;
+    o.xa_node_shift = 0;
+    o.xa_node_slots = 40;
+    o.xa_chunk = 64;
+    o.pid_tasks = 16;
+    o.task_pid_links = 0x100;
+    o.hlist_first = 0;
     o.has_modules = true;
     o.module_struct_size = 0x300;
     o.module_state = 0;
@@ -156,6 +169,7 @@ class IntegrityGuest {
                      {2, "kthreadd", 0, false},
                      {100, "sh", 1, true},
                      {101, "worker", 1, true}});
+        build_pid_hash({0, 1, 2, 100, 101});
         build_modules({"kvm", "rootkit"});
         prof_.text_va = kText;
         prof_.init_task_va = kText + kInitTaskOff;
@@ -192,6 +206,21 @@ class IntegrityGuest {
         w64(prev, next);
         w64(next + 8, prev);
     }
+    // Unlinks task i from its parent's children list too.
+    void unlink_sibling(std::size_t i) {
+        const std::uint64_t node = task(i) + off_.task_sibling;
+        const std::uint64_t next = r64(node), prev = r64(node + 8);
+        w64(prev, next);
+        w64(next + 8, prev);
+    }
+    // The PID hash: init_pid_ns.idr's head, a root node (shift 6) and leaf nodes (shift 0),
+    // one struct pid per task but the idle task.
+    static std::uint64_t pid_ns() { return kText + kPidNsOff; }
+    static std::uint64_t xa_head() { return pid_ns() + 8 + 0 + 8; }
+    static std::uint64_t pid_root() { return heap(0x80000); }
+    static std::uint64_t pid_leaf(std::size_t k) { return heap(0x81000 + k * 0x1000); }
+    static std::uint64_t pid_struct(std::size_t i) { return heap(0x70000 + i * 0x40); }
+    static std::uint64_t slot(std::uint64_t node, std::size_t i) { return node + 40 + i * 8; }
     void unlink_module(std::size_t i) {
         const std::uint64_t node = module(i) + off_.module_list;
         const std::uint64_t next = r64(node), prev = r64(node + 8);
@@ -250,6 +279,19 @@ class IntegrityGuest {
                 w64(c, c);
                 w64(c + 8, c);
             }
+        }
+    }
+
+    void build_pid_hash(const std::vector<std::uint64_t>& pids) {
+        w64(xa_head(), pid_root() | 2);
+        mem_.write(pa(pid_root()), std::vector<std::byte>{std::byte{6}});  // shift
+        for (std::size_t i = 1; i < tasks_.size(); ++i) {
+            const std::uint64_t nr = pids.at(i);
+            const std::uint64_t leaf = pid_leaf(nr / 64);
+            w64(slot(pid_root(), nr / 64), leaf | 2);
+            w64(slot(leaf, nr % 64), pid_struct(i));
+            w64(pid_struct(i) + off_.pid_tasks, tasks_[i] + off_.task_pid_links);
+            w64(tasks_[i] + off_.task_pid_links + 8, pid_struct(i) + off_.pid_tasks);
         }
     }
 
@@ -530,6 +572,7 @@ TEST(BridgeIntegrity, HiddenTaskRunningOnAVcpuIsFoundWithoutTheTree) {
     IntegrityGuest g;
     g.unlink_task(4);
     g.off().has_children = false;
+    g.off().has_pid_hash = false;
     auto ctx = g.context();
     ctx.vcpus = {running_on_vcpu(g, 4)};
     const auto rep = sweep_integrity(ctx, nullptr);
@@ -546,12 +589,105 @@ TEST(BridgeIntegrity, ExitingTaskOffTheListIsNotHidden) {
     IntegrityGuest g;
     g.unlink_task(4);
     g.off().has_children = false;
+    g.off().has_pid_hash = false;
     g.off().task_flags = 0x1f0;
     g.w64(g.task(4) + 0x1f0, 0x4);  // PF_EXITING
     auto ctx = g.context();
     ctx.vcpus = {running_on_vcpu(g, 4)};
     const auto rep = sweep_integrity(ctx, nullptr);
     EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenTask).empty()) << dump(rep);
+}
+
+TEST(BridgeIntegrity, TaskOffTheListAndTheTreeIsFoundInThePidHash) {
+    IntegrityGuest g;
+    g.unlink_task(3);
+    g.unlink_sibling(3);
+    const auto rep = sweep_integrity(g.context(), nullptr);
+    EXPECT_TRUE(of_kind(rep, FindingKind::kCheckFailed).empty()) << dump(rep);
+    const auto f = of_kind(rep, FindingKind::kHiddenTask);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].index, 100);
+    EXPECT_EQ(f[0].name, "sh");
+    EXPECT_EQ(f[0].actual, g.task(3));
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_NE(f[0].message.find("is in the PID hash but is not on the task list"),
+              std::string::npos)
+        << f[0].message;
+    // Without the PID hash's layout the view is skipped: nothing else sees it, nothing fails.
+    g.off().has_pid_hash = false;
+    const auto skipped = sweep_integrity(g.context(), nullptr);
+    EXPECT_TRUE(skipped.findings.empty()) << dump(skipped);
+}
+
+// A thread of a hidden group is found through the hash too: reported once, as its leader.
+TEST(BridgeIntegrity, PidHashReportsAHiddenGroupOnceAsItsLeader) {
+    IntegrityGuest g;
+    g.unlink_task(4);
+    g.unlink_sibling(4);
+    // A thread of 101 (pid 102): a copy of its leader's task_struct with its own pid.
+    const std::uint64_t thread = IntegrityGuest::heap(0x9000);
+    for (std::uint64_t o = 0; o < 0x200; o += 8) g.w64(thread + o, g.r64(g.task(4) + o));
+    g.mem().write_u32(IntegrityGuest::pa(thread + g.off().task_pid), 102);
+    const std::uint64_t pid = IntegrityGuest::pid_struct(9);
+    g.w64(pid + g.off().pid_tasks, thread + g.off().task_pid_links);
+    // Before its leader in the leaf: the leader must still stand for the group.
+    g.w64(IntegrityGuest::slot(IntegrityGuest::pid_leaf(1), 101 % 64), pid);
+    g.w64(IntegrityGuest::slot(IntegrityGuest::pid_leaf(1), 102 % 64),
+          IntegrityGuest::pid_struct(4));
+    const auto rep = sweep_integrity(g.context(), nullptr);
+    const auto f = of_kind(rep, FindingKind::kHiddenTask);
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].index, 101);
+    EXPECT_EQ(f[0].actual, g.task(4));
+}
+
+// Hostile xarrays: each is a failed check (or ignored), never a crash, a hang or a finding.
+TEST(BridgeIntegrity, HostilePidHashIsAFailedCheckNotAHang) {
+    using G = IntegrityGuest;
+    const std::uint64_t wild = 0xffff'dead'beef'0000ULL;
+    struct Case {
+        const char* what;
+        std::function<void(G&)> tamper;
+        bool fails;
+    };
+    const std::vector<Case> cases = {
+        {"leaf slot back to the root (cycle)",
+         [](G& g) { g.w64(G::slot(G::pid_leaf(0), 5), G::pid_root() | 2); }, true},
+        {"root slot to itself", [](G& g) { g.w64(G::slot(G::pid_root(), 9), G::pid_root() | 2); },
+         true},
+        {"two parents for one leaf",
+         [](G& g) { g.w64(G::slot(G::pid_root(), 2), G::pid_leaf(0) | 2); }, true},
+        {"wild node pointer", [wild](G& g) { g.w64(G::slot(G::pid_root(), 3), wild | 2); }, true},
+        {"non-canonical node pointer",
+         [](G& g) { g.w64(G::slot(G::pid_root(), 3), 0x8000'0000'0000'1002ULL); }, true},
+        {"absurd root shift",
+         [](G& g) { g.mem().write(G::pa(G::pid_root()), std::vector<std::byte>{std::byte{200}}); },
+         true},
+        {"leaf with the root's shift",
+         [](G& g) { g.mem().write(G::pa(G::pid_leaf(1)), std::vector<std::byte>{std::byte{6}}); },
+         true},
+        {"wild head", [wild](G& g) { g.w64(G::xa_head(), wild | 2); }, true},
+        {"wild pid pointers are ignored",
+         [wild](G& g) {
+             g.w64(G::slot(G::pid_leaf(0), 7), wild);
+             g.w64(G::slot(G::pid_leaf(0), 8), 0x41);   // a value entry
+             g.w64(G::slot(G::pid_leaf(0), 9), 0x402);  // a retry entry
+             g.w64(G::pid_struct(1) + 16, wild);        // pid->tasks[PIDTYPE_PID].first
+         },
+         false},
+    };
+    for (const Case& c : cases) {
+        IntegrityGuest g;
+        c.tamper(g);
+        const auto rep = sweep_integrity(g.context(), nullptr);
+        EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenTask).empty()) << c.what << "\n" << dump(rep);
+        const auto failed = of_kind(rep, FindingKind::kCheckFailed);
+        EXPECT_EQ(failed.size(), c.fails ? 1U : 0U) << c.what << "\n" << dump(rep);
+        if (!failed.empty()) {
+            EXPECT_EQ(failed[0].check, "tasks");
+            EXPECT_NE(failed[0].message.find("PID hash"), std::string::npos) << failed[0].message;
+        }
+    }
 }
 
 TEST(BridgeIntegrity, MissingSymbolsAreFailedChecks) {
@@ -575,9 +711,15 @@ TEST(BridgeIntegrity, RandomCorruptionNeverCrashes) {
     std::mt19937_64 rng(99);
     // Words of the tables, the task structs, the modules and the tree.
     const std::vector<std::pair<std::uint64_t, std::uint64_t>> areas = {
-        {kText + kTableOff, kSyscalls * 8},     {kText + kIdtOff, 4096},
-        {kText + kInitTaskOff, 0x200},          {kText + kModulesOff, 0x200},
-        {IntegrityGuest::heap(0x1000), 0x5000}, {IntegrityGuest::heap(0x40000), 0x2000},
+        {kText + kTableOff, kSyscalls * 8},
+        {kText + kIdtOff, 4096},
+        {kText + kInitTaskOff, 0x200},
+        {kText + kModulesOff, 0x200},
+        {IntegrityGuest::heap(0x1000), 0x5000},
+        {IntegrityGuest::heap(0x40000), 0x2000},
+        {IntegrityGuest::heap(0x70000), 0x200},
+        {IntegrityGuest::heap(0x80000), 0x3000},
+        {kText + kPidNsOff, 0x20},
     };
     const std::uint64_t values[] = {0,
                                     1,

@@ -141,6 +141,8 @@ inline constexpr std::uint64_t kMaxHashedRange = 256ULL << 20;  // per range (te
 inline constexpr std::size_t kMaxMaskedSites = 1U << 18;        // jump-label sites masked
 inline constexpr std::size_t kMaxModTreeNodes = 1U << 16;       // module tree nodes visited
 inline constexpr std::size_t kMaxTreeTasks = 1U << 16;          // tasks via children lists
+inline constexpr std::size_t kMaxPidHashNodes = 1U << 16;       // xa_nodes of the PID hash
+inline constexpr std::size_t kMaxPidHashTasks = 1U << 18;       // struct pid entries read
 inline constexpr std::size_t kChunkSize = 64;
 inline constexpr std::size_t kChunksPerPage = kPageSize / kChunkSize;
 

@@ -96,6 +96,21 @@ struct LinuxOffsets {
     std::uint64_t mtn_mod = 0;          // struct module* within mod_tree_node
     std::uint64_t mtn_node = 0;         // latch_tree_node within mod_tree_node
 
+    // PID allocator (optional group): init_pid_ns.idr is an IDR, i.e. an xarray (idr_rt)
+    // whose entries are struct pid*; each internal node (struct xa_node) has `shift` and
+    // slots[xa_chunk]. A pid's tasks[PIDTYPE_PID].first is the hlist_node pid_links[PIDTYPE_PID]
+    // of its task (PIDTYPE_PID = 0, so both at +0 of their arrays).
+    bool has_pid_hash = false;
+    std::uint64_t pidns_idr = 0;       // struct idr within struct pid_namespace
+    std::uint64_t idr_rt = 0;          // struct xarray within struct idr
+    std::uint64_t xarray_xa_head = 0;  // void* within struct xarray
+    std::uint64_t xa_node_shift = 0;   // unsigned char within struct xa_node
+    std::uint64_t xa_node_slots = 0;   // void* slots[xa_chunk] within struct xa_node
+    std::uint64_t xa_chunk = 0;        // XA_CHUNK_SIZE: 64 (16 with CONFIG_BASE_SMALL)
+    std::uint64_t pid_tasks = 0;       // struct hlist_head tasks[PIDTYPE_MAX] within struct pid
+    std::uint64_t task_pid_links = 0;  // struct hlist_node pid_links[PIDTYPE_MAX]
+    std::uint64_t hlist_first = 0;     // struct hlist_node* within struct hlist_head
+
     friend bool operator==(const LinuxOffsets&, const LinuxOffsets&) = default;
 };
 

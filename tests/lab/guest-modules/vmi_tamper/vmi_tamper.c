@@ -6,6 +6,8 @@
  *
  * Control: write one command to /proc/vmi_tamper; read it for the state.
  *   hide_pid PID     unlink the task from the task list    unhide_pid
+ *   hide_pid_deep PID  unlink it from the task list and from its parent's children list
+ *                    (only the PID hash and the vCPUs still show it)   unhide_pid
  *   hook_syscall NR  replace sys_call_table[NR]             unhook_syscall
  *   lstar            point LSTAR at a stub in this module   unlstar
  *   lstar_bad        a WRMSR of a non-canonical LSTAR, which must fault (#GP) and change
@@ -42,8 +44,9 @@ typedef long (*syscall_fn)(const struct pt_regs *regs);
 static lookup_fn lookup;
 static DEFINE_MUTEX(vt_lock);
 
-/* hide_pid */
+/* hide_pid, hide_pid_deep */
 static struct task_struct *hidden_task;
+static bool hidden_deep;
 static rwlock_t *vt_tasklist_lock;
 
 /* hook_syscall */
@@ -106,7 +109,7 @@ static int write_ro(void *dst, const void *src, size_t len)
 	return 0;
 }
 
-static int hide_pid(pid_t nr)
+static int hide_pid(pid_t nr, bool deep)
 {
 	struct task_struct *t;
 
@@ -117,12 +120,16 @@ static int hide_pid(pid_t nr)
 		return -ESRCH;
 	write_lock_irq(vt_tasklist_lock);
 	list_del_rcu(&t->tasks);
+	/* The process tree: its real parent's children list (tasklist_lock guards it). */
+	if (deep)
+		list_del_init(&t->sibling);
 	write_unlock_irq(vt_tasklist_lock);
 	/* Readers may still stand on the node: let them leave before it points at itself. */
 	synchronize_rcu();
 	INIT_LIST_HEAD(&t->tasks);
 	hidden_task = t;
-	pr_info("hid pid %d (%s)\n", nr, t->comm);
+	hidden_deep = deep;
+	pr_info("hid pid %d (%s)%s\n", nr, t->comm, deep ? " from the tree too" : "");
 	return 0;
 }
 
@@ -132,9 +139,12 @@ static int unhide_pid(void)
 		return -ENOENT;
 	write_lock_irq(vt_tasklist_lock);
 	list_add_tail_rcu(&hidden_task->tasks, &init_task.tasks);
+	if (hidden_deep)
+		list_add_tail(&hidden_task->sibling, &hidden_task->real_parent->children);
 	write_unlock_irq(vt_tasklist_lock);
 	put_task_struct(hidden_task);
 	hidden_task = NULL;
+	hidden_deep = false;
 	return 0;
 }
 
@@ -271,7 +281,9 @@ static int run(char *cmd)
 	int n;
 
 	if (!strcmp(verb, "hide_pid"))
-		return arg && !kstrtoint(arg, 10, &n) ? hide_pid(n) : -EINVAL;
+		return arg && !kstrtoint(arg, 10, &n) ? hide_pid(n, false) : -EINVAL;
+	if (!strcmp(verb, "hide_pid_deep"))
+		return arg && !kstrtoint(arg, 10, &n) ? hide_pid(n, true) : -EINVAL;
 	if (!strcmp(verb, "unhide_pid"))
 		return unhide_pid();
 	if (!strcmp(verb, "hook_syscall"))
@@ -314,7 +326,8 @@ static ssize_t vt_write(struct file *f, const char __user *buf, size_t len, loff
 static int vt_show(struct seq_file *m, void *v)
 {
 	mutex_lock(&vt_lock);
-	seq_printf(m, "hidden_pid %d\n", hidden_task ? task_pid_nr(hidden_task) : -1);
+	seq_printf(m, "hidden_pid %d deep %d\n", hidden_task ? task_pid_nr(hidden_task) : -1,
+		   hidden_deep);
 	seq_printf(m, "hooked_syscall %d calls %lld\n", hooked_nr, atomic64_read(&hook_calls));
 	seq_printf(m, "lstar %d orig %llx\n", lstar_set, vt_orig_lstar);
 	seq_printf(m, "poked %lx\n", (unsigned long)poked_at);

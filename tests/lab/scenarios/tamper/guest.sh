@@ -51,7 +51,7 @@ echo "TAMPER-READY"
 while read -r cmd args <&3; do
 	[ "$cmd" = quit ] && break
 	case "$cmd" in
-	hide_pid) args=$hide ;;
+	hide_pid | hide_pid_deep) args=$hide ;;
 	esac
 	rc=0
 	if [ "$cmd" = soak ]; then

@@ -1,8 +1,10 @@
 #!/bin/sh
 # Lab host side of the tamper scenario. The guest (two vCPUs) loads vmi_tamper.ko (test
 # tooling) and, one step at a time on the host's command, hides a process from the task list,
-# replaces a sys_call_table entry, overwrites a byte of kernel text, unlinks itself from the
-# module list, and rewrites LSTAR; each step is undone before the next.
+# hides it again from the task list and from its parent's children list (then only the PID
+# hash shows it, and a vCPU while it runs), replaces a sys_call_table entry, overwrites a
+# byte of kernel text, unlinks itself from the module list, and rewrites LSTAR; each step is
+# undone before the next.
 # Two views judge every step:
 # - vminsightd, attached with the default policy, must raise the step's alert within 5 s of
 #   the guest reporting the step done (alert-* steps; latencies in metrics.txt), naming the
@@ -190,6 +192,19 @@ wait_for 180 in_file "$events" '"action":"memory-dump-' ||
 snapshot "$dump"
 integrity hide-pid "$dump" --against "$base"
 expect hide-pid '"kind":"hidden_task"' "\"index\":$hide," '"name":"vmi-hideme"'
+tamper unhide_pid
+# The daemon alerts when a finding appears: before the same process is hidden again, it must
+# have swept it back on the list (two sweeps: one begun after the undo).
+swept() { [ "$(sweeps)" -ge $(($1 + 2)) ]; }
+u0=$(sweeps)
+wait_for 30 swept "${u0:-0}" || step hide-pid-undone FAIL "no daemon sweep after unhide_pid"
+
+# Off the process tree too: the PID allocator (init_pid_ns.idr) still has it.
+daemon_step hide-pid-deep hide_pid_deep "" "Hidden Process" "name=vmi-hideme"
+snapshot "$dump"
+integrity hide-pid-deep "$dump" --against "$base"
+expect hide-pid-deep '"kind":"hidden_task"' "\"index\":$hide," '"name":"vmi-hideme"' \
+	'is in the PID hash but is not on the task list'
 tamper unhide_pid
 
 daemon_step hook-syscall hook_syscall 39 "Syscall Table Hooked" 'entry=sys_call_table[39]'
