@@ -60,6 +60,10 @@ class Reader {
     /// The kernel symbol `va` falls in ("" if none): name only.
     [[nodiscard]] std::string symbol_name(std::uint64_t va) const;
 
+    /// Forget the cached guest pages, so that what is read next is the guest as it is now: a
+    /// read that confirms a finding must not be served the pages the first read saw.
+    void refresh() { tables_.clear(); }
+
     void add(IntegrityFinding f) { findings_.push_back(std::move(f)); }
     /// A check that could not run.
     void failed(std::string check, std::string why);

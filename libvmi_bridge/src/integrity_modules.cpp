@@ -88,6 +88,7 @@ void check_hidden_modules(Reader& r) {
                                 Error{Fault::kInvalidFormat, "no modules symbol"});
         if (!again) return r.failed("modules", "the modules list could not be read again");
         for (const KernelModule& m : *again) listed.insert(m.module_va);
+        r.refresh();  // the tree as it is now, not as cached by the first walk
         std::vector<std::uint64_t> tree_again;
         if (!walk_mod_tree(r, tree + o.mod_tree_root + o.latch_tree_tree, tree_again)) return;
         const std::unordered_set<std::uint64_t> still(tree_again.begin(), tree_again.end());

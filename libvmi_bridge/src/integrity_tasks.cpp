@@ -268,7 +268,7 @@ bool exiting(Reader& r, std::uint64_t task) {
 }
 
 // The view that showed a candidate, which must still show it when it is confirmed.
-enum class View : std::uint8_t { kVcpu, kTree };
+enum class View : std::uint8_t { kVcpu, kTree, kPidHash };
 
 struct Candidate {
     TaskInfo info;
@@ -313,11 +313,12 @@ void check_hidden_tasks(Reader& r) {
                 reported.count(i->tgid) != 0) {
                 continue;
             }
-            auto [at, fresh] = groups.try_emplace(i->tgid, Candidate{*i, t, "is in the PID hash"});
+            const Candidate k{*i, t, "is in the PID hash", View::kPidHash};
+            auto [at, fresh] = groups.try_emplace(i->tgid, k);
             if (fresh) {
                 order.push_back(i->tgid);
             } else if (i->pid == i->tgid) {
-                at->second = Candidate{*i, t, "is in the PID hash"};
+                at->second = k;
             }
         }
         for (std::int32_t g : order) {
@@ -345,19 +346,36 @@ void check_hidden_tasks(Reader& r) {
     if (found.empty()) return;
     // The list was read before the other views: a process forked (or an exec's new address
     // space installed) since is on a list read now. Only what a second read still lacks, of
-    // a task not exiting, still the same task, and still in the tree when that is read after
-    // the list (Linux links a task into both, and unlinks it from both, together) is hidden.
+    // a task not exiting, still the same task, and still in its view when that is read after
+    // the list (Linux links a task into the list, the tree and the PID hash together, and
+    // unlinks it from all three together) is hidden. Every re-read is of the guest as it is
+    // now, not of the pages cached by the first reads.
+    r.refresh();
     Listed again;
     if (!read_listed(r, again)) return r.failed("tasks", "the task list could not be walked again");
     std::unordered_set<std::uint64_t> tree_now;
+    std::unordered_set<std::uint64_t> hash_now;
     bool tree_read = false;
+    bool hash_read = false;
     auto still_shown = [&](const Candidate& k) {
-        if (k.view != View::kTree) return true;  // a vCPU's current task: seen just now
-        if (!tree_read) {
-            for (std::uint64_t t : task_tree(r)) tree_now.insert(t);
-            tree_read = true;
+        switch (k.view) {
+            case View::kVcpu:
+                return true;  // a vCPU's current task: seen just now
+            case View::kTree:
+                if (!tree_read) {
+                    for (std::uint64_t t : task_tree(r)) tree_now.insert(t);
+                    tree_read = true;
+                }
+                return tree_now.count(k.task) != 0;
+            case View::kPidHash:
+                if (!hash_read) {
+                    std::string why;  // reported by the first walk
+                    for (std::uint64_t t : pid_hash_tasks(r, why)) hash_now.insert(t);
+                    hash_read = true;
+                }
+                return hash_now.count(k.task) != 0;
         }
-        return tree_now.count(k.task) != 0;
+        return false;
     };
     for (const Candidate& k : found) {
         auto now = task_info(r, k.task);

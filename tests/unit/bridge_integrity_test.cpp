@@ -8,7 +8,9 @@
 #include <functional>
 #include <optional>
 #include <random>
+#include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "bridge_synthetic_kallsyms.hpp"
@@ -617,6 +619,51 @@ TEST(BridgeIntegrity, TaskOffTheListAndTheTreeIsFoundInThePidHash) {
     g.off().has_pid_hash = false;
     const auto skipped = sweep_integrity(g.context(), nullptr);
     EXPECT_TRUE(skipped.findings.empty()) << dump(skipped);
+}
+
+// Guest memory that the guest changes once, when a sweep first reads a given page: the guest
+// running on while it is read.
+class ChangingMemory final : public GuestMemory {
+  public:
+    ChangingMemory(GuestMemory& backing, std::uint64_t trigger_pa, std::function<void()> change)
+        : backing_(&backing), trigger_(trigger_pa / k4K), change_(std::move(change)) {}
+    Status read_phys(std::uint64_t gpa, std::span<std::byte> out) override {
+        if (change_ && !out.empty() && gpa / k4K <= trigger_ &&
+            (gpa + out.size() - 1) / k4K >= trigger_) {
+            std::exchange(change_, nullptr)();
+        }
+        return backing_->read_phys(gpa, out);
+    }
+
+  private:
+    GuestMemory* backing_;
+    std::uint64_t trigger_;
+    std::function<void()> change_;
+};
+
+// A process forked while the sweep reads: off the list when the list is read, linked by the
+// time the PID hash is. The confirming second list read must see the guest as it is then,
+// not the pages the first read cached (it did, and a busy guest raised false findings).
+TEST(BridgeIntegrity, TaskLinkedWhileTheSweepReadsIsNotHidden) {
+    IntegrityGuest g;
+    g.off().has_children = false;  // the list and the PID hash only
+    const std::uint64_t node = g.task(3) + g.off().task_tasks;
+    g.unlink_task(3);  // its own next/prev still name its place
+    ChangingMemory mem(g.mem(), IntegrityGuest::pa(IntegrityGuest::pid_root()), [&] {
+        g.w64(g.r64(node + 8), node);  // prev->next
+        g.w64(g.r64(node) + 8, node);  // next->prev
+    });
+    auto ctx = g.context();
+    ctx.mem = &mem;
+    const auto rep = sweep_integrity(ctx, nullptr);
+    EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenTask).empty()) << dump(rep);
+    // The same guest hidden throughout is found: the change above is what clears it.
+    IntegrityGuest h;
+    h.off().has_children = false;
+    h.unlink_task(3);
+    const auto hidden = of_kind(sweep_integrity(h.context(), nullptr), FindingKind::kHiddenTask);
+    ASSERT_EQ(hidden.size(), 1U);
+    EXPECT_EQ(hidden[0].index, 100);
 }
 
 // A thread of a hidden group is found through the hash too: reported once, as its leader.
