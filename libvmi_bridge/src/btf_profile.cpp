@@ -114,23 +114,19 @@ std::uint64_t BtfProfile::hash() const {
 
 // Per-CPU variables are listed, with their offsets in the per-CPU area, in the BTF DATASEC
 // ".data..percpu" (pahole emits them unless told not to).
-std::uint64_t BtfProfile::percpu_current_task() const {
+std::optional<std::uint64_t> BtfProfile::percpu_variable(std::string_view name) const {
     const struct btf* b = btf_.get();
     const std::int32_t sec = btf__find_by_name_kind(b, ".data..percpu", BTF_KIND_DATASEC);
-    if (sec <= 0) return 0;
+    if (sec <= 0) return std::nullopt;
     const btf_type* t = btf__type_by_id(b, static_cast<std::uint32_t>(sec));
     const btf_var_secinfo* v = btf_var_secinfos(t);
     for (std::uint16_t i = 0; i < btf_vlen(t); ++i, ++v) {
         const btf_type* var = btf__type_by_id(b, v->type);
-        if (!var || !btf_is_var(var)) continue;
-        const std::string_view name = btf__name_by_offset(b, var->name_off);
-        if (name == "current_task" && v->size == 8) return v->offset;
-        if (name == "pcpu_hot") {
-            auto m = member("pcpu_hot", "current_task");
-            if (m && m->size == 8 && m->offset + 8 <= v->size) return v->offset + m->offset;
+        if (var && btf_is_var(var) && btf__name_by_offset(b, var->name_off) == name) {
+            return v->offset;
         }
     }
-    return 0;
+    return std::nullopt;
 }
 
 }  // namespace vmi

@@ -1,8 +1,8 @@
-// Hidden tasks by cross-view: the task list (init_task.tasks) against three other routes to
+// Hidden tasks by cross-view: the task list (init_task.tasks) against four other routes to
 // the same tasks that a rootkit's list_del(&task->tasks) does not touch: the process tree
 // (children/sibling lists, and the threads of each group), the PID allocator (every struct
-// pid in init_pid_ns.idr and its task), and what each vCPU runs (its per-CPU current task,
-// and its CR3).
+// pid in init_pid_ns.idr and its task), the scheduler (each CPU's run queue), and what each
+// vCPU runs (its per-CPU current task, and its CR3).
 #include <algorithm>
 #include <array>
 #include <bit>
@@ -219,6 +219,60 @@ std::vector<std::uint64_t> pid_hash_tasks(Reader& r, std::string& why) {
     return out;
 }
 
+// The scheduler's view: every CPU's run queue (the per-CPU `runqueues` at
+// __per_cpu_offset[cpu]) lists its queued CFS tasks on rq.cfs_tasks, and names the task it
+// runs in rq.curr. CPUs are those below nr_cpu_ids (offline ones have empty queues), at most
+// kMaxRunQueueCpus; list entries are bounded as a whole. `why` says what failed ("" if
+// nothing); the tasks found before still count.
+struct Queued {
+    std::uint64_t task = 0;
+    std::uint32_t cpu = 0;
+};
+
+std::vector<Queued> runqueue_tasks(Reader& r, std::string& why) {
+    const LinuxOffsets& o = *r.ctx().offsets;
+    const bool la57 = r.ctx().la57;
+    std::vector<Queued> out;
+    const std::uint64_t offsets = r.sym("__per_cpu_offset");
+    const std::uint64_t nr_sym = r.sym("nr_cpu_ids");
+    if (offsets == 0 || nr_sym == 0) {
+        why = "cannot be read: no symbol __per_cpu_offset or nr_cpu_ids";
+        return out;
+    }
+    std::array<std::byte, 4> nr_raw{};
+    if (!r.read(nr_sym, nr_raw)) {
+        why = "cannot be read: nr_cpu_ids unreadable";
+        return out;
+    }
+    std::uint32_t nr = 0;
+    std::memcpy(&nr, nr_raw.data(), 4);
+    if (nr == 0 || nr > kMaxRunQueueCpus) {
+        why = "cannot be read: nr_cpu_ids is " + std::to_string(nr);
+        return out;
+    }
+    std::size_t budget = kMaxTreeSteps;
+    for (std::uint32_t c = 0; c < nr; ++c) {
+        auto base = r.u64(offsets + 8ULL * c);
+        if (!base) {
+            why = "cannot be read: __per_cpu_offset[" + std::to_string(c) + "] unreadable";
+            return out;
+        }
+        const std::uint64_t rq = *base + o.percpu_runqueues;
+        if (!kernel_ptr(rq, la57)) continue;  // not a possible CPU's area
+        std::vector<std::uint64_t> nodes;
+        if (!list_entries(r, rq + o.rq_cfs_tasks, nodes, budget) && why.empty()) {
+            why = "has a broken CFS task list on CPU " + std::to_string(c);
+        }
+        for (std::uint64_t n : nodes) {
+            if (n >= o.task_se_group_node) out.push_back({n - o.task_se_group_node, c});
+        }
+        if (auto cur = r.u64(rq + o.rq_curr); cur && kernel_ptr(*cur, la57)) {
+            out.push_back({*cur, c});
+        }
+    }
+    return out;
+}
+
 void hidden(Reader& r, const TaskInfo& t, std::uint64_t task, const std::string& how) {
     IntegrityFinding f;
     f.kind = FindingKind::kHiddenTask;
@@ -268,7 +322,7 @@ bool exiting(Reader& r, std::uint64_t task) {
 }
 
 // The view that showed a candidate, which must still show it when it is confirmed.
-enum class View : std::uint8_t { kVcpu, kTree, kPidHash };
+enum class View : std::uint8_t { kVcpu, kTree, kPidHash, kRunQueue };
 
 struct Candidate {
     TaskInfo info;
@@ -326,6 +380,22 @@ void check_hidden_tasks(Reader& r) {
             found.push_back(groups.at(g));
         }
     }
+    // Run queues: a task queued or running on a CPU (the idle tasks of other CPUs are on no
+    // list).
+    if (o.has_runqueues) {
+        std::string why;
+        const std::vector<Queued> queued = runqueue_tasks(r, why);
+        if (!why.empty()) r.failed("tasks", "the run queues " + why);
+        for (const Queued& q : queued) {
+            auto i = task_info(r, q.task);
+            if (!i || i->tgid <= 0 || listed.tgids.count(i->tgid) != 0 ||
+                !reported.insert(i->tgid).second) {
+                continue;
+            }
+            found.push_back({*i, q.task, "is on the run queue of CPU " + std::to_string(q.cpu),
+                             View::kRunQueue});
+        }
+    }
     // vCPUs: the running task (per-CPU current_task) and its address space.
     for (std::size_t c = 0; c < ctx.vcpus.size(); ++c) {
         const VcpuView& v = ctx.vcpus[c];
@@ -355,8 +425,10 @@ void check_hidden_tasks(Reader& r) {
     if (!read_listed(r, again)) return r.failed("tasks", "the task list could not be walked again");
     std::unordered_set<std::uint64_t> tree_now;
     std::unordered_set<std::uint64_t> hash_now;
+    std::unordered_set<std::uint64_t> queued_now;
     bool tree_read = false;
     bool hash_read = false;
+    bool queues_read = false;
     auto still_shown = [&](const Candidate& k) {
         switch (k.view) {
             case View::kVcpu:
@@ -374,6 +446,13 @@ void check_hidden_tasks(Reader& r) {
                     hash_read = true;
                 }
                 return hash_now.count(k.task) != 0;
+            case View::kRunQueue:
+                if (!queues_read) {
+                    std::string why;  // reported by the first walk
+                    for (const Queued& q : runqueue_tasks(r, why)) queued_now.insert(q.task);
+                    queues_read = true;
+                }
+                return queued_now.count(k.task) != 0;
         }
         return false;
     };

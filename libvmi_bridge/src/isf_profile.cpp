@@ -489,15 +489,10 @@ Result<MemberInfo> IsfProfile::member(std::string_view struct_name,
     return r;
 }
 
-std::uint64_t IsfProfile::percpu_current_task() const {
+std::optional<std::uint64_t> IsfProfile::percpu_variable(std::string_view name) const {
     constexpr std::uint64_t kMaxPercpuOffset = 1ULL << 32;
-    if (auto ct = symbol("current_task"); ct && *ct < kMaxPercpuOffset) return *ct;
-    if (auto hot = symbol("pcpu_hot"); hot && *hot < kMaxPercpuOffset) {
-        auto m = member("pcpu_hot", "current_task");
-        auto size = struct_size("pcpu_hot");
-        if (m && size && m->size == 8 && m->offset + 8 <= *size) return *hot + m->offset;
-    }
-    return 0;
+    if (auto v = symbol(name); v && *v < kMaxPercpuOffset) return v;
+    return std::nullopt;
 }
 
 std::optional<std::uint64_t> IsfProfile::symbol(std::string_view name) const {

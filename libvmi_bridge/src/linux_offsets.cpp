@@ -8,6 +8,22 @@
 
 namespace vmi {
 
+namespace {
+
+// The running task pointer in the per-CPU area: the variable current_task (6.1), or
+// pcpu_hot.current_task (6.2 on); 0 when the source lists neither.
+std::uint64_t percpu_current_task(const TypeLayout& t) {
+    if (auto ct = t.percpu_variable("current_task")) return *ct;
+    if (auto hot = t.percpu_variable("pcpu_hot")) {
+        auto m = t.member("pcpu_hot", "current_task");
+        auto size = t.struct_size("pcpu_hot");
+        if (m && size && m->size == 8 && m->offset + 8 <= *size) return *hot + m->offset;
+    }
+    return 0;
+}
+
+}  // namespace
+
 void module_offsets_from(const TypeLayout& t, LinuxOffsets& o) {
     o.has_modules = false;
     auto size = t.struct_size("module");
@@ -140,7 +156,7 @@ Result<LinuxOffsets> linux_offsets_from(const TypeLayout& t) {
     if (o.has_threads) group({{"signal_struct", "nr_threads", &o.signal_nr_threads, 4}});
     o.has_children = group({{"task_struct", "children", &o.task_children, 16},
                             {"task_struct", "sibling", &o.task_sibling, 16}});
-    o.percpu_current_task = t.percpu_current_task();
+    o.percpu_current_task = percpu_current_task(t);
     module_offsets_from(t, o);
     // The module address tree (kernel/module/internal.h): tree[0] of the latch tree in
     // mod_tree_root, and where a mod_tree_node keeps its module and its rb nodes.
@@ -173,6 +189,19 @@ Result<LinuxOffsets> linux_offsets_from(const TypeLayout& t) {
     if (!o.has_pid_hash) {
         o.pidns_idr = o.idr_rt = o.xarray_xa_head = o.xa_node_shift = o.xa_node_slots = 0;
         o.xa_chunk = o.pid_tasks = o.task_pid_links = o.hlist_first = 0;
+    }
+    // The run queues (kernel/sched/sched.h): per-CPU runqueues, its CFS task list and curr.
+    if (auto rq = t.percpu_variable("runqueues")) {
+        std::uint64_t se = 0;
+        std::uint64_t group_node = 0;
+        o.has_runqueues = group({{"rq", "cfs_tasks", &o.rq_cfs_tasks, 16},
+                                 {"rq", "curr", &o.rq_curr, 8},
+                                 {"task_struct", "se", &se, 0},
+                                 {"sched_entity", "group_node", &group_node, 16}});
+        if (o.has_runqueues) {
+            o.percpu_runqueues = *rq;
+            o.task_se_group_node = se + group_node;
+        }
     }
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,

@@ -234,7 +234,11 @@ nlohmann::json profile_json(const vmi::GuestKernelProfile& p, std::uint64_t cr3)
           {"xa_node_slots", o.xa_node_slots},
           {"xa_chunk", o.xa_chunk},
           {"pid_tasks", o.pid_tasks},
-          {"task_pid_links", o.task_pid_links}}},
+          {"task_pid_links", o.task_pid_links},
+          {"has_runqueues", o.has_runqueues},
+          {"percpu_runqueues", o.percpu_runqueues},
+          {"rq_cfs_tasks", o.rq_cfs_tasks},
+          {"task_se_group_node", o.task_se_group_node}}},
     };
 }
 

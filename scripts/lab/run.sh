@@ -18,7 +18,11 @@ LAB_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=scripts/lab/build.sh
 . "$LAB_DIR/build.sh" # for lab_build and lab_copy_ldd_libs
 
-KERNEL_CMDLINE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1"
+# tsc=reliable: under TCG the TSC follows the host's clock, but on a loaded machine the
+# clocksource watchdog sees late HPET reads, calls the TSC unstable and moves timekeeping to
+# the HPET, whose every read is an emulated MMIO access: the lab then crawls (seen: a tamper
+# run stuck for 14 minutes right after "Switched to clocksource hpet").
+KERNEL_CMDLINE="console=ttyS0 panic_on_warn=1 oops=panic panic=-1 tsc=reliable"
 OUT_MARKER=.vmi-lab-out # marks a directory run.sh may wipe
 
 series="" scenario="" out="" timeout=600 shell=0

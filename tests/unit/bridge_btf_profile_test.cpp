@@ -228,6 +228,12 @@ TEST(BridgeBtfProfile, HostKernelBtfHasProcessDetailOffsets) {
     EXPECT_EQ(off->hlist_first, 0U);
     EXPECT_NE(off->task_pid_links, 0U);
     EXPECT_LT(off->task_pid_links, off->task_struct_size);
+    // The run queues: the per-CPU runqueues, and the CFS task list's node in task_struct.se.
+    EXPECT_TRUE(off->has_runqueues);
+    EXPECT_NE(off->percpu_runqueues, 0U);
+    EXPECT_NE(off->rq_cfs_tasks, off->rq_curr);
+    EXPECT_LT(off->task_se_group_node, off->task_struct_size);
+    EXPECT_NE(off->percpu_current_task, 0U);
 }
 
 // A BTF without the optional structs still yields the required offsets, with the groups off.

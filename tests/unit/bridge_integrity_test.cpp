@@ -48,7 +48,9 @@ constexpr std::uint64_t kErodataOff = 0x40000;
 constexpr std::uint64_t kInitTaskOff = 0x50000;
 constexpr std::uint64_t kModulesOff = 0x52000;
 constexpr std::uint64_t kModTreeOff = 0x52100;
-constexpr std::uint64_t kPidNsOff = 0x52200;  // init_pid_ns
+constexpr std::uint64_t kPidNsOff = 0x52200;         // init_pid_ns
+constexpr std::uint64_t kPerCpuOffsetOff = 0x52400;  // __per_cpu_offset[]
+constexpr std::uint64_t kNrCpuIdsOff = 0x52500;      // nr_cpu_ids
 constexpr std::uint64_t kIdtOff = 0x53000;
 constexpr std::uint64_t kInitTextOff = 0x80000;  // _sinittext: freed after boot
 constexpr std::uint64_t kModuleText = 0xffff'ffff'c010'0000ULL;
@@ -87,6 +89,8 @@ std::vector<SynthSym> symbols() {
     s.push_back({kText + kModulesOff, 'D', "modules"});
     s.push_back({kText + kModTreeOff, 'd', "mod_tree"});
     s.push_back({kText + kPidNsOff, 'D', "init_pid_ns"});
+    s.push_back({kText + kPerCpuOffsetOff, 'D', "__per_cpu_offset"});
+    s.push_back({kText + kNrCpuIdsOff, 'D', "nr_cpu_ids"});
     s.push_back({kText + kIdtOff, 'b', "idt_table"});
     s.push_back({kText + kInitTextOff, 'T', "_sinittext"});
     s.push_back({kText + kInitTextOff, 'T', "early_idt_handler_array"});
@@ -117,6 +121,11 @@ LinuxOffsets offsets() {
     o.pid_tasks = 16;
     o.task_pid_links = 0x100;
     o.hlist_first = 0;
+    o.has_runqueues = true;
+    o.percpu_runqueues = 0x2000;
+    o.rq_cfs_tasks = 0x40;
+    o.rq_curr = 0x80;
+    o.task_se_group_node = 0x120;
     o.has_modules = true;
     o.module_struct_size = 0x300;
     o.module_state = 0;
@@ -172,6 +181,7 @@ class IntegrityGuest {
                      {100, "sh", 1, true},
                      {101, "worker", 1, true}});
         build_pid_hash({0, 1, 2, 100, 101});
+        build_runqueues({1, 3}, 3);
         build_modules({"kvm", "rootkit"});
         prof_.text_va = kText;
         prof_.init_task_va = kText + kInitTaskOff;
@@ -223,6 +233,27 @@ class IntegrityGuest {
     static std::uint64_t pid_leaf(std::size_t k) { return heap(0x81000 + k * 0x1000); }
     static std::uint64_t pid_struct(std::size_t i) { return heap(0x70000 + i * 0x40); }
     static std::uint64_t slot(std::uint64_t node, std::size_t i) { return node + 40 + i * 8; }
+    // Two CPUs: CPU 0 queues tasks `queued` (its CFS list) and runs `running`; CPU 1 idles.
+    static constexpr std::uint32_t kCpus = 2;
+    static std::uint64_t runqueue(std::uint32_t cpu) {
+        return heap(0xc0000 + cpu * 0x10000) + offsets().percpu_runqueues;
+    }
+    void build_runqueues(const std::vector<std::size_t>& queued, std::size_t running) {
+        mem_.write_u32(pa(kText + kNrCpuIdsOff), kCpus);
+        for (std::uint32_t c = 0; c < kCpus; ++c) {
+            w64(kText + kPerCpuOffsetOff + 8 * c, heap(0xc0000 + c * 0x10000));
+            const std::uint64_t head = runqueue(c) + off_.rq_cfs_tasks;
+            std::vector<std::uint64_t> nodes{head};
+            if (c == 0) {
+                for (std::size_t i : queued) nodes.push_back(task(i) + off_.task_se_group_node);
+            }
+            for (std::size_t k = 0; k < nodes.size(); ++k) {
+                w64(nodes[k], nodes[(k + 1) % nodes.size()]);
+                w64(nodes[k] + 8, nodes[(k + nodes.size() - 1) % nodes.size()]);
+            }
+            w64(runqueue(c) + off_.rq_curr, c == 0 ? task(running) : task(0));
+        }
+    }
     void unlink_module(std::size_t i) {
         const std::uint64_t node = module(i) + off_.module_list;
         const std::uint64_t next = r64(node), prev = r64(node + 8);
@@ -615,8 +646,10 @@ TEST(BridgeIntegrity, TaskOffTheListAndTheTreeIsFoundInThePidHash) {
     EXPECT_NE(f[0].message.find("is in the PID hash but is not on the task list"),
               std::string::npos)
         << f[0].message;
-    // Without the PID hash's layout the view is skipped: nothing else sees it, nothing fails.
+    // Without the PID hash's layout the view is skipped: nothing else sees it (it is not
+    // queued to run either), nothing fails.
     g.off().has_pid_hash = false;
+    g.build_runqueues({1}, 1);
     const auto skipped = sweep_integrity(g.context(), nullptr);
     EXPECT_TRUE(skipped.findings.empty()) << dump(skipped);
 }
@@ -664,6 +697,57 @@ TEST(BridgeIntegrity, TaskLinkedWhileTheSweepReadsIsNotHidden) {
     const auto hidden = of_kind(sweep_integrity(h.context(), nullptr), FindingKind::kHiddenTask);
     ASSERT_EQ(hidden.size(), 1U);
     EXPECT_EQ(hidden[0].index, 100);
+}
+
+// A runnable task unlinked from the list, the tree and the PID hash is still on its CPU's
+// run queue; running, it is rq.curr too. Either is enough.
+TEST(BridgeIntegrity, TaskHiddenFromEveryListIsFoundOnItsRunQueue) {
+    for (const bool running : {false, true}) {
+        IntegrityGuest g;
+        g.unlink_task(3);
+        g.unlink_sibling(3);
+        g.w64(IntegrityGuest::slot(IntegrityGuest::pid_leaf(100 / 64), 100 % 64), 0);
+        g.build_runqueues(running ? std::vector<std::size_t>{1} : std::vector<std::size_t>{1, 3},
+                          running ? 3 : 1);
+        const auto rep = sweep_integrity(g.context(), nullptr);
+        EXPECT_TRUE(of_kind(rep, FindingKind::kCheckFailed).empty()) << dump(rep);
+        const auto f = of_kind(rep, FindingKind::kHiddenTask);
+        ASSERT_EQ(f.size(), 1U) << dump(rep);
+        EXPECT_EQ(f[0].index, 100);
+        EXPECT_EQ(f[0].actual, g.task(3));
+        EXPECT_NE(f[0].message.find("is on the run queue of CPU 0"), std::string::npos)
+            << f[0].message;
+        g.off().has_runqueues = false;  // nothing else sees it
+        EXPECT_TRUE(
+            of_kind(sweep_integrity(g.context(), nullptr), FindingKind::kHiddenTask).empty());
+    }
+}
+
+// Hostile run queues: a failed check, never a crash, a hang or a finding.
+TEST(BridgeIntegrity, HostileRunQueuesAreAFailedCheckNotAHang) {
+    using G = IntegrityGuest;
+    struct Case {
+        const char* what;
+        std::function<void(G&)> tamper;
+    };
+    const std::vector<Case> cases = {
+        {"nr_cpu_ids", [](G& g) { g.mem().write_u32(G::pa(kText + kNrCpuIdsOff), 1U << 30); }},
+        {"loop",
+         [](G& g) {  // a CFS list whose last node points back at its first
+             const std::uint64_t first = g.task(1) + g.off().task_se_group_node;
+             g.w64(g.task(3) + g.off().task_se_group_node, first);
+         }},
+        {"wild", [](G& g) { g.w64(G::runqueue(1) + g.off().rq_cfs_tasks, 0x1234); }},
+    };
+    for (const Case& c : cases) {
+        G g;
+        c.tamper(g);
+        const auto rep = sweep_integrity(g.context(), nullptr);
+        EXPECT_TRUE(of_kind(rep, FindingKind::kHiddenTask).empty()) << c.what << "\n" << dump(rep);
+        const auto failed = of_kind(rep, FindingKind::kCheckFailed);
+        ASSERT_EQ(failed.size(), 1U) << c.what << "\n" << dump(rep);
+        EXPECT_NE(failed[0].message.find("run queues"), std::string::npos) << failed[0].message;
+    }
 }
 
 // A thread of a hidden group is found through the hash too: reported once, as its leader.

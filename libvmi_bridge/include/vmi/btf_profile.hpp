@@ -35,9 +35,9 @@ class BtfProfile final : public TypeLayout {
 
     /// All offsets the Linux model needs (linux_offsets_from()).
     [[nodiscard]] Result<LinuxOffsets> linux_offsets() const { return linux_offsets_from(*this); }
-    /// Offset of the running task pointer in the per-CPU area, from the BTF DATASEC
-    /// ".data..percpu"; 0 when the BTF does not say.
-    [[nodiscard]] std::uint64_t percpu_current_task() const override;
+    /// From the BTF DATASEC ".data..percpu" (pahole lists per-CPU variables there).
+    [[nodiscard]] std::optional<std::uint64_t> percpu_variable(
+        std::string_view name) const override;
     /// Fills the module group of `o` (module_offsets_from()).
     void module_offsets(LinuxOffsets& o) const { module_offsets_from(*this, o); }
     /// FNV-1a 64 of the raw BTF (the same value for a file and the blob in guest memory).

@@ -13,7 +13,8 @@
 //                   labels, static-call and ftrace trampolines, BPF dispatchers) are masked.
 //   hidden modules  modules in the kernel's module address tree (mod_tree) absent from the
 //                   `modules` list
-//   hidden tasks    tasks reachable through the children/sibling tree from init_task, or
+//   hidden tasks    tasks reachable through the children/sibling tree from init_task, in
+//                   the PID allocator (init_pid_ns.idr), queued on a CPU's run queue, or
 //                   running on a vCPU (its per-CPU current task), absent from the task list;
 //                   vCPU CR3s that belong to no listed task
 //
@@ -143,6 +144,7 @@ inline constexpr std::size_t kMaxModTreeNodes = 1U << 16;       // module tree n
 inline constexpr std::size_t kMaxTreeTasks = 1U << 16;          // tasks via children lists
 inline constexpr std::size_t kMaxPidHashNodes = 1U << 16;       // xa_nodes of the PID hash
 inline constexpr std::size_t kMaxPidHashTasks = 1U << 18;       // struct pid entries read
+inline constexpr std::size_t kMaxRunQueueCpus = 4096;           // CPUs whose run queue is read
 inline constexpr std::size_t kChunkSize = 64;
 inline constexpr std::size_t kChunksPerPage = kPageSize / kChunkSize;
 

@@ -54,9 +54,9 @@ class IsfProfile final : public TypeLayout {
     /// cannot be sized (function, missing base type), kCycle, kLimitExceeded.
     [[nodiscard]] Result<MemberInfo> member(std::string_view struct_name,
                                             std::string_view member_name) const override;
-    /// The per-CPU offset of current_task (6.1) or pcpu_hot.current_task (6.2 on) from the
-    /// symbols (x86-64 links per-CPU variables at small offsets); 0 if neither is there.
-    [[nodiscard]] std::uint64_t percpu_current_task() const override;
+    /// From the symbols: x86-64 links per-CPU variables at small offsets.
+    [[nodiscard]] std::optional<std::uint64_t> percpu_variable(
+        std::string_view name) const override;
     /// All offsets the Linux model needs (linux_offsets_from()).
     [[nodiscard]] Result<LinuxOffsets> linux_offsets() const { return linux_offsets_from(*this); }
 

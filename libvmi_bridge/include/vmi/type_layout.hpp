@@ -6,6 +6,7 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "vmi/result.hpp"
@@ -111,6 +112,15 @@ struct LinuxOffsets {
     std::uint64_t task_pid_links = 0;  // struct hlist_node pid_links[PIDTYPE_MAX]
     std::uint64_t hlist_first = 0;     // struct hlist_node* within struct hlist_head
 
+    // Run queues (optional group): the per-CPU variable `runqueues` (struct rq). rq.cfs_tasks
+    // lists every CFS task queued on that CPU, the running one included, through
+    // task_struct.se.group_node; rq.curr is the task running there, of any class.
+    bool has_runqueues = false;
+    std::uint64_t percpu_runqueues = 0;    // runqueues' offset in the per-CPU area
+    std::uint64_t rq_cfs_tasks = 0;        // struct list_head within struct rq
+    std::uint64_t rq_curr = 0;             // struct task_struct* within struct rq
+    std::uint64_t task_se_group_node = 0;  // struct list_head task_struct.se.group_node
+
     friend bool operator==(const LinuxOffsets&, const LinuxOffsets&) = default;
 };
 
@@ -125,8 +135,10 @@ class TypeLayout {
     /// kNotFound errors name "struct.member"; bitfields are kInvalidFormat.
     [[nodiscard]] virtual Result<MemberInfo> member(std::string_view struct_name,
                                                     std::string_view member_name) const = 0;
-    /// Offset of the running task pointer in the per-CPU area; 0 when not known.
-    [[nodiscard]] virtual std::uint64_t percpu_current_task() const = 0;
+    /// Offset of per-CPU variable `name` in the per-CPU area (x86-64 links them from 0);
+    /// nullopt when the source does not list it.
+    [[nodiscard]] virtual std::optional<std::uint64_t> percpu_variable(
+        std::string_view name) const = 0;
 
   protected:
     TypeLayout() = default;
