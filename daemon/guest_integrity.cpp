@@ -110,6 +110,7 @@ std::vector<nlohmann::json> GuestIntegrity::sweep(std::uint64_t cr3,
     for (const auto& f : rep.findings) {
         if (f.kind == vmi::FindingKind::kCheckFailed) {
             ++check_failures_;  // a guest mid-change, or one we cannot read: not an alert
+            last_check_failure_ = f.check + ": " + f.message;
             continue;
         }
         std::string key = key_of(f);
@@ -131,17 +132,28 @@ std::vector<nlohmann::json> GuestIntegrity::sweep(std::uint64_t cr3,
     return out;
 }
 
-std::string GuestIntegrity::describe(std::uint64_t cr3, std::uint64_t va) const {
-    if (!syms_ || !mem_) return {};
+std::vector<std::string> GuestIntegrity::describe(std::uint64_t cr3,
+                                                  std::span<const std::uint64_t> vas) const {
+    std::vector<std::string> out(vas.size());
+    if (!syms_ || !mem_) return out;
+    std::vector<vmi::KernelModule> mods;
     if (auto head = vmi::modules_list_head(*syms_))
-        if (auto mods = vmi::list_modules(*mem_, cr3, prof_.offsets, *head))
-            for (const auto& m : *mods)
-                if (va >= m.base && va - m.base < m.size)
-                    return "[" + m.name + "]+" + hex(va - m.base);
+        if (auto m = vmi::list_modules(*mem_, cr3, prof_.offsets, *head)) mods = std::move(*m);
     const auto text = syms_->lookup("_stext"), etext = syms_->lookup("_etext");
-    if (text.empty() || etext.empty() || va < text[0].address || va >= etext[0].address) return {};
-    auto loc = syms_->symbolize(va);
-    return loc ? std::string(loc->symbol.name) + "+" + hex(loc->offset) : std::string();
+    for (std::size_t i = 0; i < vas.size(); ++i) {
+        const std::uint64_t va = vas[i];
+        const auto mod = std::find_if(mods.begin(), mods.end(), [va](const auto& m) {
+            return va >= m.base && va - m.base < m.size;
+        });
+        if (mod != mods.end()) {
+            out[i] = "[" + mod->name + "]+" + hex(va - mod->base);
+        } else if (!text.empty() && !etext.empty() && va >= text[0].address &&
+                   va < etext[0].address) {
+            if (auto loc = syms_->symbolize(va))
+                out[i] = std::string(loc->symbol.name) + "+" + hex(loc->offset);
+        }
+    }
+    return out;
 }
 
 nlohmann::json GuestIntegrity::status() const {
@@ -153,6 +165,7 @@ nlohmann::json GuestIntegrity::status() const {
             {"findings", findings_},
             {"active", active_.size()},
             {"check_failures", check_failures_},
+            {"last_check_failure", last_check_failure_},
             {"last_sweep_ms", ms(last_.duration)},
             {"mean_sweep_ms", sweeps_ ? sweep_ms_total_ / static_cast<double>(sweeps_) : 0.0},
             {"max_sweep_ms", sweep_ms_max_},

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -35,9 +36,11 @@ class GuestIntegrity {
     /// JSON without vm, which the caller adds).
     std::vector<nlohmann::json> sweep(std::uint64_t cr3, std::vector<vmi::VcpuView> vcpus);
 
-    /// "[module]+0x10" inside a listed module, "symbol+0x10" inside kernel text, else "";
-    /// needs the kallsyms start() derived (reads the module list from guest memory).
-    [[nodiscard]] std::string describe(std::uint64_t cr3, std::uint64_t va) const;
+    /// For each address: "[module]+0x10" inside a listed module, "symbol+0x10" inside kernel
+    /// text, else ""; needs the kallsyms start() derived (reads the module list from guest
+    /// memory, once for all).
+    [[nodiscard]] std::vector<std::string> describe(std::uint64_t cr3,
+                                                    std::span<const std::uint64_t> vas) const;
 
     /// For the monitor's stats.
     [[nodiscard]] nlohmann::json status() const;
@@ -50,6 +53,7 @@ class GuestIntegrity {
     std::set<std::string> active_;  // keys of findings seen in the last sweep
     std::string failed_;            // why the baseline could not be taken, if it could not
     std::uint64_t sweeps_ = 0, findings_ = 0, check_failures_ = 0;
+    std::string last_check_failure_;  // what the last one said, for the stats
     vmi::IntegrityStats last_{};
     double baseline_ms_ = 0;
     double sweep_ms_total_ = 0, sweep_ms_max_ = 0;

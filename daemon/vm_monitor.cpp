@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <array>
 #include <cstdio>
 #include <variant>
 
@@ -144,8 +145,10 @@ void VmMonitor::on_msr(const vmi_record& rec) {
     // The sweeps' absolute MSR check would say it again: it is said here, as it happens.
     msr_reported_.insert(f->target + "[" + std::to_string(f->vcpu) + "]");
     const std::uint64_t cr3 = walk_cr3_ ? walk_cr3_ : last_cr3_;
-    const std::string now_at = integrity_.describe(cr3, f->actual);
-    const std::string was_at = integrity_.describe(cr3, f->expected);
+    const std::array<std::uint64_t, 3> vas{f->actual, f->expected, f->rip};
+    const std::vector<std::string> at = integrity_.describe(cr3, vas);
+    const std::string& now_at = at[0];
+    const std::string& was_at = at[1];
     nlohmann::json t = msr_tamper_fields(*f);
     t["severity"] = "critical";
     t["message"] = f->target + " of vCPU " + std::to_string(f->vcpu) + " is " + hex(f->actual) +
@@ -153,10 +156,7 @@ void VmMonitor::on_msr(const vmi_record& rec) {
                    (was_at.empty() ? "" : " (" + was_at + ")");
     if (!now_at.empty()) t["actual_symbol"] = now_at;
     if (!was_at.empty()) t["expected_symbol"] = was_at;
-    if (f->intercepted) {
-        const std::string writer = integrity_.describe(cr3, f->rip);
-        if (!writer.empty()) t["writer_symbol"] = writer;
-    }
+    if (f->intercepted && !at[2].empty()) t["writer_symbol"] = at[2];
     sink_.emit({{"@timestamp", utc_now()},
                 {"event", {{"kind", "event"}, {"category", "host"}, {"action", "guest-tampered"}}},
                 {"vm", {{"name", opts_.vm_name}}},

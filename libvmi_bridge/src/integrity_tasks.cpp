@@ -19,6 +19,7 @@ namespace {
 
 constexpr std::size_t kMaxListSteps = 1U << 16;  // entries of one list
 constexpr std::size_t kMaxTreeSteps = 1U << 20;  // list entries of one whole tree walk
+constexpr int kRunQueueAttempts = 3;             // walks of one CPU's changing CFS list
 
 bool kernel_ptr(std::uint64_t va, bool la57) {
     return va != 0 && (va >> 63) != 0 && is_canonical(va, la57) && (va & 7) == 0;
@@ -259,10 +260,16 @@ std::vector<Queued> runqueue_tasks(Reader& r, std::string& why) {
         }
         const std::uint64_t rq = *base + o.percpu_runqueues;
         if (!kernel_ptr(rq, la57)) continue;  // not a possible CPU's area
+        // The list changes at every enqueue and dequeue (list_del_init leaves a node pointing
+        // at itself): a walk that met a change is tried again, a few times.
         std::vector<std::uint64_t> nodes;
-        if (!list_entries(r, rq + o.rq_cfs_tasks, nodes, budget) && why.empty()) {
-            why = "has a broken CFS task list on CPU " + std::to_string(c);
+        bool whole = false;
+        for (int attempt = 0; attempt < kRunQueueAttempts && !whole; ++attempt) {
+            nodes.clear();
+            whole = list_entries(r, rq + o.rq_cfs_tasks, nodes, budget);
+            if (!whole) r.refresh();
         }
+        if (!whole && why.empty()) why = "has a broken CFS task list on CPU " + std::to_string(c);
         for (std::uint64_t n : nodes) {
             if (n >= o.task_se_group_node) out.push_back({n - o.task_se_group_node, c});
         }
