@@ -60,6 +60,10 @@ class Reader {
     /// The kernel symbol `va` falls in ("" if none): name only.
     [[nodiscard]] std::string symbol_name(std::uint64_t va) const;
 
+    /// Drops the cached guest pages: what is read next is the guest as it is now (a
+    /// confirming second read must not see the first read's pages again).
+    void refresh() noexcept { tables_.clear(); }
+
     void add(IntegrityFinding f) { findings_.push_back(std::move(f)); }
     /// A check that could not run.
     void failed(std::string check, std::string why);

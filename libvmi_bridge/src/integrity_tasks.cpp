@@ -347,6 +347,7 @@ void check_hidden_tasks(Reader& r) {
     // space installed) since is on a list read now. Only what a second read still lacks, of
     // a task not exiting, still the same task, and still in the tree when that is read after
     // the list (Linux links a task into both, and unlinks it from both, together) is hidden.
+    r.refresh();  // the cache still holds the first read's list pages
     Listed again;
     if (!read_listed(r, again)) return r.failed("tasks", "the task list could not be walked again");
     std::unordered_set<std::uint64_t> tree_now;
