@@ -105,6 +105,32 @@ Result<MemberInfo> BtfProfile::member(std::string_view struct_name,
     return r;
 }
 
+Result<std::vector<NamedMember>> BtfProfile::function_pointers(std::string_view struct_name) const {
+    const struct btf* b = btf_.get();
+    const std::string sname(struct_name);
+    const std::int32_t id = btf__find_by_name_kind(b, sname.c_str(), BTF_KIND_STRUCT);
+    if (id < 0) return Error{Fault::kNotFound, "struct " + sname};
+    const btf_type* t = btf__type_by_id(b, static_cast<std::uint32_t>(id));
+    std::vector<NamedMember> out;
+    const btf_member* m = btf_members(t);
+    for (std::uint16_t i = 0; i < btf_vlen(t); ++i, ++m) {
+        std::uint32_t type_id = m->type;
+        const btf_type* mt = skip_mods(b, type_id);
+        if (mt == nullptr || !btf_is_ptr(mt)) continue;
+        type_id = mt->type;
+        const btf_type* target = skip_mods(b, type_id);
+        const char* name = btf__name_by_offset(b, m->name_off);
+        const std::uint32_t bit_off = btf_member_bit_offset(t, i);
+        if (target == nullptr || !btf_is_func_proto(target) || name == nullptr || *name == '\0' ||
+            bit_off % 8 != 0 || btf_member_bitfield_size(t, i) != 0) {
+            continue;
+        }
+        if (out.size() == kMaxFnPointers) return Fault::kLimitExceeded;
+        out.push_back({name, bit_off / 8U});
+    }
+    return out;
+}
+
 std::uint64_t BtfProfile::hash() const {
     std::uint32_t size = 0;
     const void* raw = btf__raw_data(btf_.get(), &size);

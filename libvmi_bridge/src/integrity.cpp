@@ -19,6 +19,8 @@ std::string_view to_string(FindingKind k) noexcept {
             return "msr_hook";
         case FindingKind::kTextModified:
             return "text_modified";
+        case FindingKind::kPointerHook:
+            return "pointer_hook";
         case FindingKind::kHiddenModule:
             return "hidden_module";
         case FindingKind::kHiddenTask:
@@ -47,6 +49,13 @@ std::string hex(std::uint64_t v) {
     char buf[24];
     std::snprintf(buf, sizeof buf, "0x%llx", static_cast<unsigned long long>(v));
     return buf;
+}
+
+std::string where(const Reader& r, std::uint64_t va) {
+    const std::string d = r.describe(va);
+    if (r.module_at(va) != nullptr) return "module code " + d;
+    if (r.text().contains(va)) return "kernel text " + d;
+    return hex(va) + ", outside kernel text and every listed module";
 }
 
 Status CountingMemory::read_phys(std::uint64_t gpa, std::span<std::byte> out) {
@@ -151,6 +160,7 @@ Result<IntegrityBaseline> take_integrity_baseline(const IntegrityContext& ctx) {
     const auto masks = integrity::self_patched_sites(r);
     b.text = integrity::hash_range(r, r.text(), masks);
     if (!r.rodata().empty()) b.rodata = integrity::hash_range(r, r.rodata(), masks);
+    b.fn_pointers = integrity::read_kernel_pointers(r);
     b.stats = r.stats();
     b.stats.duration = Clock::now() - t0;
     return b;
@@ -178,6 +188,7 @@ IntegrityReport sweep_integrity(const IntegrityContext& ctx, const IntegrityBase
     if (opts.idt) integrity::check_idt(r, baseline);
     if (opts.msrs) integrity::check_msrs(r);
     if (opts.text && baseline != nullptr) integrity::check_text(r, *baseline);
+    if (opts.pointers) integrity::check_kernel_pointers(r, baseline);
     if (opts.modules) integrity::check_hidden_modules(r);
     if (opts.tasks) integrity::check_hidden_tasks(r);
     rep.findings = std::move(r.findings());

@@ -81,18 +81,22 @@ class Reader {
 };
 
 std::string hex(std::uint64_t v);
+/// Where `va` points, for a message: "kernel text sym+0x0", "module code [m]+0x10", "0x...".
+std::string where(const Reader& r, std::uint64_t va);
 
 // The checks, one per file.
 void check_syscall_tables(Reader& r, const IntegrityBaseline* base);
 void check_idt(Reader& r, const IntegrityBaseline* base);
 void check_msrs(Reader& r);
 void check_text(Reader& r, const IntegrityBaseline& base);
+void check_kernel_pointers(Reader& r, const IntegrityBaseline* base);
 void check_hidden_modules(Reader& r);
 void check_hidden_tasks(Reader& r);
 
 /// Baseline parts.
 std::vector<std::uint64_t> read_syscall_table(Reader& r, std::string_view table);
 std::vector<std::uint64_t> read_idt(Reader& r);
+std::vector<FnPointerValue> read_kernel_pointers(Reader& r);
 RangeHashes hash_range(Reader& r, const Range& range, const std::vector<Range>& masks);
 /// Byte ranges the kernel rewrites by itself at run time (zeroed before hashing).
 std::vector<Range> self_patched_sites(Reader& r);

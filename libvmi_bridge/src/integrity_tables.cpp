@@ -18,14 +18,6 @@ bool syscall_symbol(std::string_view name) {
            starts_with(name, "__x32_compat_sys_") || name == "sys_ni_syscall";
 }
 
-// Where `va` points, for a message: "kernel text (sym+0x0)", "module [m]+0x10", "0x...".
-std::string where(Reader& r, std::uint64_t va) {
-    const std::string d = r.describe(va);
-    if (r.module_at(va) != nullptr) return "module code " + d;
-    if (r.text().contains(va)) return "kernel text " + d;
-    return hex(va) + ", outside kernel text and every listed module";
-}
-
 // The absolute rule and the baseline rule for one code pointer of a table.
 void check_pointer(Reader& r, FindingKind kind, const std::string& table, std::int64_t index,
                    std::uint64_t actual, std::uint64_t expected, bool symbol_ok,

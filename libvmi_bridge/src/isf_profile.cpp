@@ -489,6 +489,23 @@ Result<MemberInfo> IsfProfile::member(std::string_view struct_name,
     return r;
 }
 
+Result<std::vector<NamedMember>> IsfProfile::function_pointers(std::string_view struct_name) const {
+    auto it = d_->user_types.find(std::string(struct_name));
+    if (it == d_->user_types.end())
+        return Error{Fault::kNotFound, "struct " + std::string(struct_name)};
+    std::vector<NamedMember> out;
+    for (const Field& f : it->second.fields) {
+        const Desc& d = d_->descs[f.desc];
+        if (f.anonymous || d.kind != Desc::Kind::kPointer || d.sub < 0 ||
+            d_->descs[static_cast<std::size_t>(d.sub)].kind != Desc::Kind::kFunction) {
+            continue;
+        }
+        if (out.size() == kMaxFnPointers) return Fault::kLimitExceeded;
+        out.push_back({f.name, f.offset});
+    }
+    return out;
+}
+
 std::optional<std::uint64_t> IsfProfile::percpu_variable(std::string_view name) const {
     constexpr std::uint64_t kMaxPercpuOffset = 1ULL << 32;
     if (auto v = symbol(name); v && *v < kMaxPercpuOffset) return v;

@@ -1,6 +1,8 @@
 // The Linux model's offsets from any TypeLayout (BTF or ISF): one derivation for every source.
+#include <algorithm>
 #include <initializer_list>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -68,6 +70,35 @@ void module_offsets_from(const TypeLayout& t, LinuxOffsets& o) {
         o.module_sizes[o.module_size_count++] = core->offset + lay_len->offset;
         if (init) o.module_sizes[o.module_size_count++] = init->offset + lay_len->offset;
         o.has_modules = true;
+    }
+}
+
+// Ops structs in writable .data that rootkits hook (rodata and ro_after_init are covered by the
+// rodata hashes), built into every Debian 6.1 / 6.12 kernel (INET, IPV6, UNIX, TTY =y):
+// the protocols' struct proto (recvmsg/getsockopt/... hooks hide or filter sockets), and the
+// N_TTY line discipline (receive_buf hooks log keystrokes).
+constexpr std::pair<const char*, const char*> kFnPointerObjects[] = {
+    {"tcp_prot", "proto"},          {"udp_prot", "proto"},         {"udplite_prot", "proto"},
+    {"raw_prot", "proto"},          {"ping_prot", "proto"},        {"tcpv6_prot", "proto"},
+    {"udpv6_prot", "proto"},        {"udplitev6_prot", "proto"},   {"rawv6_prot", "proto"},
+    {"unix_stream_proto", "proto"}, {"unix_dgram_proto", "proto"}, {"n_tty_ops", "tty_ldisc_ops"},
+};
+
+void fn_pointer_offsets_from(const TypeLayout& t, LinuxOffsets& o) {
+    o.fn_pointer_objects.clear();
+    for (const auto& [symbol, type] : kFnPointerObjects) {
+        auto size = t.struct_size(type);
+        auto members = t.function_pointers(type);
+        if (!size || !members || *size == 0 || *size > kMaxFnPointerObject) continue;
+        FnPointerObject obj{symbol, type, *size, {}};
+        for (NamedMember& m : *members) {
+            if (m.offset % 8 == 0 && m.offset + 8 <= *size) obj.members.push_back(std::move(m));
+        }
+        // By offset: an ISF keeps its fields in a JSON object, without declaration order.
+        std::sort(obj.members.begin(), obj.members.end(), [](const auto& a, const auto& b) {
+            return std::tie(a.offset, a.name) < std::tie(b.offset, b.name);
+        });
+        if (!obj.members.empty()) o.fn_pointer_objects.push_back(std::move(obj));
     }
 }
 
@@ -203,6 +234,7 @@ Result<LinuxOffsets> linux_offsets_from(const TypeLayout& t) {
             o.task_se_group_node = se + group_node;
         }
     }
+    fn_pointer_offsets_from(t, o);
     if (o.task_comm_size == 0 || o.task_comm_size > 64) {
         return Error{Fault::kInvalidFormat,
                      "task_struct.comm has implausible size " + std::to_string(o.task_comm_size)};

@@ -3,6 +3,7 @@
 #include <linux/btf.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -234,6 +235,23 @@ TEST(BridgeBtfProfile, HostKernelBtfHasProcessDetailOffsets) {
     EXPECT_NE(off->rq_cfs_tasks, off->rq_curr);
     EXPECT_LT(off->task_se_group_node, off->task_struct_size);
     EXPECT_NE(off->percpu_current_task, 0U);
+    // Kernel function pointers: struct proto's and the N_TTY line discipline's, by name.
+    auto object = [&](std::string_view sym) -> const FnPointerObject* {
+        for (const auto& o : off->fn_pointer_objects)
+            if (o.symbol == sym) return &o;
+        return nullptr;
+    };
+    auto has = [](const FnPointerObject* o, std::string_view m) {
+        return o != nullptr && std::any_of(o->members.begin(), o->members.end(),
+                                           [&](const NamedMember& n) { return n.name == m; });
+    };
+    const FnPointerObject* tcp = object("tcp_prot");
+    ASSERT_NE(tcp, nullptr);
+    EXPECT_TRUE(has(tcp, "getsockopt") && has(tcp, "recvmsg") && has(tcp, "close"));
+    EXPECT_FALSE(has(tcp, "name") || has(tcp, "obj_size") || has(tcp, "memory_allocated"));
+    EXPECT_GT(tcp->members.size(), 20U);
+    EXPECT_TRUE(has(object("n_tty_ops"), "receive_buf"));
+    EXPECT_EQ(off->fn_pointer_objects.size(), 12U);
 }
 
 // A BTF without the optional structs still yields the required offsets, with the groups off.

@@ -52,6 +52,8 @@ constexpr std::uint64_t kPidNsOff = 0x52200;         // init_pid_ns
 constexpr std::uint64_t kPerCpuOffsetOff = 0x52400;  // __per_cpu_offset[]
 constexpr std::uint64_t kNrCpuIdsOff = 0x52500;      // nr_cpu_ids
 constexpr std::uint64_t kIdtOff = 0x53000;
+constexpr std::uint64_t kProtOff = 0x54000;      // tcp_prot (writable data)
+constexpr std::uint64_t kRawProtOff = 0xfeff0;   // raw_prot: its last member is past the image
 constexpr std::uint64_t kInitTextOff = 0x80000;  // _sinittext: freed after boot
 constexpr std::uint64_t kModuleText = 0xffff'ffff'c010'0000ULL;
 
@@ -92,8 +94,10 @@ std::vector<SynthSym> symbols() {
     s.push_back({kText + kPerCpuOffsetOff, 'D', "__per_cpu_offset"});
     s.push_back({kText + kNrCpuIdsOff, 'D', "nr_cpu_ids"});
     s.push_back({kText + kIdtOff, 'b', "idt_table"});
+    s.push_back({kText + kProtOff, 'D', "tcp_prot"});
     s.push_back({kText + kInitTextOff, 'T', "_sinittext"});
     s.push_back({kText + kInitTextOff, 'T', "early_idt_handler_array"});
+    s.push_back({kText + kRawProtOff, 'D', "raw_prot"});  // kallsyms is sorted by address
     s.push_back({kText + 0xff000, 'B', "_end"});
     return s;
 }
@@ -140,6 +144,10 @@ LinuxOffsets offsets() {
     o.latch_tree_tree = 8;
     o.mtn_mod = 0;
     o.mtn_node = 8;
+    // udp_prot is not in this kernel's kallsyms: skipped. raw_prot is added by its test.
+    const std::vector<NamedMember> proto = {
+        {"close", 0}, {"recvmsg", 8}, {"getsockopt", 0x10}, {"ioctl", 0x18}};
+    o.fn_pointer_objects = {{"tcp_prot", "proto", 0x40, proto}, {"udp_prot", "proto", 0x40, proto}};
     return o;
 }
 
@@ -169,6 +177,9 @@ class IntegrityGuest {
             w64(kText + kTableOff + i * 8, kText + kSyscallsOff + i * 0x40);
         }
         for (std::size_t v = 0; v < 256; ++v) set_gate(v, kText + kVectorsOff + v * 0x40);
+        w64(kText + kProtOff, kText + kFuncOff);             // close: some_func
+        w64(kText + kProtOff + 8, kText + kFuncOff + 0x40);  // recvmsg: next_func
+        w64(kText + kProtOff + 0x10, kText + kPatchedOff);   // getsockopt: jump_func
         // Reserved vectors keep their early boot stubs, as on Debian's 6.1.
         for (std::size_t v = 20; v < 32; ++v) set_gate(v, kText + kInitTextOff + v * 9);
         // One jump-label entry: code at jump_func+0x20, relative to the entry.
@@ -821,6 +832,109 @@ TEST(BridgeIntegrity, HostilePidHashIsAFailedCheckNotAHang) {
     }
 }
 
+std::vector<IntegrityFinding> pointer_hooks(const IntegrityContext& ctx,
+                                            const IntegrityBaseline* base) {
+    return of_kind(sweep_integrity(ctx, base), FindingKind::kPointerHook);
+}
+
+TEST(BridgeIntegrity, KernelPointerIntoAModuleIsCritical) {
+    IntegrityGuest g;
+    const auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    ASSERT_EQ(base->fn_pointers.size(), 4U);  // tcp_prot's; udp_prot is not in kallsyms
+    EXPECT_EQ(base->fn_pointers[2].name, "tcp_prot.getsockopt");
+    EXPECT_EQ(base->fn_pointers[2].value, kText + kPatchedOff);
+    g.w64(kText + kProtOff + 0x10, kModuleText + 0x10'0000 + 0x80);  // into "rootkit"
+    const IntegrityBaseline* with = &*base;
+    for (const IntegrityBaseline* b : {static_cast<const IntegrityBaseline*>(nullptr), with}) {
+        const auto f = pointer_hooks(ctx, b);
+        ASSERT_EQ(f.size(), 1U);
+        EXPECT_EQ(f[0].severity, Severity::kCritical);
+        EXPECT_EQ(f[0].check, "kernel_pointers");
+        EXPECT_EQ(f[0].name, "tcp_prot.getsockopt");
+        EXPECT_EQ(f[0].actual, kModuleText + 0x10'0080);
+        EXPECT_EQ(f[0].actual_symbol, "[rootkit]+0x80");
+        EXPECT_NE(f[0].message.find("module code [rootkit]+0x80"), std::string::npos)
+            << f[0].message;
+        if (b != nullptr) {
+            EXPECT_EQ(f[0].expected, kText + kPatchedOff);
+            EXPECT_EQ(f[0].expected_symbol, "jump_func+0x0");
+            EXPECT_NE(f[0].message.find("(was jump_func+0x0)"), std::string::npos);
+        }
+    }
+    // Put back: nothing, with or without the baseline.
+    g.w64(kText + kProtOff + 0x10, kText + kPatchedOff);
+    EXPECT_TRUE(pointer_hooks(ctx, &*base).empty());
+}
+
+TEST(BridgeIntegrity, KernelPointerChangedWithinTextNeedsTheBaseline) {
+    IntegrityGuest g;
+    const auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    g.w64(kText + kProtOff + 8, kText + kFuncOff + 0x10);  // recvmsg: into some_func
+    g.w64(kText + kProtOff, 0);                            // close: cleared
+    g.w64(kText + kProtOff + 0x18, kText + kFuncOff);      // ioctl: was NULL
+    EXPECT_TRUE(pointer_hooks(ctx, nullptr).empty());      // all in text: absolute rules are quiet
+    const auto f = pointer_hooks(ctx, &*base);
+    ASSERT_EQ(f.size(), 3U);
+    EXPECT_EQ(f[0].name, "tcp_prot.close");
+    EXPECT_EQ(f[0].severity, Severity::kWarning);
+    EXPECT_EQ(f[0].actual, 0U);
+    EXPECT_EQ(f[0].expected_symbol, "some_func+0x0");
+    EXPECT_EQ(f[1].name, "tcp_prot.recvmsg");
+    EXPECT_EQ(f[1].severity, Severity::kCritical);
+    EXPECT_EQ(f[1].expected_symbol, "next_func+0x0");
+    EXPECT_EQ(f[1].actual_symbol, "some_func+0x10");
+    EXPECT_EQ(f[1].message, "tcp_prot.recvmsg changed from next_func+0x0 to some_func+0x10");
+    EXPECT_EQ(f[2].name, "tcp_prot.ioctl");
+    EXPECT_EQ(f[2].severity, Severity::kCritical);
+    EXPECT_EQ(f[2].message, "tcp_prot.ioctl changed from NULL to some_func+0x0");
+}
+
+TEST(BridgeIntegrity, KernelPointerHookedBeforeAttachIsStillFound) {
+    IntegrityGuest g;
+    g.w64(kText + kProtOff + 8, 0xffff'c900'0000'2000ULL);  // vmalloc space, no module
+    const auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    const auto f = pointer_hooks(ctx, &*base);
+    ASSERT_EQ(f.size(), 1U);
+    EXPECT_EQ(f[0].name, "tcp_prot.recvmsg");
+    EXPECT_EQ(f[0].severity, Severity::kCritical);
+    EXPECT_TRUE(f[0].actual_symbol.empty());
+    EXPECT_NE(f[0].message.find("outside kernel text and every listed module"), std::string::npos)
+        << f[0].message;
+}
+
+TEST(BridgeIntegrity, UnreadableOrHostilePointerObjectsAreFailedChecks) {
+    IntegrityGuest g;
+    // raw_prot runs past the mapped image; a bogus layout asks for a member 1 TiB in.
+    g.off().fn_pointer_objects.push_back({"raw_prot", "proto", 0x1040, {{"close", 0x1018}}});
+    g.off().fn_pointer_objects.push_back({"init_task", "proto", 0x40, {{"x", 1ULL << 40}}});
+    const auto ctx = g.context();
+    auto base = take_integrity_baseline(ctx);
+    ASSERT_TRUE(base.ok());
+    EXPECT_EQ(base->fn_pointers.size(), 4U);  // tcp_prot's only
+    g.w64(kText + kProtOff + 0x10, kModuleText + 0x40);
+    const auto rep = sweep_integrity(ctx, &*base);
+    std::vector<std::string> failed;
+    for (const auto& f : of_kind(rep, FindingKind::kCheckFailed)) {
+        if (f.check == "kernel_pointers") failed.push_back(f.message);
+    }
+    ASSERT_EQ(failed.size(), 2U) << dump(rep);
+    EXPECT_NE(failed[0].find("raw_prot unreadable"), std::string::npos) << failed[0];
+    EXPECT_NE(failed[1].find("init_task unreadable"), std::string::npos) << failed[1];
+    const auto f = of_kind(rep, FindingKind::kPointerHook);  // the readable object still counts
+    ASSERT_EQ(f.size(), 1U) << dump(rep);
+    EXPECT_EQ(f[0].actual_symbol, "[kvm]+0x40");
+    // Without a layout for them, nothing is checked and nothing fails.
+    g.off().fn_pointer_objects.clear();
+    const auto none = sweep_integrity(g.context(), &*base);
+    EXPECT_TRUE(of_kind(none, FindingKind::kPointerHook).empty());
+}
+
 TEST(BridgeIntegrity, MissingSymbolsAreFailedChecks) {
     IntegrityGuest g;
     auto ctx = g.context();
@@ -851,6 +965,7 @@ TEST(BridgeIntegrity, RandomCorruptionNeverCrashes) {
         {IntegrityGuest::heap(0x70000), 0x200},
         {IntegrityGuest::heap(0x80000), 0x3000},
         {kText + kPidNsOff, 0x20},
+        {kText + kProtOff, 0x40},
     };
     const std::uint64_t values[] = {0,
                                     1,

@@ -141,6 +141,23 @@ std::vector<std::byte> full_btf() {
     btf__add_field(p, "self_exec_id", u64, 112 * 8, 0);
     btf__add_field(p, "thread_node", list_head, 120 * 8, 0);
     btf__add_field(p, "signal", voidp, 136 * 8, 0);
+    // struct proto: function pointers plain, through a typedef and const; a data pointer, an
+    // integer and an anonymous union are not function pointers.
+    const int fn = btf__add_func_proto(p, i32);
+    btf__add_func_param(p, "sk", voidp);
+    const int fnp = btf__add_ptr(p, fn);
+    const int fnp_t = btf__add_typedef(p, "close_fn", fnp);
+    const int fnp_c = btf__add_const(p, fnp);
+    const int proto_anon = btf__add_union(p, nullptr, 8);
+    btf__add_field(p, "hashinfo", voidp, 0, 0);
+    btf__add_field(p, "hash_fn", fnp, 0, 0);
+    btf__add_struct(p, "proto", 48);
+    btf__add_field(p, "close", fnp_t, 0, 0);
+    btf__add_field(p, "obj_size", u32, 64, 0);
+    btf__add_field(p, "getsockopt", fnp, 128, 0);
+    btf__add_field(p, "memory_allocated", voidp, 192, 0);
+    btf__add_field(p, "recvmsg", fnp_c, 256, 0);
+    btf__add_field(p, nullptr, proto_anon, 320, 0);
     const int var = btf__add_var(p, "pcpu_hot", BTF_VAR_GLOBAL_ALLOCATED, pcpu_hot);
     btf__add_datasec(p, ".data..percpu", 0x40000);
     btf__add_datasec_var_info(p, var, 0x2c000, 64);
@@ -172,6 +189,16 @@ TEST(BridgeIsfProfile, FullBtfAndItsIsfGiveTheSameOffsets) {
     ASSERT_TRUE(got.ok()) << got.error().message();
     EXPECT_TRUE(*got == *want);
     EXPECT_EQ(got->module_size_count, 7U);
+    // Every struct proto object of the table, with the same three members; no n_tty_ops
+    // (no struct tty_ldisc_ops here).
+    ASSERT_EQ(got->fn_pointer_objects.size(), 11U);
+    const FnPointerObject& tcp = got->fn_pointer_objects[0];
+    EXPECT_EQ(tcp.symbol, "tcp_prot");
+    EXPECT_EQ(tcp.type, "proto");
+    EXPECT_EQ(tcp.size, 48U);
+    const std::vector<NamedMember> fps = {{"close", 0}, {"getsockopt", 16}, {"recvmsg", 32}};
+    EXPECT_EQ(tcp.members, fps);
+    for (const auto& o : got->fn_pointer_objects) EXPECT_EQ(o.members, fps) << o.symbol;
     EXPECT_EQ(got->cred_euid, 20U);
 }
 

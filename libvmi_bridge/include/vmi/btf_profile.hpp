@@ -9,6 +9,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmi/result.hpp"
 #include "vmi/type_layout.hpp"
@@ -33,6 +34,9 @@ class BtfProfile final : public TypeLayout {
     [[nodiscard]] Result<MemberInfo> member(std::string_view struct_name,
                                             std::string_view member_name) const override;
 
+    /// Function-pointer members of a struct (PTR -> FUNC_PROTO through typedefs/modifiers).
+    [[nodiscard]] Result<std::vector<NamedMember>> function_pointers(
+        std::string_view struct_name) const override;
     /// All offsets the Linux model needs (linux_offsets_from()).
     [[nodiscard]] Result<LinuxOffsets> linux_offsets() const { return linux_offsets_from(*this); }
     /// From the BTF DATASEC ".data..percpu" (pahole lists per-CPU variables there).

@@ -11,6 +11,9 @@
 //                   against the baseline; a changed page is narrowed to 64-byte chunks and
 //                   named by kallsyms. Sites the kernel patches itself at run time (jump
 //                   labels, static-call and ftrace trampolines, BPF dispatchers) are masked.
+//   kernel pointers the function pointers of writable ops structs rootkits hook (tcp_prot,
+//                   udp_prot, ..., n_tty_ops; LinuxOffsets::fn_pointer_objects) lie in kernel
+//                   text, and equal their values in the baseline
 //   hidden modules  modules in the kernel's module address tree (mod_tree) absent from the
 //                   `modules` list
 //   hidden tasks    tasks reachable through the children/sibling tree from init_task, in
@@ -45,6 +48,7 @@ enum class FindingKind : std::uint8_t {
     kIdtHook,       // an IDT gate's handler points somewhere unexpected
     kMsrHook,       // LSTAR / CSTAR / SYSENTER_EIP is not the kernel's entry point
     kTextModified,  // kernel text or rodata differs from the baseline
+    kPointerHook,   // a kernel function pointer in writable data points somewhere unexpected
     kHiddenModule,  // in the module address tree, not in the modules list
     kHiddenTask,    // reachable by another route than the task list, absent from it
     kCheckFailed,   // a check could not run (unreadable table, missing symbol)
@@ -60,11 +64,11 @@ struct IntegrityFinding {
     FindingKind kind = FindingKind::kCheckFailed;
     Severity severity = Severity::kInfo;
     /// What was checked: "sys_call_table", "ia32_sys_call_table", "idt_table", "LSTAR",
-    /// "text", "rodata", "modules", "tasks".
+    /// "text", "rodata", "kernel_pointers", "modules", "tasks".
     std::string check;
     /// The syscall number, IDT vector, pid; -1 when not applicable.
     std::int64_t index = -1;
-    /// The symbol, module name or comm the finding is about.
+    /// The symbol, "object.member" (kernel pointers), module name or comm the finding is about.
     std::string name;
     std::uint64_t expected = 0;   // address as in the baseline or as the rule wants; 0 = none
     std::uint64_t actual = 0;     // address found now
@@ -111,6 +115,13 @@ struct RangeHashes {
     std::vector<std::uint32_t> chunks;  // FNV-1a 32 per 64 bytes, kChunksPerPage per page
 };
 
+/// One kernel function pointer as seen at attach.
+struct FnPointerValue {
+    std::string name;      // "tcp_prot.getsockopt"
+    std::uint64_t va = 0;  // where the pointer is stored
+    std::uint64_t value = 0;
+};
+
 /// What was seen at attach.
 struct IntegrityBaseline {
     std::vector<std::uint64_t> syscalls;       // sys_call_table entries
@@ -118,6 +129,7 @@ struct IntegrityBaseline {
     std::vector<std::uint64_t> idt;            // handler per vector; 0 = gate not present
     RangeHashes text;
     RangeHashes rodata;
+    std::vector<FnPointerValue> fn_pointers;  // readable objects only
     IntegrityStats stats;
 };
 
@@ -126,6 +138,7 @@ struct IntegrityOptions {
     bool idt = true;
     bool msrs = true;
     bool text = true;  // needs a baseline
+    bool pointers = true;
     bool modules = true;
     bool tasks = true;
 };

@@ -23,6 +23,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmi/result.hpp"
 #include "vmi/type_layout.hpp"
@@ -54,6 +55,9 @@ class IsfProfile final : public TypeLayout {
     /// cannot be sized (function, missing base type), kCycle, kLimitExceeded.
     [[nodiscard]] Result<MemberInfo> member(std::string_view struct_name,
                                             std::string_view member_name) const override;
+    /// Fields of kind pointer whose subtype is a function.
+    [[nodiscard]] Result<std::vector<NamedMember>> function_pointers(
+        std::string_view struct_name) const override;
     /// From the symbols: x86-64 links per-CPU variables at small offsets.
     [[nodiscard]] std::optional<std::uint64_t> percpu_variable(
         std::string_view name) const override;

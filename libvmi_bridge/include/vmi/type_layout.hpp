@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <string_view>
+#include <vector>
 
 #include "vmi/result.hpp"
 
@@ -19,6 +21,27 @@ struct MemberInfo {
     std::uint64_t offset = 0;  // bytes
     std::uint64_t size = 0;    // bytes
 };
+
+/// A struct member by name and byte offset.
+struct NamedMember {
+    std::string name;
+    std::uint64_t offset = 0;
+    friend bool operator==(const NamedMember&, const NamedMember&) = default;
+};
+
+/// A kernel object in writable data whose function pointers the integrity sweep checks:
+/// the global `symbol` of type struct `type`, and its function-pointer members.
+struct FnPointerObject {
+    std::string symbol;  // "tcp_prot"
+    std::string type;    // "proto"
+    std::uint64_t size = 0;
+    std::vector<NamedMember> members;  // by offset (then name); offset + 8 <= size
+    friend bool operator==(const FnPointerObject&, const FnPointerObject&) = default;
+};
+
+/// Bounds on the function-pointer layouts taken from a (hostile) type description.
+inline constexpr std::size_t kMaxFnPointers = 256;               // members per struct
+inline constexpr std::uint64_t kMaxFnPointerObject = 64U << 10;  // struct size, bytes
 
 /// Offsets used by the Linux model (LinuxGuest). All values in bytes.
 struct LinuxOffsets {
@@ -120,6 +143,9 @@ struct LinuxOffsets {
     std::uint64_t rq_cfs_tasks = 0;        // struct list_head within struct rq
     std::uint64_t rq_curr = 0;             // struct task_struct* within struct rq
     std::uint64_t task_se_group_node = 0;  // struct list_head task_struct.se.group_node
+    // Kernel function pointers in writable data (optional: objects whose struct the layout
+    // lacks are left out; see fn_pointer_offsets_from()).
+    std::vector<FnPointerObject> fn_pointer_objects;
 
     friend bool operator==(const LinuxOffsets&, const LinuxOffsets&) = default;
 };
@@ -139,6 +165,11 @@ class TypeLayout {
     /// nullopt when the source does not list it.
     [[nodiscard]] virtual std::optional<std::uint64_t> percpu_variable(
         std::string_view name) const = 0;
+    /// The direct members of struct `struct_name` whose type is a pointer to a function
+    /// (through typedefs and qualifiers), in any order. kNotFound if no such struct,
+    /// kLimitExceeded past kMaxFnPointers.
+    [[nodiscard]] virtual Result<std::vector<NamedMember>> function_pointers(
+        std::string_view struct_name) const = 0;
 
   protected:
     TypeLayout() = default;
@@ -156,5 +187,9 @@ Result<LinuxOffsets> linux_offsets_from(const TypeLayout& layout);
 /// Fills the module group of `o` (has_modules) when `layout` describes struct module with
 /// either layout (6.1 core_layout or 6.4+ mem[]); leaves it off otherwise.
 void module_offsets_from(const TypeLayout& layout, LinuxOffsets& o);
+
+/// Fills o.fn_pointer_objects: the function-pointer members of each kernel object the
+/// integrity sweep checks (tcp_prot, udp_prot, ..., n_tty_ops) whose struct `layout` has.
+void fn_pointer_offsets_from(const TypeLayout& layout, LinuxOffsets& o);
 
 }  // namespace vmi

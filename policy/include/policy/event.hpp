@@ -58,7 +58,7 @@ struct Event {
 
     // Guest kernel tampering seen from the hypervisor (evt.type = tamper).
     struct Tamper {
-        std::optional<std::string> kind;      // "msr_hook", "syscall_hook", "hidden_module", ...
+        std::optional<std::string> kind;      // "msr_hook", "syscall_hook", "pointer_hook", ...
         std::optional<std::string> target;    // what was changed: "LSTAR", "sys_call_table[62]"
         std::optional<std::string> name;      // the symbol, module or process it is about
         std::optional<std::string> symbol;    // what the changed pointer points at now

@@ -9,6 +9,8 @@
  *   hide_pid_deep PID  unlink it from the task list and from its parent's children list
  *                    (only the PID hash and the vCPUs still show it)   unhide_pid
  *   hook_syscall NR  replace sys_call_table[NR]             unhook_syscall
+ *   hook_fptr        replace tcp_prot.getsockopt (writable data) with a wrapper here that
+ *                    calls the original                     unhook_fptr
  *   lstar            point LSTAR at a stub in this module   unlstar
  *   lstar_bad        a WRMSR of a non-canonical LSTAR, which must fault (#GP) and change
  *                    nothing (nothing to undo)
@@ -21,6 +23,7 @@
  */
 #define pr_fmt(fmt) KBUILD_MODNAME ": " fmt
 
+#include <linux/delay.h>
 #include <linux/kprobes.h>
 #include <linux/list.h>
 #include <linux/mm.h>
@@ -37,6 +40,7 @@
 #include <asm/ibt.h>
 #include <asm/msr.h>
 #include <asm/nospec-branch.h>
+#include <net/tcp.h>
 
 typedef unsigned long (*lookup_fn)(const char *name);
 typedef long (*syscall_fn)(const struct pt_regs *regs);
@@ -54,6 +58,14 @@ static syscall_fn *vt_sys_call_table;
 static syscall_fn vt_orig_syscall;
 static int hooked_nr = -1;
 static atomic64_t hook_calls;
+
+/* hook_fptr: tcp_prot is exported and in .data, as a rootkit finds it */
+typedef int (*getsockopt_fn)(struct sock *sk, int level, int optname, char __user *optval,
+			     int __user *optlen);
+static getsockopt_fn vt_orig_getsockopt;
+static bool fptr_hooked;
+static atomic64_t fptr_calls;
+static atomic_t fptr_running;
 
 /* lstar: the stub jumps to the saved entry point, so the guest keeps working */
 u64 vt_orig_lstar;
@@ -184,6 +196,37 @@ static int unhook_syscall(void)
 	return err;
 }
 
+static int vt_getsockopt(struct sock *sk, int level, int optname, char __user *optval,
+			 int __user *optlen)
+{
+	int ret;
+
+	atomic_inc(&fptr_running);
+	atomic64_inc(&fptr_calls);
+	ret = vt_orig_getsockopt(sk, level, optname, optval, optlen);
+	atomic_dec(&fptr_running);
+	return ret;
+}
+
+static int hook_fptr(bool on)
+{
+	if (on == fptr_hooked)
+		return on ? -EBUSY : -ENOENT;
+	if (on) {
+		vt_orig_getsockopt = READ_ONCE(tcp_prot.getsockopt);
+		WRITE_ONCE(tcp_prot.getsockopt, vt_getsockopt);
+		pr_info("tcp_prot.getsockopt %ps -> %ps\n", vt_orig_getsockopt, vt_getsockopt);
+	} else {
+		WRITE_ONCE(tcp_prot.getsockopt, vt_orig_getsockopt);
+		/* Callers already in the wrapper finish before the module may go. */
+		synchronize_rcu();
+		while (atomic_read(&fptr_running))
+			msleep(20);
+	}
+	fptr_hooked = on;
+	return 0;
+}
+
 static void set_lstar(void *value)
 {
 	wrmsrl(MSR_LSTAR, *(u64 *)value);
@@ -290,6 +333,10 @@ static int run(char *cmd)
 		return arg && !kstrtoint(arg, 10, &n) ? hook_syscall(n) : -EINVAL;
 	if (!strcmp(verb, "unhook_syscall"))
 		return unhook_syscall();
+	if (!strcmp(verb, "hook_fptr"))
+		return hook_fptr(true);
+	if (!strcmp(verb, "unhook_fptr"))
+		return hook_fptr(false);
 	if (!strcmp(verb, "lstar"))
 		return lstar(true);
 	if (!strcmp(verb, "unlstar"))
@@ -329,6 +376,8 @@ static int vt_show(struct seq_file *m, void *v)
 	seq_printf(m, "hidden_pid %d deep %d\n", hidden_task ? task_pid_nr(hidden_task) : -1,
 		   hidden_deep);
 	seq_printf(m, "hooked_syscall %d calls %lld\n", hooked_nr, atomic64_read(&hook_calls));
+	seq_printf(m, "hooked_fptr %d calls %lld\n", fptr_hooked,
+		   atomic64_read(&fptr_calls));
 	seq_printf(m, "lstar %d orig %llx\n", lstar_set, vt_orig_lstar);
 	seq_printf(m, "poked %lx\n", (unsigned long)poked_at);
 	seq_printf(m, "module_hidden %d\n", module_hidden);
@@ -377,6 +426,8 @@ static void __exit vt_exit(void)
 		unhide_pid();
 	if (hooked_nr >= 0)
 		unhook_syscall();
+	if (fptr_hooked)
+		hook_fptr(false);
 	if (lstar_set)
 		lstar(false);
 	if (poked_at)

@@ -3,8 +3,8 @@
 # tooling) and, one step at a time on the host's command, hides a process from the task list,
 # hides it again from the task list and from its parent's children list (then only the PID
 # hash shows it, and a vCPU while it runs), replaces a sys_call_table entry, overwrites a
-# byte of kernel text, unlinks itself from the module list, and rewrites LSTAR; each step is
-# undone before the next.
+# byte of kernel text, swaps tcp_prot.getsockopt (writable data) for a wrapper of its own,
+# unlinks itself from the module list, and rewrites LSTAR; each step is undone before the next.
 # Two views judge every step:
 # - vminsightd, attached with the default policy, must raise the step's alert within 5 s of
 #   the guest reporting the step done (alert-* steps; latencies in metrics.txt), naming the
@@ -219,6 +219,14 @@ snapshot "$dump"
 integrity poke-text "$dump" --against "$base"
 expect poke-text '"kind":"text_modified"' '__x64_sys_pivot_root'
 tamper unpoke
+
+# A function pointer in writable data (.data is not hashed): the pointer itself is checked.
+daemon_step hook-fptr hook_fptr "" "Kernel Function Pointer Hijacked" 'pointer=tcp_prot.getsockopt'
+snapshot "$dump"
+integrity hook-fptr "$dump" --against "$base"
+expect hook-fptr '"kind":"pointer_hook"' '"name":"tcp_prot.getsockopt"' '"severity":"critical"' \
+	'[vmi_tamper]' '"expected_symbol":"tcp_getsockopt+0x0"'
+tamper unhook_fptr
 
 daemon_step hide-module hide_module "" "Hidden Kernel Module" 'module=vmi_tamper'
 snapshot "$dump"
