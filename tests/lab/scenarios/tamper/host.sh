@@ -249,11 +249,12 @@ clean clean-after
 
 # The forensic dump the first finding asked for: written, and it shows the hidden process.
 if in_file "$events" '"action":"memory-dump-written"'; then
-	f=$(grep -o '"path":"/tmp/dumps/[^"]*"' "$events" | head -n1 | cut -d'"' -f4)
+	# (not $f: expect() uses it)
+	fdump=$(grep -o '"path":"/tmp/dumps/[^"]*"' "$events" | head -n1 | cut -d'"' -f4)
 	cr3=$(grep '"action":"memory-dump-written"' "$events" | grep -o '"cr3":"0x[0-9a-f]*"' | head -n1 | cut -d'"' -f4)
-	integrity forensic-dump "$f" ${cr3:+--cr3 "$cr3"}
+	integrity forensic-dump "$fdump" ${cr3:+--cr3 "$cr3"}
 	expect forensic-dump '"kind":"hidden_task"' "\"index\":$hide,"
-	rm -f "$f"
+	rm -f "$fdump"
 else
 	step forensic-dump FAIL "no memory-dump-written event: $(grep -o '"action":"memory-dump-[a-z]*"[^}]*' "$events")"
 fi
