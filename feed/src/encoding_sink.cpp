@@ -10,7 +10,7 @@ using json = nlohmann::json;
 EncodingSink::EncodingSink(std::unique_ptr<Sink> inner, Encoding enc, EncodeContext ctx)
     : inner_(std::move(inner)), enc_(enc), ctx_(std::move(ctx)) {}
 
-bool EncodingSink::encode_one(std::string_view spool_id, const SpoolRecord& r, std::string& out) {
+bool EncodingSink::encode_one(std::string_view spool_id, const RecordView& r, std::string& out) {
     id_.assign(spool_id);
     id_ += '-';
     record::append_uint(id_, r.seq);
@@ -38,19 +38,29 @@ bool EncodingSink::encode_one(std::string_view spool_id, const SpoolRecord& r, s
 }
 
 SendResult EncodingSink::send(const Delivery& d) {
-    if (encoded_.size() < d.records.size()) encoded_.resize(d.records.size());
+    // Every encoded record into one buffer, newline after each: views of it for sinks that
+    // take records one by one, the whole for sinks that write lines.
+    lines_.clear();
+    ends_.clear();
     origin_.clear();
-    std::size_t n = 0;
     for (std::size_t i = 0; i < d.records.size(); ++i) {
-        SpoolRecord& slot = encoded_[n];
-        slot.seq = d.records[i].seq;
-        slot.payload.clear();
-        if (!encode_one(d.spool_id, d.records[i], slot.payload)) continue;  // skipped
+        const std::size_t start = lines_.size();
+        if (!encode_one(d.spool_id, d.records[i], lines_)) {  // skipped
+            lines_.resize(start);
+            continue;
+        }
+        ends_.push_back(lines_.size());
+        lines_ += '\n';
         origin_.push_back(i);
-        ++n;
     }
+    // Views only now: lines_ may have moved while it grew.
+    const std::size_t n = origin_.size();
+    encoded_.resize(n);
+    for (std::size_t i = 0, start = 0; i < n; start = ends_[i] + 1, ++i)
+        encoded_[i] = {d.records[origin_[i]].seq,
+                       std::string_view(lines_).substr(start, ends_[i] - start)};
     SendResult res;
-    if (n) res = inner_->send(Delivery{d.spool_id, std::span(encoded_.data(), n)});
+    if (n) res = inner_->send(Delivery{d.spool_id, encoded_, lines_});
     // Map back: everything up to the last encoded record handled, plus skipped ones after it.
     const std::size_t handled = res.accepted + res.rejected;
     std::size_t upto = 0;

@@ -2,13 +2,11 @@
 
 #include <fcntl.h>
 #include <sys/stat.h>
-#include <sys/uio.h>
 #include <unistd.h>
 #include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
-#include <climits>
 #include <cstring>
 #include <ctime>
 #include <stdexcept>
@@ -18,6 +16,8 @@ namespace feed {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr std::size_t kWriteChunk = 256U << 10;
 
 std::string stamp(std::chrono::system_clock::time_point t) {
     const std::time_t tt = std::chrono::system_clock::to_time_t(t);
@@ -99,19 +99,23 @@ std::string FileSink::rotate() {
 
 SendResult FileSink::send(const Delivery& d) {
     SendResult r;
-    // The whole batch in writev calls straight from the records (each line and a newline: no
-    // copy into a buffer of our own) and one fdatasync; the iovec array is kept for the next.
-    static const char kNewline = '\n';
-    iov_.clear();
-    std::size_t total = 0;
-    for (const auto& rec : d.records) {
-        iov_.push_back({const_cast<char*>(rec.payload.data()), rec.payload.size()});
-        iov_.push_back({const_cast<char*>(&kNewline), 1});
-        total += rec.payload.size() + 1;
+    // The batch's lines back to back (as EncodingSink hands them, else gathered here), then
+    // one fdatasync; the buffer is kept for the next batch.
+    std::string_view all = d.lines;
+    if (all.empty()) {
+        buf_.clear();
+        for (const auto& rec : d.records) {
+            buf_ += rec.payload;
+            buf_ += '\n';
+        }
+        all = buf_;
     }
-    for (std::size_t at = 0; at < iov_.size();) {
-        const auto n = static_cast<int>(std::min<std::size_t>(iov_.size() - at, IOV_MAX));
-        const ssize_t w = ::writev(fd_.get(), iov_.data() + at, n);
+    const std::size_t total = all.size();
+    for (std::size_t done = 0; done < total;) {
+        // Pieces of at most kWriteChunk: a write of megabytes costs the kernel several times
+        // more CPU per byte than the same bytes in pieces (measured on ext4, Linux 6.18).
+        const ssize_t w =
+            ::write(fd_.get(), all.data() + done, std::min(total - done, kWriteChunk));
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
             r.error = opts_.path.string() + ": " + std::strerror(errno);
@@ -120,13 +124,7 @@ SendResult FileSink::send(const Delivery& d) {
             }
             return r;
         }
-        // Past what was written: whole iovecs, then into the one cut short.
-        auto left = static_cast<std::size_t>(w);
-        while (at < iov_.size() && left >= iov_[at].iov_len) left -= iov_[at++].iov_len;
-        if (left) {
-            iov_[at].iov_base = static_cast<char*>(iov_[at].iov_base) + left;
-            iov_[at].iov_len -= left;
-        }
+        done += static_cast<std::size_t>(w);
     }
     if (::fdatasync(fd_.get()) != 0) {
         r.error = opts_.path.string() + ": fdatasync: " + std::strerror(errno);

@@ -46,6 +46,8 @@ Url parse_url(const std::string& url) {
 HttpSink::HttpSink(HttpSinkOptions opts) : opts_(std::move(opts)), url_(parse_url(opts_.url)) {}
 
 std::string HttpSink::body(const Delivery& d) const {
+    // NDJSON is the lines as they come, when they come whole.
+    if (opts_.format == HttpFormat::Ndjson && !d.lines.empty()) return std::string(d.lines);
     std::string out;
     for (const auto& r : d.records) {
         switch (opts_.format) {
@@ -59,7 +61,9 @@ std::string HttpSink::body(const Delivery& d) const {
                 out += r.payload;
                 break;
             case HttpFormat::SplunkHec:
-                out += R"({"sourcetype":"vminsight","event":)" + r.payload + "}";
+                out += R"({"sourcetype":"vminsight","event":)";
+                out += r.payload;
+                out += '}';
                 break;
         }
         out += '\n';

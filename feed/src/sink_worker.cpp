@@ -51,16 +51,19 @@ void SinkWorker::run(const std::stop_token& stop) {
     };
     std::uint64_t cursor = spool_.cursor(st_.name);
     std::vector<SpoolRecord> records;  // reused from batch to batch, payloads and all
+    std::vector<RecordView> views;
     while (!stop.stop_requested()) {
         // The cap may have purged records this sink still needed: start after them.
         cursor = std::max(cursor, spool_.cursor(st_.name));
-        const std::span<const SpoolRecord> batch(
-            records.data(), spool_.read(cursor, opts_.batch_records, opts_.batch_bytes, records));
+        const std::size_t n = spool_.read(cursor, opts_.batch_records, opts_.batch_bytes, records);
+        views.resize(n);
+        for (std::size_t i = 0; i < n; ++i) views[i] = {records[i].seq, records[i].payload};
+        const std::span<const RecordView> batch(views);
         if (batch.empty()) {
             spool_.wait_for(cursor, opts_.idle_wait);
             continue;
         }
-        const SendResult r = sink_->send(Delivery{spool_.id(), batch});
+        const SendResult r = sink_->send(Delivery{spool_.id(), batch, {}});
         const std::size_t done = std::min(batch.size(), r.accepted + r.rejected);
         if (done) {
             cursor = batch[done - 1].seq + 1;

@@ -4,12 +4,13 @@
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+
+#include "feed/crc32.hpp"
 
 namespace feed {
 namespace fs = std::filesystem;
@@ -18,6 +19,7 @@ namespace {
 
 constexpr std::size_t kHeader = 16;  // u32 len, u32 crc, u64 seq
 constexpr std::size_t kReadChunk = 256U << 10;
+constexpr std::size_t kWriteChunk = 256U << 10;
 
 std::string errtext(int err) { return std::strerror(err); }
 
@@ -28,11 +30,7 @@ std::string errtext(int err) { return std::strerror(err); }
 std::uint32_t crc_of(std::uint64_t seq, std::string_view payload) {
     unsigned char s[8];
     for (int i = 0; i < 8; ++i) s[i] = static_cast<unsigned char>(seq >> (8 * i));
-    uLong c = crc32(0L, Z_NULL, 0);
-    c = crc32(c, s, 8);
-    // zlib takes uInt lengths; payloads are bounded by max_record (<= 4 GiB by type).
-    c = crc32(c, reinterpret_cast<const Bytef*>(payload.data()), static_cast<uInt>(payload.size()));
-    return static_cast<std::uint32_t>(c);
+    return crc32(crc32(0, s, 8), payload.data(), payload.size());
 }
 
 void put32(unsigned char* p, std::uint32_t v) {
@@ -208,21 +206,27 @@ std::uint64_t Spool::append_batch(std::span<const std::string_view> payloads, Pu
     if (segs_.back().bytes >= opts_.segment_bytes) roll();
     Segment& s = segs_.back();
     const std::uint64_t first = next_;
-    // One buffer, one write: the batch is on disk whole or (after the truncate) not at all.
+    // One buffer: the batch is on disk whole or (after the truncate) not at all.
     wbuf_.resize(total);
     auto* h = reinterpret_cast<unsigned char*>(wbuf_.data());
     std::uint64_t seq = first;
     for (const std::string_view p : payloads) {
         put32(h, static_cast<std::uint32_t>(p.size()));
-        put32(h + 4, crc_of(seq, p));
         put64(h + 8, seq);
         std::memcpy(h + kHeader, p.data(), p.size());
+        // The CRC covers seq and payload, which lie back to back here: one pass.
+        put32(h + 4, crc32(0, h + 8, 8 + p.size()));
         h += kHeader + p.size();
         ++seq;
     }
     std::size_t done = 0;
     while (done < total) {
-        const ssize_t w = ::write(active_.get(), wbuf_.data() + done, total - done);
+        // Pieces of at most kWriteChunk: a write of megabytes costs the kernel several times
+        // more CPU per byte than the same bytes in pieces (measured on ext4, Linux 6.18). A
+        // crash could tear one write as well, so recovery's cut at the last whole record
+        // covers either way, and readers see the batch only once it is all written.
+        const ssize_t w =
+            ::write(active_.get(), wbuf_.data() + done, std::min(total - done, kWriteChunk));
         if (w < 0 && errno == EINTR) continue;
         if (w < 0) {
             const int err = errno;

@@ -191,11 +191,25 @@ class Keep final : public feed::Sink {
   public:
     [[nodiscard]] std::string_view kind() const override { return "keep"; }
     feed::SendResult send(const feed::Delivery& d) override {
-        for (const auto& r : d.records) lines.push_back(r.payload);
+        std::string joined;
+        for (const auto& r : d.records) {
+            lines.emplace_back(r.payload);
+            seqs.push_back(r.seq);
+            joined += std::string(r.payload) + "\n";
+        }
+        // The lines handed over whole are exactly the records' payloads, a newline after each.
+        EXPECT_EQ(d.lines, joined);
         return {d.records.size(), 0, {}, {}};
     }
     std::vector<std::string> lines;
+    std::vector<std::uint64_t> seqs;
 };
+
+std::vector<feed::RecordView> views(const std::vector<feed::SpoolRecord>& recs) {
+    std::vector<feed::RecordView> v;
+    for (const auto& r : recs) v.push_back({r.seq, r.payload});
+    return v;
+}
 
 TEST(FeedRecord, ASinkSendsANoteForADamagedRecordAndReadsOldJson) {
     auto keep = std::make_unique<Keep>();
@@ -206,7 +220,7 @@ TEST(FeedRecord, ASinkSendsANoteForADamagedRecordAndReadsOldJson) {
         {2, std::string("\xB7\x01\x09", 3)},  // damaged
         {3, dump(sample())},                  // JSON text, from an older spool
     };
-    const auto r = s.send({"0123456789abcdef", recs});
+    const auto r = s.send({"0123456789abcdef", views(recs), {}});
     EXPECT_EQ(r.accepted, 3u);
     ASSERT_EQ(k.lines.size(), 3u);
     const json a = json::parse(k.lines[0]), b = json::parse(k.lines[1]),
@@ -217,6 +231,25 @@ TEST(FeedRecord, ASinkSendsANoteForADamagedRecordAndReadsOldJson) {
     EXPECT_EQ(b["event"]["reason"], "record: tag 9 unknown");
     EXPECT_EQ(c["event"]["id"], "0123456789abcdef-3");
     EXPECT_EQ(c["process"]["name"], "nginx");
+}
+
+// Records an encoding skips (Falco: not an alert) leave no line, and the lines of the others
+// stay whole and in order; the skipped ones count as delivered.
+TEST(FeedRecord, ASinkSkipsRecordsWithoutBreakingTheLines) {
+    json alert = sample();
+    alert["event"]["kind"] = "alert";
+    alert["rule"] = {{"name", "Read Shadow File"}, {"priority", "critical"}};
+    alert["message"] = "shadow read";
+    auto keep = std::make_unique<Keep>();
+    Keep& k = *keep;
+    feed::EncodingSink s(std::move(keep), feed::Encoding::Falco, {"h", "0.1.0"});
+    std::vector<feed::SpoolRecord> recs;
+    for (std::uint64_t i = 1; i <= 7; ++i)
+        recs.push_back({i, record::encode(i % 3 == 0 ? alert : sample())});
+    const auto r = s.send({"0123456789abcdef", views(recs), {}});
+    EXPECT_EQ(r.accepted, 7u);
+    EXPECT_EQ(k.seqs, (std::vector<std::uint64_t>{3, 6}));
+    for (const auto& line : k.lines) EXPECT_FALSE(json::parse(line).is_discarded());
 }
 
 }  // namespace

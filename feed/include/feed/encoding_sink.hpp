@@ -22,7 +22,7 @@ class EncodingSink final : public Sink {
     SendResult send(const Delivery& d) override;
 
     /// One record as this sink's encoding; false if it skips it. `out` is appended to.
-    bool encode_one(std::string_view spool_id, const SpoolRecord& r, std::string& out);
+    bool encode_one(std::string_view spool_id, const RecordView& r, std::string& out);
 
   private:
     std::unique_ptr<Sink> inner_;
@@ -31,7 +31,9 @@ class EncodingSink final : public Sink {
     // Reused from batch to batch: no allocation per record once warm.
     record::View view_;
     std::string id_;
-    std::vector<SpoolRecord> encoded_;
+    std::string lines_;                // the batch's encoded records, each with a newline
+    std::vector<std::size_t> ends_;    // where each encoded record ends in lines_
+    std::vector<RecordView> encoded_;  // views of lines_
     std::vector<std::size_t> origin_;  // encoded_[i] came from d.records[origin_[i]]
 };
 

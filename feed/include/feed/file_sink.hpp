@@ -3,13 +3,10 @@
 // are deleted.
 #pragma once
 
-#include <sys/uio.h>
-
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
 #include <string>
-#include <vector>
 
 #include "feed/fd.hpp"
 #include "feed/sink.hpp"
@@ -38,7 +35,7 @@ class FileSink final : public Sink {
     Fd fd_;
     std::uint64_t size_ = 0;
     std::chrono::system_clock::time_point opened_;
-    std::vector<iovec> iov_;  // a batch's lines and newlines, reused
+    std::string buf_;  // a batch's lines gathered, when not handed over whole; reused
 };
 
 }  // namespace feed

@@ -20,9 +20,18 @@
 
 namespace feed {
 
+// One record as a sink is given it: a view of bytes its caller owns for the call.
+struct RecordView {
+    std::uint64_t seq = 0;
+    std::string_view payload;
+};
+
 struct Delivery {
     std::string_view spool_id;  // event ids are "<spool_id>-<seq>"
-    std::span<const SpoolRecord> records;
+    std::span<const RecordView> records;
+    // The same payloads each followed by '\n', back to back, when the sender has them so
+    // (EncodingSink does): a sink writing lines writes this without gathering. Else empty.
+    std::string_view lines;
 };
 
 struct SendResult {

@@ -4,9 +4,10 @@
 //
 // On disk: DIR/id (the spool's identity: event ids are "<id>-<seq>", stable across retries
 // and restarts), DIR/<first seq, 20 digits>.seg (records: u32 length, u32 crc32 of seq and
-// payload, u64 seq, payload), DIR/<sink>.cursor (the next seq that sink needs). The feed's
-// payloads are binary event records (feed/record.hpp); spools written before them hold JSON
-// text, which sinks still read. Appends come in batches: one lock and one write each.
+// payload, zlib's (feed/crc32.hpp), u64 seq, payload), DIR/<sink>.cursor (the next seq that
+// sink needs). The feed's payloads are binary event records (feed/record.hpp); spools written
+// before them hold JSON text, which sinks still read. Appends come in batches: one lock and
+// one buffer each.
 #pragma once
 
 #include <chrono>
@@ -65,7 +66,7 @@ class Spool {
     /// Appends one record; returns its seq. Thread-safe. `purged` (if given) receives what
     /// keeping within max_bytes cost, if anything. Throws SpoolError (disk full, too long).
     std::uint64_t append(std::string_view payload, Purge* purged = nullptr);
-    /// Appends records in order, under one lock with one write: all of them or (on an error)
+    /// Appends records in order, under one lock from one buffer: all of them or (on an error)
     /// none; returns the first one's seq.
     std::uint64_t append_batch(std::span<const std::string_view> payloads, Purge* purged = nullptr);
     /// Makes every record appended so far durable (fdatasync).
