@@ -110,7 +110,7 @@ std::vector<nlohmann::json> GuestIntegrity::sweep(std::uint64_t cr3,
     for (const auto& f : rep.findings) {
         if (f.kind == vmi::FindingKind::kCheckFailed) {
             ++check_failures_;  // a guest mid-change, or one we cannot read: not an alert
-            last_check_failure_ = f.check + ": " + f.message;
+            last_check_failure_ = f.message;  // "tasks: cannot check: ..."
             continue;
         }
         std::string key = key_of(f);

@@ -20,6 +20,7 @@ namespace {
 constexpr std::size_t kMaxListSteps = 1U << 16;  // entries of one list
 constexpr std::size_t kMaxTreeSteps = 1U << 20;  // list entries of one whole tree walk
 constexpr int kRunQueueAttempts = 3;             // walks of one CPU's changing CFS list
+constexpr int kListAttempts = 3;                 // walks of the changing task list
 
 bool kernel_ptr(std::uint64_t va, bool la57) {
     return va != 0 && (va >> 63) != 0 && is_canonical(va, la57) && (va & 7) == 0;
@@ -303,7 +304,7 @@ struct Listed {
     std::unordered_set<std::uint64_t> mms;
 };
 
-bool read_listed(Reader& r, Listed& out) {
+bool read_listed_once(Reader& r, Listed& out) {
     std::unordered_set<std::uint64_t> listed;
     if (!task_list(r, listed)) return false;
     for (std::uint64_t t : listed) {
@@ -313,6 +314,17 @@ bool read_listed(Reader& r, Listed& out) {
         }
     }
     return true;
+}
+
+// The list changes under the walk (a node unlinked and freed, or moved): a walk that met a
+// change is tried again, on fresh pages, a few times.
+bool read_listed(Reader& r, Listed& out) {
+    for (int attempt = 0; attempt < kListAttempts; ++attempt) {
+        out = {};
+        if (read_listed_once(r, out)) return true;
+        r.refresh();
+    }
+    return false;
 }
 
 // A task on its way out (do_exit set PF_EXITING) may already be off the list while it still

@@ -665,15 +665,16 @@ TEST(BridgeIntegrity, TaskOffTheListAndTheTreeIsFoundInThePidHash) {
     EXPECT_TRUE(skipped.findings.empty()) << dump(skipped);
 }
 
-// Guest memory that the guest changes once, when a sweep first reads a given page: the guest
-// running on while it is read.
+// Guest memory that the guest changes once, when a sweep reads a given page for the nth time:
+// the guest running on while it is read.
 class ChangingMemory final : public GuestMemory {
   public:
-    ChangingMemory(GuestMemory& backing, std::uint64_t trigger_pa, std::function<void()> change)
-        : backing_(&backing), trigger_(trigger_pa / k4K), change_(std::move(change)) {}
+    ChangingMemory(GuestMemory& backing, std::uint64_t trigger_pa, std::function<void()> change,
+                   int nth = 1)
+        : backing_(&backing), trigger_(trigger_pa / k4K), change_(std::move(change)), left_(nth) {}
     Status read_phys(std::uint64_t gpa, std::span<std::byte> out) override {
         if (change_ && !out.empty() && gpa / k4K <= trigger_ &&
-            (gpa + out.size() - 1) / k4K >= trigger_) {
+            (gpa + out.size() - 1) / k4K >= trigger_ && --left_ == 0) {
             std::exchange(change_, nullptr)();
         }
         return backing_->read_phys(gpa, out);
@@ -683,7 +684,30 @@ class ChangingMemory final : public GuestMemory {
     GuestMemory* backing_;
     std::uint64_t trigger_;
     std::function<void()> change_;
+    int left_;
 };
+
+// A walk that meets the list mid-change (here a node that list_del_init left pointing at
+// itself) is tried again on fresh pages: the check still runs, nothing is reported.
+TEST(BridgeIntegrity, TaskListChangingUnderTheWalkIsWalkedAgain) {
+    IntegrityGuest g;
+    const std::uint64_t node = g.task(3) + g.off().task_tasks;
+    const std::uint64_t next = g.r64(node);
+    g.w64(node, node);  // the first walk loops at task 3
+    ChangingMemory mem(
+        g.mem(), IntegrityGuest::pa(node), [&] { g.w64(node, next); }, 2);
+    auto ctx = g.context();
+    ctx.mem = &mem;
+    const auto rep = sweep_integrity(ctx, nullptr);
+    EXPECT_TRUE(rep.findings.empty()) << dump(rep);
+    // Broken for good, it is a check that could not run, not a finding.
+    g.w64(node, node);
+    const auto broken = sweep_integrity(g.context(), nullptr);
+    const auto failed = of_kind(broken, FindingKind::kCheckFailed);
+    ASSERT_EQ(failed.size(), 1U) << dump(broken);
+    EXPECT_NE(failed[0].message.find("task list could not be walked"), std::string::npos);
+    EXPECT_TRUE(of_kind(broken, FindingKind::kHiddenTask).empty()) << dump(broken);
+}
 
 // A process forked while the sweep reads: off the list when the list is read, linked by the
 // time the PID hash is. The confirming second list read must see the guest as it is then,
