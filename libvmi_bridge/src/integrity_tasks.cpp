@@ -19,8 +19,7 @@ namespace {
 
 constexpr std::size_t kMaxListSteps = 1U << 16;  // entries of one list
 constexpr std::size_t kMaxTreeSteps = 1U << 20;  // list entries of one whole tree walk
-constexpr int kRunQueueAttempts = 3;             // walks of one CPU's changing CFS list
-constexpr int kListAttempts = 3;                 // walks of the changing task list
+constexpr int kLiveListAttempts = 3;             // walks of one list that changed under them
 
 bool kernel_ptr(std::uint64_t va, bool la57) {
     return va != 0 && (va >> 63) != 0 && is_canonical(va, la57) && (va & 7) == 0;
@@ -73,13 +72,26 @@ bool list_entries(Reader& r, std::uint64_t head, std::vector<std::uint64_t>& out
     return cur.ok();
 }
 
+// A list the guest changes as it is walked (a node unlinked and freed, moved, or left pointing
+// at itself by list_del_init): a walk that met a change is tried again, on fresh pages, a few
+// times. `out` holds the last walk's entries.
+bool walk_live_list(Reader& r, std::uint64_t head, std::vector<std::uint64_t>& out,
+                    std::size_t& budget) {
+    for (int attempt = 0; attempt < kLiveListAttempts; ++attempt) {
+        out.clear();
+        if (list_entries(r, head, out, budget)) return true;
+        r.refresh();
+    }
+    return false;
+}
+
 // Thread-group leaders on init_task.tasks.
 bool task_list(Reader& r, std::unordered_set<std::uint64_t>& tasks) {
     const LinuxOffsets& o = *r.ctx().offsets;
     const std::uint64_t init = r.ctx().init_task_va;
     std::vector<std::uint64_t> nodes;
-    std::size_t budget = kMaxListSteps;
-    if (!list_entries(r, init + o.task_tasks, nodes, budget)) return false;
+    std::size_t budget = kMaxListSteps * kLiveListAttempts;  // each walk: kMaxListSteps
+    if (!walk_live_list(r, init + o.task_tasks, nodes, budget)) return false;
     tasks.insert(init);
     for (std::uint64_t n : nodes) tasks.insert(n - o.task_tasks);
     return true;
@@ -90,18 +102,18 @@ std::vector<std::uint64_t> task_tree(Reader& r) {
     const LinuxOffsets& o = *r.ctx().offsets;
     std::vector<std::uint64_t> out;
     std::unordered_set<std::uint64_t> seen{r.ctx().init_task_va};
-    std::vector<std::uint64_t> todo{r.ctx().init_task_va};
+    std::vector<std::uint64_t> pending{r.ctx().init_task_va};
     std::size_t budget = kMaxTreeSteps;
-    while (!todo.empty() && seen.size() < kMaxTreeTasks) {
-        const std::uint64_t t = todo.back();
-        todo.pop_back();
+    while (!pending.empty() && seen.size() < kMaxTreeTasks) {
+        const std::uint64_t t = pending.back();
+        pending.pop_back();
         out.push_back(t);
         std::vector<std::uint64_t> nodes;
         list_entries(r, t + o.task_children, nodes,
                      budget);  // a broken list still yields its prefix
         for (std::uint64_t n : nodes) {
             if (n < o.task_sibling) continue;
-            if (seen.insert(n - o.task_sibling).second) todo.push_back(n - o.task_sibling);
+            if (seen.insert(n - o.task_sibling).second) pending.push_back(n - o.task_sibling);
         }
         if (o.has_threads) {
             auto sig = r.u64(t + o.task_signal);
@@ -112,7 +124,7 @@ std::vector<std::uint64_t> task_tree(Reader& r) {
             for (std::uint64_t n : threads) {
                 if (n < o.task_thread_node) continue;
                 if (seen.insert(n - o.task_thread_node).second) {
-                    todo.push_back(n - o.task_thread_node);
+                    pending.push_back(n - o.task_thread_node);
                 }
             }
         }
@@ -172,7 +184,7 @@ std::vector<std::uint64_t> pid_hash_tasks(Reader& r, std::string& why) {
         std::uint64_t node;
         int shift;  // the node's expected shift; -1 for the root (any)
     };
-    std::vector<Item> todo;
+    std::vector<Item> pending;
     std::unordered_set<std::uint64_t> seen;
     auto push = [&](std::uint64_t entry, int shift) {
         const std::uint64_t node = entry - kInternal;
@@ -181,13 +193,13 @@ std::vector<std::uint64_t> pid_hash_tasks(Reader& r, std::string& why) {
             return bad("has more than " + std::to_string(kMaxPidHashNodes) + " nodes");
         }
         if (!seen.insert(node).second) return bad("reaches node " + hex(node) + " twice");
-        todo.push_back({node, shift});
+        pending.push_back({node, shift});
     };
     push(*head, -1);
     std::vector<std::byte> slots(o.xa_chunk * 8);
-    while (!todo.empty() && entries <= kMaxPidHashTasks) {
-        const Item it = todo.back();
-        todo.pop_back();
+    while (!pending.empty() && entries <= kMaxPidHashTasks) {
+        const Item it = pending.back();
+        pending.pop_back();
         std::array<std::byte, 1> shift_byte{};
         if (!r.read(it.node + o.xa_node_shift, shift_byte) ||
             !r.read(it.node + o.xa_node_slots, slots)) {
@@ -261,16 +273,11 @@ std::vector<Queued> runqueue_tasks(Reader& r, std::string& why) {
         }
         const std::uint64_t rq = *base + o.percpu_runqueues;
         if (!kernel_ptr(rq, la57)) continue;  // not a possible CPU's area
-        // The list changes at every enqueue and dequeue (list_del_init leaves a node pointing
-        // at itself): a walk that met a change is tried again, a few times.
+        // The list changes at every enqueue and dequeue.
         std::vector<std::uint64_t> nodes;
-        bool whole = false;
-        for (int attempt = 0; attempt < kRunQueueAttempts && !whole; ++attempt) {
-            nodes.clear();
-            whole = list_entries(r, rq + o.rq_cfs_tasks, nodes, budget);
-            if (!whole) r.refresh();
+        if (!walk_live_list(r, rq + o.rq_cfs_tasks, nodes, budget) && why.empty()) {
+            why = "has a broken CFS task list on CPU " + std::to_string(c);
         }
-        if (!whole && why.empty()) why = "has a broken CFS task list on CPU " + std::to_string(c);
         for (std::uint64_t n : nodes) {
             if (n >= o.task_se_group_node) out.push_back({n - o.task_se_group_node, c});
         }
@@ -304,7 +311,7 @@ struct Listed {
     std::unordered_set<std::uint64_t> mms;
 };
 
-bool read_listed_once(Reader& r, Listed& out) {
+bool read_listed(Reader& r, Listed& out) {
     std::unordered_set<std::uint64_t> listed;
     if (!task_list(r, listed)) return false;
     for (std::uint64_t t : listed) {
@@ -314,17 +321,6 @@ bool read_listed_once(Reader& r, Listed& out) {
         }
     }
     return true;
-}
-
-// The list changes under the walk (a node unlinked and freed, or moved): a walk that met a
-// change is tried again, on fresh pages, a few times.
-bool read_listed(Reader& r, Listed& out) {
-    for (int attempt = 0; attempt < kListAttempts; ++attempt) {
-        out = {};
-        if (read_listed_once(r, out)) return true;
-        r.refresh();
-    }
-    return false;
 }
 
 // A task on its way out (do_exit set PF_EXITING) may already be off the list while it still
