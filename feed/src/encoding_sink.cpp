@@ -37,41 +37,51 @@ bool EncodingSink::encode_one(std::string_view spool_id, const RecordView& r, st
     return line.has_value();
 }
 
-SendResult EncodingSink::send(const Delivery& d) {
+bool EncodingSink::prepare(const Delivery& d, PreparedBatch& p) {
     // Every encoded record into one buffer, newline after each: views of it for sinks that
     // take records one by one, the whole for sinks that write lines.
-    lines_.clear();
-    ends_.clear();
-    origin_.clear();
+    p.lines.clear();
+    p.ends.clear();
+    p.origin.clear();
     for (std::size_t i = 0; i < d.records.size(); ++i) {
-        const std::size_t start = lines_.size();
-        if (!encode_one(d.spool_id, d.records[i], lines_)) {  // skipped
-            lines_.resize(start);
+        const std::size_t start = p.lines.size();
+        if (!encode_one(d.spool_id, d.records[i], p.lines)) {  // skipped
+            p.lines.resize(start);
             continue;
         }
-        ends_.push_back(lines_.size());
-        lines_ += '\n';
-        origin_.push_back(i);
+        p.ends.push_back(p.lines.size());
+        p.lines += '\n';
+        p.origin.push_back(i);
     }
-    // Views only now: lines_ may have moved while it grew.
-    const std::size_t n = origin_.size();
-    encoded_.resize(n);
-    for (std::size_t i = 0, start = 0; i < n; start = ends_[i] + 1, ++i)
-        encoded_[i] = {d.records[origin_[i]].seq,
-                       std::string_view(lines_).substr(start, ends_[i] - start)};
+    // Views only now: lines may have moved while it grew.
+    const std::size_t n = p.origin.size();
+    p.records.resize(n);
+    for (std::size_t i = 0, start = 0; i < n; start = p.ends[i] + 1, ++i)
+        p.records[i] = {d.records[p.origin[i]].seq,
+                        std::string_view(p.lines).substr(start, p.ends[i] - start)};
+    return true;
+}
+
+SendResult EncodingSink::send_prepared(const Delivery& d, const PreparedBatch& p) {
+    const std::size_t n = p.records.size();
     SendResult res;
-    if (n) res = inner_->send(Delivery{d.spool_id, encoded_, lines_});
+    if (n) res = inner_->send(Delivery{d.spool_id, p.records, p.lines});
     // Map back: everything up to the last encoded record handled, plus skipped ones after it.
     const std::size_t handled = res.accepted + res.rejected;
     std::size_t upto = 0;
     if (handled == n)
         upto = d.records.size();
     else if (handled > 0)
-        upto = origin_[handled - 1] + 1;
+        upto = p.origin[handled - 1] + 1;
     SendResult out = res;
     out.rejected = std::min(res.rejected, upto);
     out.accepted = upto - out.rejected;
     return out;
+}
+
+SendResult EncodingSink::send(const Delivery& d) {
+    prepare(d, own_);
+    return send_prepared(d, own_);
 }
 
 }  // namespace feed

@@ -11,13 +11,18 @@ SinkWorker::SinkWorker(Spool& spool, std::string name, std::unique_ptr<Sink> sin
     st_.name = std::move(name);
     st_.kind = std::string(sink_->kind());
     st_.cursor = spool_.cursor(st_.name);
+    read_from_ = st_.cursor;
+    for (Slot& s : slots_) free_.push_back(&s);
+    reader_ = std::jthread([this](std::stop_token stop) { read_ahead(stop); });
     thread_ = std::jthread([this](std::stop_token stop) { run(stop); });
 }
 
 SinkWorker::~SinkWorker() {
     thread_.request_stop();
+    reader_.request_stop();
     spool_.wake_all();
     if (thread_.joinable()) thread_.join();
+    if (reader_.joinable()) reader_.join();
 }
 
 SinkStatus SinkWorker::status() const {
@@ -41,6 +46,51 @@ bool SinkWorker::drain(std::chrono::milliseconds timeout) const {
     return false;
 }
 
+void SinkWorker::read_ahead(const std::stop_token& stop) {
+    while (!stop.stop_requested()) {
+        Slot* s = nullptr;
+        std::uint64_t from = 0, generation = 0;
+        {
+            std::unique_lock lk(pipe_mu_);
+            if (!pipe_cv_.wait(lk, stop, [&] { return !free_.empty(); })) return;
+            s = free_.back();
+            free_.pop_back();
+            from = read_from_;
+            generation = generation_;
+        }
+        const std::size_t n = spool_.read(from, opts_.batch_records, opts_.batch_bytes, s->records);
+        s->views.resize(n);
+        for (std::size_t i = 0; i < n; ++i)
+            s->views[i] = {s->records[i].seq, s->records[i].payload};
+        if (n) s->is_prepared = sink_->prepare(Delivery{spool_.id(), s->views, {}}, s->prepared);
+        {
+            std::lock_guard lk(pipe_mu_);
+            if (n && generation == generation_) {
+                ready_.push_back(s);
+                read_from_ = s->views.back().seq + 1;
+            } else {
+                free_.push_back(s);  // nothing new, or read before a restart: dropped
+            }
+        }
+        pipe_cv_.notify_all();
+        if (!n) spool_.wait_for(from, opts_.idle_wait);
+    }
+}
+
+// Drops what was read ahead and reads again from `seq` (after a failed send, or a purge).
+void SinkWorker::restart_from(std::uint64_t seq, Slot* held) {
+    {
+        std::lock_guard lk(pipe_mu_);
+        ++generation_;
+        read_from_ = seq;
+        for (Slot* s : ready_) free_.push_back(s);
+        ready_.clear();
+        free_.push_back(held);
+    }
+    pipe_cv_.notify_all();
+    spool_.wake_all();  // a read-ahead waiting at the spool's end goes back at once
+}
+
 void SinkWorker::run(const std::stop_token& stop) {
     std::chrono::milliseconds backoff = opts_.backoff_min;
     std::mutex sleep_mu;
@@ -50,20 +100,23 @@ void SinkWorker::run(const std::stop_token& stop) {
         sleep_cv.wait_for(lk, stop, d, [] { return false; });
     };
     std::uint64_t cursor = spool_.cursor(st_.name);
-    std::vector<SpoolRecord> records;  // reused from batch to batch, payloads and all
-    std::vector<RecordView> views;
     while (!stop.stop_requested()) {
+        Slot* s = nullptr;
+        {
+            std::unique_lock lk(pipe_mu_);
+            if (!pipe_cv_.wait(lk, stop, [&] { return !ready_.empty(); })) return;
+            s = ready_.front();
+            ready_.pop_front();
+        }
+        const std::span<const RecordView> batch(s->views);
         // The cap may have purged records this sink still needed: start after them.
-        cursor = std::max(cursor, spool_.cursor(st_.name));
-        const std::size_t n = spool_.read(cursor, opts_.batch_records, opts_.batch_bytes, records);
-        views.resize(n);
-        for (std::size_t i = 0; i < n; ++i) views[i] = {records[i].seq, records[i].payload};
-        const std::span<const RecordView> batch(views);
-        if (batch.empty()) {
-            spool_.wait_for(cursor, opts_.idle_wait);
+        if (const std::uint64_t kept = spool_.cursor(st_.name); kept > batch.front().seq) {
+            cursor = std::max(cursor, kept);
+            restart_from(cursor, s);
             continue;
         }
-        const SendResult r = sink_->send(Delivery{spool_.id(), batch, {}});
+        const Delivery d{spool_.id(), batch, {}};
+        const SendResult r = s->is_prepared ? sink_->send_prepared(d, s->prepared) : sink_->send(d);
         const std::size_t done = std::min(batch.size(), r.accepted + r.rejected);
         if (done) {
             cursor = batch[done - 1].seq + 1;
@@ -87,6 +140,16 @@ void SinkWorker::run(const std::stop_token& stop) {
             snapshot = st_;
         }
         if (changed && on_state_) on_state_(snapshot);
+        if (done == batch.size()) {
+            {
+                std::lock_guard lk(pipe_mu_);
+                free_.push_back(s);
+            }
+            pipe_cv_.notify_all();
+        } else {
+            // What is left is read (and encoded) again from the cursor, as a new batch.
+            restart_from(cursor, s);
+        }
         if (r.error.empty()) {
             backoff = opts_.backoff_min;
             continue;

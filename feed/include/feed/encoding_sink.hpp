@@ -20,6 +20,9 @@ class EncodingSink final : public Sink {
     EncodingSink(std::unique_ptr<Sink> inner, Encoding enc, EncodeContext ctx);
     [[nodiscard]] std::string_view kind() const override { return inner_->kind(); }
     SendResult send(const Delivery& d) override;
+    /// Encodes every record of `d` into `p` (the worker's read-ahead thread does this).
+    bool prepare(const Delivery& d, PreparedBatch& p) override;
+    SendResult send_prepared(const Delivery& d, const PreparedBatch& p) override;
 
     /// One record as this sink's encoding; false if it skips it. `out` is appended to.
     bool encode_one(std::string_view spool_id, const RecordView& r, std::string& out);
@@ -28,13 +31,11 @@ class EncodingSink final : public Sink {
     std::unique_ptr<Sink> inner_;
     Encoding enc_;
     EncodeContext ctx_;
-    // Reused from batch to batch: no allocation per record once warm.
+    // Reused from batch to batch: no allocation per record once warm. view_ and id_ are
+    // prepare()'s, own_ is send()'s (prepare, then send_prepared, on one thread).
     record::View view_;
     std::string id_;
-    std::string lines_;                // the batch's encoded records, each with a newline
-    std::vector<std::size_t> ends_;    // where each encoded record ends in lines_
-    std::vector<RecordView> encoded_;  // views of lines_
-    std::vector<std::size_t> origin_;  // encoded_[i] came from d.records[origin_[i]]
+    PreparedBatch own_;
 };
 
 }  // namespace feed
