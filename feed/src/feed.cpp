@@ -119,6 +119,12 @@ FeedConfig parse_feed_config(const json& j, const std::string& where) {
         const auto e = parse_encoding(enc);
         if (!e) bad(where, at + "encoding", "'" + enc + "' (native, ecs, ocsf, falco)");
         sc.encoding = *e;
+        if (sc.type == "file") {
+            sc.batch_records = kFileBatchRecords;
+            sc.batch_bytes = kFileBatchBytes;
+        }
+        if (j.contains("batch_records")) sc.batch_records = c.worker.batch_records;
+        sc.batch_records = num(s, "batch_records", where, at, sc.batch_records, 1, 100000);
         sc.settings = s;
         make_sink(sc, EncodeContext{}, where + ": " + at.substr(0, at.size() - 1));  // validates
         c.sinks.push_back(std::move(sc));
@@ -141,7 +147,7 @@ FeedConfig load_feed_config(const std::string& path) {
 std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
                                 const std::string& where) {
     const json& s = c.settings;
-    const std::set<std::string> common = {"name", "type", "encoding"};
+    const std::set<std::string> common = {"name", "type", "encoding", "batch_records"};
     auto with = [&](std::set<std::string> extra) {
         extra.insert(common.begin(), common.end());
         return extra;
@@ -225,9 +231,11 @@ std::unique_ptr<Sink> make_sink(const SinkConfig& c, const EncodeContext& ctx,
 
 Feed::Feed(FeedConfig cfg, EncodeContext ctx) : cfg_(std::move(cfg)), spool_(cfg_.spool) {
     for (const auto& sc : cfg_.sinks) {
+        WorkerOptions wo = cfg_.worker;
+        wo.batch_records = sc.batch_records;
+        wo.batch_bytes = sc.batch_bytes;
         workers_.push_back(std::make_unique<SinkWorker>(
-            spool_, sc.name, make_sink(sc, ctx, sc.name), cfg_.worker,
-            [this](const SinkStatus& st) {
+            spool_, sc.name, make_sink(sc, ctx, sc.name), wo, [this](const SinkStatus& st) {
                 account({{"event",
                           {{"kind", "event"},
                            {"category", "host"},

@@ -56,6 +56,29 @@ TEST(FeedConfig, ErrorsNameTheFileAndTheField) {
               "/etc/vminsight/feed.json: sinks[0].name: missing");
 }
 
+TEST(FeedConfig, BatchSizeIsTheSinksOwnElseTheFeedsElseItsTypes) {
+    const fs::path file =
+        fs::temp_directory_path() / ("vmi-feed-cfg-" + std::to_string(::getpid()));
+    const json file_sink = {{"name", "f"}, {"type", "file"}, {"path", file.string()}};
+    const json out_sink = {{"name", "o"}, {"type", "stdout"}};
+    // Defaults: a file takes big batches (a bigger fdatasync unit), a receiver 500.
+    auto c = feed::parse_feed_config({{"sinks", {file_sink, out_sink}}}, "feed.json");
+    EXPECT_EQ(c.sinks[0].batch_records, feed::kFileBatchRecords);
+    EXPECT_EQ(c.sinks[0].batch_bytes, feed::kFileBatchBytes);
+    EXPECT_EQ(c.sinks[1].batch_records, 500U);
+    // The feed's batch_records is every sink's, unless a sink sets its own.
+    json own = out_sink;
+    own["batch_records"] = 50;
+    c = feed::parse_feed_config({{"batch_records", 2000}, {"sinks", {file_sink, own}}},
+                                "feed.json");
+    EXPECT_EQ(c.sinks[0].batch_records, 2000U);
+    EXPECT_EQ(c.sinks[1].batch_records, 50U);
+    own["batch_records"] = 0;
+    EXPECT_EQ(error_of({{"sinks", {own}}}),
+              "/etc/vminsight/feed.json: sinks[0].batch_records: must be in [1, 100000]");
+    fs::remove(file);
+}
+
 TEST(FeedEndToEnd, EventsReachEachSinkInItsEncodingWithStableIds) {
     const fs::path dir = fs::temp_directory_path() / ("vmi-feed-e2e-" + std::to_string(::getpid()));
     fs::remove_all(dir);
