@@ -168,17 +168,24 @@ TEST(FeedWorker, RecordsPurgedWhileReadAheadAreNotSent) {
     for (int i = 0; i < 20; ++i) spool.append(payload);
     std::mutex gate_mu;
     std::condition_variable gate_cv;
-    bool gate_open = false;
+    bool gate_open = false, sending = false;
     ScriptedSink* sink = nullptr;
     auto owned = std::make_unique<ScriptedSink>([&](auto b, int call) {
         if (call == 1) {  // held, with 11..20 read ahead, until the test has purged them
             std::unique_lock lk(gate_mu);
+            sending = true;
+            gate_cv.notify_all();
             EXPECT_TRUE(gate_cv.wait_for(lk, 10s, [&] { return gate_open; }));
         }
         return all(b);
     });
     sink = owned.get();
     feed::SinkWorker w(spool, "t", std::move(owned), opts());
+    {
+        // 1..10 is being sent (a purge before that would rightly skip it too).
+        std::unique_lock lk(gate_mu);
+        ASSERT_TRUE(gate_cv.wait_for(lk, 10s, [&] { return sending; }));
+    }
     ASSERT_TRUE(sink->wait_prepared(2));
     // Past the cap: the oldest segments go, this sink's cursor is moved past them.
     std::uint64_t purged_to = 0;
