@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make test: every test VMInsight has, ending with one "N passed, M failed" line.
-#   unit tests (GoogleTest via ctest), the same under ASan+UBSan, formatting, kernel style,
-#   a bounded libFuzzer run over guest-memory parsing, the kernel module built against each
-#   supported kernel, and the lab scenarios on each lab kernel (busybox lab host, then the
-#   full host: systemd and libvirtd, VMInsight installed from its package).
+#   unit tests (GoogleTest via ctest), the same under ASan+UBSan, the feed's under TSan,
+#   formatting, kernel style, a bounded libFuzzer run over guest-memory parsing, the kernel
+#   module built against each supported kernel, and the lab scenarios on each lab kernel
+#   (busybox lab host, then the full host: systemd and libvirtd, VMInsight installed from its
+#   package).
 # VMI_TEST_LAB=0 skips the lab (it needs a few minutes of TCG time).
 set -uo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
