@@ -18,22 +18,15 @@
 #include "feed/file_sink.hpp"
 #include "feed/http_sink.hpp"
 #include "feed/spool.hpp"
+#include "support/test_dir.hpp"
 
 namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class Dir {
-  public:
-    Dir() {
-        path = fs::temp_directory_path() /
-               ("vmi-feed-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~Dir() { fs::remove_all(path); }
-    fs::path path;
+// A directory of the test's own.
+struct Dir : vmi_test::TestDir {
+    Dir() : TestDir("vmi-feed") {}
 };
 
 // Records read from a spool, as a sink is given them.

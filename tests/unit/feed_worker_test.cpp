@@ -15,22 +15,15 @@
 
 #include "feed/sink.hpp"
 #include "feed/spool.hpp"
+#include "support/test_dir.hpp"
 
 namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-class Dir {
-  public:
-    Dir() {
-        path = fs::temp_directory_path() /
-               ("vmi-worker-" + std::to_string(::getpid()) + "-" +
-                ::testing::UnitTest::GetInstance()->current_test_info()->name());
-        fs::remove_all(path);
-        fs::create_directories(path);
-    }
-    ~Dir() { fs::remove_all(path); }
-    fs::path path;
+// A directory of the test's own.
+struct Dir : vmi_test::TestDir {
+    Dir() : TestDir("vmi-worker") {}
 };
 
 // A sink whose sends the test scripts: `on_send(first seq, call number)` gives the result.
