@@ -58,11 +58,30 @@ void SinkWorker::read_ahead(const std::stop_token& stop) {
             from = read_from_;
             generation = generation_;
         }
-        const std::size_t n = spool_.read(from, opts_.batch_records, opts_.batch_bytes, s->records);
-        s->views.resize(n);
-        for (std::size_t i = 0; i < n; ++i)
-            s->views[i] = {s->records[i].seq, s->records[i].payload};
-        if (n) s->is_prepared = sink_->prepare(Delivery{spool_.id(), s->views, {}}, s->prepared);
+        std::size_t n = 0;
+        std::string failed;
+        try {
+            n = spool_.read(from, opts_.batch_records, opts_.batch_bytes, s->records);
+            s->views.resize(n);
+            for (std::size_t i = 0; i < n; ++i)
+                s->views[i] = {s->records[i].seq, s->records[i].payload};
+            if (n)
+                s->is_prepared = sink_->prepare(Delivery{spool_.id(), s->views, {}}, s->prepared);
+        } catch (const std::exception& e) {
+            // The spool could not be read (no file descriptors, a damaged segment) or the
+            // batch not encoded (no memory): reported, and tried again after a pause.
+            failed = e.what();
+        }
+        if (!failed.empty()) {
+            {
+                std::lock_guard lk(mu_);
+                st_.last_error = "reading the spool: " + failed;
+            }
+            std::unique_lock lk(pipe_mu_);
+            free_.push_back(s);
+            pipe_cv_.wait_for(lk, stop, opts_.backoff_min, [] { return false; });
+            continue;
+        }
         {
             std::lock_guard lk(pipe_mu_);
             if (n && generation == generation_) {
@@ -118,14 +137,22 @@ void SinkWorker::run(const std::stop_token& stop) {
         const Delivery d{spool_.id(), batch, {}};
         const SendResult r = s->is_prepared ? sink_->send_prepared(d, s->prepared) : sink_->send(d);
         const std::size_t done = std::min(batch.size(), r.accepted + r.rejected);
+        std::string commit_error;
         if (done) {
             cursor = batch[done - 1].seq + 1;
-            spool_.commit(st_.name, cursor);
+            try {
+                spool_.commit(st_.name, cursor);
+            } catch (const SpoolError& e) {
+                // Delivered all the same: not sent again. The cursor on disk stays behind
+                // (a restart would resend, with the same ids) until a later commit succeeds.
+                commit_error = e.what();
+            }
         }
         bool changed = false;
         SinkStatus snapshot;
         {
             std::lock_guard lk(mu_);
+            if (!commit_error.empty()) st_.last_error = commit_error;
             st_.cursor = cursor;
             st_.delivered += r.accepted;
             st_.rejected += r.rejected;

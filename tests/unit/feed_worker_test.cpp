@@ -201,4 +201,30 @@ TEST(FeedWorker, RecordsPurgedWhileReadAheadAreNotSent) {
     EXPECT_GT(spool.stats().purged_records, 0U);
 }
 
+TEST(FeedWorker, ACursorThatCannotBeWrittenIsReportedAndNothingIsResent) {
+    Dir d;
+    std::uint64_t kept = 0;
+    {
+        feed::Spool spool({d.path});
+        for (int i = 0; i < 30; ++i) spool.append("event " + std::to_string(i));
+        // The cursor's temporary file cannot be created (as on a full disk).
+        fs::create_directories(d.path / "t.cursor.tmp");
+        auto owned = std::make_unique<ScriptedSink>([](auto b, int) { return all(b); });
+        ScriptedSink* sink = owned.get();
+        feed::SinkWorker w(spool, "t", std::move(owned), opts());
+        ASSERT_TRUE(w.drain(10s));
+        EXPECT_EQ(sink->accepted(), seqs(1, 30)) << "an acknowledged batch was sent again";
+        EXPECT_NE(w.status().last_error.find("t.cursor.tmp"), std::string::npos)
+            << w.status().last_error;
+        // Once it can be written again, the next batch's commit persists it.
+        fs::remove(d.path / "t.cursor.tmp");
+        for (int i = 0; i < 5; ++i) spool.append("later " + std::to_string(i));
+        ASSERT_TRUE(w.drain(10s));
+        EXPECT_EQ(sink->accepted(), seqs(1, 35));
+    }
+    feed::Spool reopened({d.path});
+    kept = reopened.cursor("t");
+    EXPECT_EQ(kept, 36U);
+}
+
 }  // namespace
